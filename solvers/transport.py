@@ -88,7 +88,7 @@ def solve_transport(
         rhs = rhs + source
     weight = v
     if params.supg:
-        h = ufl.CellDiameter(mesh)
+        h = ufl.CellDiameter(mesh) / params.degree  # element length per node spacing
         tau = ((2.0 * ufl.sqrt(ufl.dot(u, u)) / h) ** 2 + 9.0 * (4.0 * D / h**2) ** 2) ** -0.5
         weight = v + tau * ufl.dot(u, ufl.grad(v))
     dx = ufl.dx(metadata={"quadrature_degree": 3 * params.degree + 1})

@@ -1,0 +1,139 @@
+"""The `vcnn` command: one entry point for solving, (later) training and checking models.
+
+Errors in the input or a failed solve print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from cases.errors import CaseError
+from meshes.errors import MeshError
+
+EXIT_USAGE = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (CaseError, MeshError) as err:
+        return _fail(err)
+    except Exception as err:  # solver errors come from a package that needs FEniCSx
+        if type(err).__module__.startswith("solvers"):
+            return _fail(err)
+        raise
+
+
+def _fail(err: Exception) -> int:
+    if _rank() == 0:
+        print(f"vcnn: error: {err}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _rank() -> int:
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return 0
+    return MPI.COMM_WORLD.rank
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vcnn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    solve = sub.add_parser("solve", help="solve a case with FEniCSx and write MeshFields + figures")
+    cases = solve.add_subparsers(dest="case", required=True)
+    hills = cases.add_parser("hills-transport", help="periodic hill: Navier-Stokes + nonlinear scalar transport")
+    hills.add_argument("--alpha", type=float, required=True, help="hill slope parameter in [0.5, 4]")
+    hills.add_argument("--out", type=Path, required=True, help="output directory (must be empty or new)")
+    hills.add_argument("--resolution", default=None, help="cells NXxNY (default: ~0.045 streamwise spacing x 100)")
+    hills.add_argument("--wall-ratio", type=float, default=10.0, help="centre-to-wall cell height ratio (default 10)")
+    hills.add_argument("--degree", type=int, default=2, help="Lagrange degree of the concentration (default 2)")
+    hills.add_argument("--reference", type=Path, help="OpenFOAM .npz to compare against (written to meta.json)")
+    hills.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    hills.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
+    hills.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    hills.set_defaults(run=_solve_hills_transport)
+    return parser
+
+
+def _solve_hills_transport(args) -> int:
+    from cases import hills_transport
+    from cases.rundir import check_output
+    from meshes.periodic_domain import Resolution
+
+    nx = ny = None
+    if args.resolution is not None:
+        parsed = Resolution.parse(args.resolution, args.wall_ratio)
+        nx, ny = parsed.nx, parsed.ny
+    config = hills_transport.HillsTransportConfig(
+        alpha=args.alpha, nx=nx, ny=ny or 100, wall_ratio=args.wall_ratio, transport_degree=args.degree
+    )
+    check_output(args.out, args.overwrite)
+    if args.reference is not None and not args.reference.is_file():
+        raise CaseError(f"reference file {args.reference} does not exist")
+    return _run_solve(args, config)
+
+
+def _run_solve(args, config) -> int:
+    """Collective part: everything after validation (FEniCSx imported only here)."""
+    from mpi4py import MPI
+
+    from cases import hills_transport
+    from cases.figures import field_png
+    from cases.provenance import provenance
+    from cases.rundir import staged_output
+
+    comm = MPI.COMM_WORLD
+    with staged_output(args.out, args.overwrite, comm) as stage:
+        _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet)
+        solution = hills_transport.solve(config, comm, msh_path=stage / "mesh.msh")
+        solution.domain.write_xdmf(stage / "mesh.xdmf")
+        metadata = {
+            "case": "hills-transport",
+            "config": {k: v for k, v in vars(config).items()},
+            "statistics": solution.statistics(),
+            "mpi_ranks": comm.size,
+            **provenance(),
+        }
+        if args.reference is not None:
+            metadata["reference_comparison"] = hills_transport.compare_with_reference(solution, args.reference)
+        fields = hills_transport.mesh_fields(solution, metadata)
+        if comm.rank == 0:
+            fields.write(stage)
+            if not args.no_figures:
+                field_png(fields, "velocity", stage / "velocity_magnitude.png", "|u|")
+                field_png(fields, "concentration", stage / "concentration.png", "c")
+            summary = {"out": str(args.out), **solution.statistics()["timings_s"]}
+            if "reference_comparison" in metadata:
+                summary.update(metadata["reference_comparison"])
+            logging.getLogger("vcnn").info("done: %s", json.dumps(summary))
+        logging.shutdown()
+    return 0
+
+
+def _logging(path: Path | None, quiet: bool) -> None:
+    handlers: list[logging.Handler] = []
+    if path is not None:
+        handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(path)]
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        handlers=handlers or [logging.NullHandler()],
+        force=True,
+    )
+    if path is not None and quiet:
+        handlers[1].setLevel(logging.INFO)
+        logging.getLogger().setLevel(logging.INFO)
+        handlers[0].setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Off-screen PNG figures of fields on the mesh, written atomically.
+
+matplotlib's Agg backend draws triangulated fields without an OpenGL context; VTK's off-screen
+rendering crashed here (bad_alloc) once the FEniCSx libraries were loaded in the same process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from meshes.fields import MeshFields
+
+
+def field_png(fields: MeshFields, name: str, path: str | Path, title: str | None = None) -> Path:
+    """Colour a 2-D mesh by a point array (vectors by their magnitude) and save a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.tri import Triangulation
+
+    if fields.dim != 2:
+        raise ValueError("field figures are drawn for 2-D meshes")
+    values = fields[name]
+    if values.ndim > 1:
+        values = np.linalg.norm(values.reshape(len(values), -1), axis=1)
+    triangles = fields.cells if fields.cell_type == "triangle" else np.r_[fields.cells[:, [0, 1, 2]], fields.cells[:, [0, 2, 3]]]
+    extent = np.ptp(fields.points, axis=0)
+    fig, ax = plt.subplots(figsize=(12, 12 * extent[1] / extent[0] + 1.2), dpi=120)
+    shading = ax.tripcolor(Triangulation(*fields.points.T, triangles), values, shading="gouraud", cmap="viridis")
+    fig.colorbar(shading, ax=ax, orientation="horizontal", fraction=0.08, pad=0.12, label=title or name)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x / H")
+    ax.set_ylabel("y / H")
+    ax.set_title(title or name)
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial.png")
+    fig.savefig(tmp, bbox_inches="tight", format="png")
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,183 @@
+"""The laminar scalar-transport case of the VCNN paper on the parameterized periodic hill.
+
+mesh (gmsh) -> Navier-Stokes at the target bulk velocity -> wall distance and mixing length
+-> nonlinear transport -> MeshFields (+ optional comparison with the released OpenFOAM data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cases.errors import CaseError
+from meshes import hill_profile
+from meshes.errors import MeshError
+from meshes.periodic_domain import Resolution
+from solvers.errors import SolverError
+
+log = logging.getLogger(__name__)
+
+REFERENCE_SPACING = 0.045
+"""Streamwise cell size of the released OpenFOAM meshes (200 cells over Lx = 9 at alpha = 1)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HillsTransportConfig:
+    """Everything that defines one solve. Validated on construction, before any work."""
+
+    alpha: float
+    nx: int | None = None  # default: the reference streamwise spacing, about 200 cells at alpha = 1
+    ny: int = 100
+    wall_ratio: float = 10.0
+    nu: float = 0.01
+    bulk_velocity: float = 0.721039
+    diffusivity: float = 0.1
+    reaction: float = 3.0
+    production: float = 6.3246
+    kappa: float = 0.41
+    mixing_length_cap: float = 0.135
+    transport_degree: int = 2
+
+    def __post_init__(self):
+        try:
+            object.__setattr__(self, "alpha", hill_profile.check_alpha(self.alpha))
+        except ValueError as err:
+            raise CaseError(str(err)) from None
+        if self.nx is None:
+            object.__setattr__(self, "nx", int(np.ceil(hill_profile.hill_length(self.alpha) / REFERENCE_SPACING)))
+        try:
+            self.resolution
+            self.flow_parameters
+            self.transport_parameters
+        except (MeshError, SolverError) as err:
+            raise CaseError(str(err)) from None
+        if not (self.kappa > 0 and self.mixing_length_cap > 0):
+            raise CaseError("kappa and the mixing-length cap must be positive")
+
+    @property
+    def resolution(self) -> Resolution:
+        return Resolution(self.nx, self.ny, self.wall_ratio)
+
+    @property
+    def flow_parameters(self):
+        from solvers.navier_stokes import FlowParameters
+
+        return FlowParameters(nu=self.nu, bulk_velocity=self.bulk_velocity)
+
+    @property
+    def transport_parameters(self):
+        from solvers.transport import TransportParameters
+
+        return TransportParameters(self.diffusivity, self.reaction, self.production, self.transport_degree)
+
+
+@dataclasses.dataclass
+class CaseSolution:
+    config: HillsTransportConfig
+    domain: object
+    flow: object
+    transport: object
+    wall_distance: object
+    mixing_length: object
+    timings: dict
+
+    def statistics(self) -> dict:
+        """Iterations, residual histories, forcing and timings, for meta.json."""
+        return {
+            "navier_stokes": {**self.flow.stats.as_dict(), "forcing": self.flow.forcing, "bulk_velocity": self.flow.bulk_velocity},
+            "transport": self.transport.stats.as_dict(),
+            "timings_s": self.timings,
+            "mesh": {
+                "nodes": self.domain.mesh.geometry.index_map().size_global,
+                "cells": self.domain.mesh.topology.index_map(2).size_global,
+                "nx": self.config.nx,
+                "ny": self.config.ny,
+                "wall_ratio": self.config.wall_ratio,
+            },
+        }
+
+
+def solve(config: HillsTransportConfig, comm=None, msh_path: str | Path | None = None) -> CaseSolution:
+    """Mesh, flow, wall distance and transport for one alpha (collective under MPI)."""
+    from dolfinx import fem
+
+    from meshes.shapes import periodic_hill
+    from solvers.navier_stokes import NavierStokes
+    from solvers.transport import solve_transport
+    from solvers.wall_distance import mixing_length, wall_distance
+
+    timings = {}
+    start = time.perf_counter()
+    domain = periodic_hill(config.alpha, config.resolution, comm, msh_path)
+    timings["mesh"] = time.perf_counter() - start
+    log.info("mesh: %d cells, alpha = %g, Lx = %.4f", domain.mesh.topology.index_map(2).size_global, config.alpha, domain.length)
+
+    flow = NavierStokes(domain, config.flow_parameters).solve()
+    timings["navier_stokes"] = flow.seconds
+    log.info("flow: %d Newton iterations, body force %.6g, bulk velocity %.6f", flow.stats.iterations, flow.forcing, flow.bulk_velocity)
+
+    start = time.perf_counter()
+    distance = wall_distance(domain, fem.FunctionSpace(domain.mesh, ("Lagrange", config.transport_degree)))
+    lm = mixing_length(distance, config.kappa, config.mixing_length_cap)
+    timings["wall_distance"] = time.perf_counter() - start
+
+    transport = solve_transport(domain, flow.velocity, lm, config.transport_parameters)
+    timings["transport"] = transport.seconds
+    log.info("transport: %d Newton iterations", transport.stats.iterations)
+    return CaseSolution(config, domain, flow, transport, distance, lm, timings)
+
+
+def mesh_fields(solution: CaseSolution, metadata: dict):
+    """The solution on the mesh nodes as MeshFields (rank 0; None elsewhere)."""
+    from solvers.export import to_mesh_fields
+    from solvers.transport import strain_rate_magnitude
+
+    arrays = {
+        "velocity": solution.flow.velocity,
+        "pressure": solution.flow.pressure,
+        "concentration": solution.transport.concentration,
+        "strain_rate": strain_rate_magnitude(solution.flow.velocity),
+        "wall_distance": solution.wall_distance,
+        "mixing_length": solution.mixing_length,
+    }
+    return to_mesh_fields(solution.domain, arrays, metadata)
+
+
+def compare_with_reference(solution: CaseSolution, reference: str | Path) -> dict:
+    """Relative L2 differences (cell-volume weighted) to a released OpenFOAM solution.
+
+    The FEniCSx fields are evaluated at the reference cell centres.
+    """
+    from solvers.probe import evaluate
+
+    reference = Path(reference)
+    try:
+        ref = np.load(reference)
+        centres, weights = np.c_[ref["Cx"], ref["Cy"]], ref["V"]
+        u_ref, c_ref = ref["U"][:, :2], ref["T"]
+    except (OSError, KeyError, ValueError) as err:
+        raise CaseError(f"cannot read reference solution {reference}: {err}") from None
+    length = solution.domain.length
+    if abs(centres[:, 0].min() + centres[:, 0].max() - length) > 1e-3 * length:
+        raise CaseError(f"reference {reference.name} is not for alpha = {solution.config.alpha:g} (period differs)")
+    u = evaluate(solution.flow.velocity, centres)
+    c = evaluate(solution.transport.concentration, centres)
+
+    def rel(a, b):
+        sq = lambda v: np.sum(np.reshape(v, (len(v), -1)) ** 2, axis=1)  # noqa: E731
+        return float(np.sqrt(weights @ sq(a - b) / (weights @ sq(b))))
+
+    production = weights @ ref["Pr"] / weights.sum()
+    reaction = weights @ (solution.config.reaction * np.abs(c_ref) ** 1.5) / weights.sum()
+    return {
+        "reference": reference.name,
+        "points": int(len(centres)),
+        "velocity_rel_l2": rel(u, u_ref),
+        "concentration_rel_l2": rel(c, c_ref),
+        # Steady balance: mean reaction = mean production - wall flux <= mean production.
+        "reference_reaction_over_production": float(reaction / production),
+    }

@@ -1,0 +1,57 @@
+"""Output directories that are either complete or absent.
+
+A run writes into a hidden staging directory next to its target and renames it into place at
+the end, so an interrupted or failed run leaves neither a half-written directory nor a damaged
+previous run behind. Under MPI, rank 0 does the file operations and the others wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+
+from cases.errors import CaseError
+
+
+def check_output(out: str | Path, overwrite: bool) -> Path:
+    """Refuse a directory that holds anything (a previous run) unless `overwrite`."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CaseError(f"output path {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise CaseError(f"output directory {out} already holds a previous run (use --overwrite to replace it)")
+    return out
+
+
+@contextlib.contextmanager
+def staged_output(out: str | Path, overwrite: bool, comm=None):
+    """Yield a staging directory; on success it replaces `out`, on failure it is removed."""
+    out = check_output(out, overwrite)
+    rank = 0 if comm is None else comm.rank
+    stage = None
+    if rank == 0:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+        stage.chmod(0o755)
+    if comm is not None:
+        stage = comm.bcast(stage, root=0)
+    try:
+        yield stage
+        if comm is not None:
+            comm.barrier()
+    except BaseException:
+        if rank == 0:
+            shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if rank == 0:
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{stage.name.rsplit('-', 1)[-1]}")
+            out.rename(old)
+        stage.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    if comm is not None:
+        comm.barrier()

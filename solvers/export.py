@@ -1,0 +1,83 @@
+"""Finite-element solutions -> `MeshFields` on the mesh nodes, gathered on rank 0.
+
+Nodes are ordered by their index in the mesh generator's input, so serial and parallel runs
+produce identical files. Lagrange functions are sampled at the nodes (exact: the nodes are
+Lagrange points of every degree); UFL expressions (e.g. |S|) are L2-projected onto P1 first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from mpi4py import MPI
+
+from meshes.fields import MeshFields
+from meshes.periodic_domain import PeriodicDomain
+
+
+def node_values(domain: PeriodicDomain, values) -> tuple[np.ndarray, np.ndarray]:
+    """(input indices, values) of a Function or UFL expression at this rank's mesh nodes."""
+    mesh = domain.mesh
+    shape = values.ufl_shape
+    if len(shape) == 0:
+        space = fem.FunctionSpace(mesh, ("Lagrange", 1))
+    elif len(shape) == 1:
+        space = fem.VectorFunctionSpace(mesh, ("Lagrange", 1), dim=shape[0])
+    else:
+        space = fem.TensorFunctionSpace(mesh, ("Lagrange", 1), shape=shape)
+    p1 = _project(values, space) if not isinstance(values, fem.Function) else _interpolate(values, space)
+    bs = space.dofmap.index_map_bs
+    geometry_nodes = mesh.geometry.dofmap.array
+    dofs = space.dofmap.list.array
+    out = np.zeros((mesh.geometry.x.shape[0], bs))
+    out[geometry_nodes] = p1.x.array.reshape(-1, bs)[dofs]
+    return np.asarray(mesh.geometry.input_global_indices, dtype=np.int64), out.reshape((-1,) + shape)
+
+
+def to_mesh_fields(domain: PeriodicDomain, arrays: dict, metadata: dict | None = None) -> MeshFields | None:
+    """Gather named Functions/expressions into a MeshFields on rank 0 (None on other ranks)."""
+    mesh, comm = domain.mesh, domain.comm
+    index = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)
+    num_nodes = comm.allreduce(int(index.max()) + 1 if len(index) else 0, op=MPI.MAX)
+    tdim = mesh.topology.dim
+    owned_cells = mesh.topology.index_map(tdim).size_local
+    nodes_per_cell = len(mesh.geometry.dofmap.links(0))
+    cells = index[mesh.geometry.dofmap.array.reshape(-1, nodes_per_cell)[:owned_cells]]
+    local = {name: node_values(domain, values)[1] for name, values in arrays.items()}
+    gathered = comm.gather((index, mesh.geometry.x[:, : mesh.geometry.dim], cells, local), root=0)
+    if comm.rank != 0:
+        return None
+    points = np.zeros((num_nodes, mesh.geometry.dim))
+    data = {name: np.zeros((num_nodes,) + np.shape(v)[1:]) for name, v in local.items()}
+    for idx, x, _, values in gathered:
+        points[idx] = x
+        for name, v in values.items():
+            data[name][idx] = v
+    cells = np.concatenate([c for _, _, c, _ in gathered])
+    cells = cells[np.lexsort(np.sort(cells, axis=1).T[::-1])]
+    cell_type = {3: "triangle", 4: "quad"}[nodes_per_cell] if tdim == 2 else "tetra"
+    return MeshFields(points, cells, cell_type, point_data=data, metadata=dict(metadata or {}))
+
+
+def _interpolate(function: fem.Function, space: fem.FunctionSpace) -> fem.Function:
+    out = fem.Function(space)
+    out.interpolate(function)
+    return out
+
+
+def _project(expression, space: fem.FunctionSpace) -> fem.Function:
+    """L2 projection (CG + Jacobi: the P1 mass matrix is well conditioned)."""
+    u, v = ufl.TrialFunction(space), ufl.TestFunction(space)
+    out = fem.Function(space)
+    problem = fem.petsc.LinearProblem(
+        ufl.inner(u, v) * ufl.dx,
+        ufl.inner(expression, v) * ufl.dx,
+        u=out,
+        petsc_options={"ksp_type": "cg", "pc_type": "jacobi", "ksp_rtol": 1e-12},
+    )
+    problem.solve()
+    if problem.solver.getConvergedReason() <= 0:
+        raise RuntimeError("L2 projection did not converge")
+    return out
+
