@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     hills.add_argument("--resolution", default=None, help="cells NXxNY (default: ~0.045 streamwise spacing x 100)")
     hills.add_argument("--wall-ratio", type=float, default=10.0, help="centre-to-wall cell height ratio (default 10)")
     hills.add_argument("--degree", type=int, default=2, help="Lagrange degree of the concentration (default 2)")
+    hills.add_argument("--max-newton", type=int, default=25, help="Newton iterations before giving up (default 25)")
     hills.add_argument("--reference", type=Path, help="OpenFOAM .npz to compare against (written to meta.json)")
     hills.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     hills.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
@@ -74,7 +75,12 @@ def _solve_hills_transport(args) -> int:
         parsed = Resolution.parse(args.resolution, args.wall_ratio)
         nx, ny = parsed.nx, parsed.ny
     config = hills_transport.HillsTransportConfig(
-        alpha=args.alpha, nx=nx, ny=ny or 100, wall_ratio=args.wall_ratio, transport_degree=args.degree
+        alpha=args.alpha,
+        nx=nx,
+        ny=ny or 100,
+        wall_ratio=args.wall_ratio,
+        transport_degree=args.degree,
+        max_newton=args.max_newton,
     )
     check_output(args.out, args.overwrite)
     if args.reference is not None and not args.reference.is_file():

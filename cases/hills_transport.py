@@ -41,6 +41,7 @@ class HillsTransportConfig:
     kappa: float = 0.41
     mixing_length_cap: float = 0.135
     transport_degree: int = 2
+    max_newton: int = 25
 
     def __post_init__(self):
         try:
@@ -57,6 +58,8 @@ class HillsTransportConfig:
             raise CaseError(str(err)) from None
         if not (self.kappa > 0 and self.mixing_length_cap > 0):
             raise CaseError("kappa and the mixing-length cap must be positive")
+        if self.max_newton < 1:
+            raise CaseError(f"max_newton must be at least 1, got {self.max_newton}")
 
     @property
     def resolution(self) -> Resolution:
@@ -66,13 +69,15 @@ class HillsTransportConfig:
     def flow_parameters(self):
         from solvers.navier_stokes import FlowParameters
 
-        return FlowParameters(nu=self.nu, bulk_velocity=self.bulk_velocity)
+        return FlowParameters(nu=self.nu, bulk_velocity=self.bulk_velocity, max_iterations=self.max_newton)
 
     @property
     def transport_parameters(self):
         from solvers.transport import TransportParameters
 
-        return TransportParameters(self.diffusivity, self.reaction, self.production, self.transport_degree)
+        return TransportParameters(
+            self.diffusivity, self.reaction, self.production, self.transport_degree, max_iterations=self.max_newton
+        )
 
 
 @dataclasses.dataclass
@@ -133,7 +138,7 @@ def solve(config: HillsTransportConfig, comm=None, msh_path: str | Path | None =
 
 def mesh_fields(solution: CaseSolution, metadata: dict):
     """The solution on the mesh nodes as MeshFields (rank 0; None elsewhere)."""
-    from solvers.export import to_mesh_fields
+    from solvers.export import sampled, to_mesh_fields
     from solvers.transport import strain_rate_magnitude
 
     arrays = {
@@ -142,7 +147,7 @@ def mesh_fields(solution: CaseSolution, metadata: dict):
         "concentration": solution.transport.concentration,
         "strain_rate": strain_rate_magnitude(solution.flow.velocity),
         "wall_distance": solution.wall_distance,
-        "mixing_length": solution.mixing_length,
+        "mixing_length": sampled(solution.mixing_length, solution.wall_distance.function_space),
     }
     return to_mesh_fields(solution.domain, arrays, metadata)
 

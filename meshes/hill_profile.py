@@ -31,7 +31,7 @@ def check_alpha(alpha: float) -> float:
     lo, hi = ALPHA_RANGE
     alpha = float(alpha)
     if not (lo <= alpha <= hi):
-        raise ValueError(f"alpha must be in [{lo}, {hi}], got {alpha:g}")
+        raise ValueError(f"alpha must be in [{lo:g}, {hi:g}], got {alpha:g}")
     return alpha
 
 

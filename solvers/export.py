@@ -2,7 +2,8 @@
 
 Nodes are ordered by their index in the mesh generator's input, so serial and parallel runs
 produce identical files. Lagrange functions are sampled at the nodes (exact: the nodes are
-Lagrange points of every degree); UFL expressions (e.g. |S|) are L2-projected onto P1 first.
+Lagrange points of every degree); UFL expressions (e.g. |S|, discontinuous) are L2-projected
+onto P1 first; continuous expressions can be passed through `sampled` instead.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def to_mesh_fields(domain: PeriodicDomain, arrays: dict, metadata: dict | None =
 def _interpolate(function: fem.Function, space: fem.FunctionSpace) -> fem.Function:
     out = fem.Function(space)
     out.interpolate(function)
+    return out
+
+
+def sampled(expression, space: fem.FunctionSpace) -> fem.Function:
+    """A continuous UFL expression sampled at the Lagrange points of `space` (no projection
+    overshoot: e.g. a mixing length min(kappa d, cap) stays within [0, cap])."""
+    out = fem.Function(space)
+    out.interpolate(fem.Expression(expression, space.element.interpolation_points()))
     return out
 
 

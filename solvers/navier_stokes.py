@@ -63,7 +63,11 @@ class NavierStokes:
         cell = mesh.ufl_cell()
         element = ufl.MixedElement([ufl.VectorElement("Lagrange", cell, 2), ufl.FiniteElement("Lagrange", cell, 1)])
         space = fem.FunctionSpace(mesh, element)
-        self.bcs = _wall_and_pin_bcs(domain, space)
+        # Collapse the unconstrained space once: collapsing the constrained one (whose index
+        # map carries extra ghosts) corrupts memory under MPI in DOLFINx 0.5.
+        self._velocity_space, self._velocity_dofs = space.sub(0).collapse()
+        self._pressure_space, self._pressure_dofs = space.sub(1).collapse()
+        self.bcs = _wall_and_pin_bcs(domain, space, self._velocity_space, self._pressure_space)
         self.mpc = periodic_constraint(domain, space, self.bcs)
         W = self.mpc.function_space
         self.state = fem.Function(W)
@@ -138,17 +142,17 @@ class NavierStokes:
         finally:
             for vec in rhs_holder:
                 vec.destroy()
-        u = self.state.sub(0).collapse()
-        p = self.state.sub(1).collapse()
+        u = fem.Function(self._velocity_space, name="velocity")
+        p = fem.Function(self._pressure_space, name="pressure")
+        u.x.array[:] = self.state.x.array[self._velocity_dofs]
+        p.x.array[:] = self.state.x.array[self._pressure_dofs]
         return FlowSolution(u, p, float(self.forcing.value), self.bulk(), stats, time.perf_counter() - start)
 
 
-def _wall_and_pin_bcs(domain: PeriodicDomain, space) -> list:
+def _wall_and_pin_bcs(domain: PeriodicDomain, space, V, Q) -> list:
     """No-slip on both walls; pressure pinned to zero at the upper-wall node nearest mid-period."""
     mesh = domain.mesh
     fdim = mesh.topology.dim - 1
-    V, _ = space.sub(0).collapse()
-    Q, _ = space.sub(1).collapse()
     walls = np.concatenate([domain.facet_tags.find(TAGS["bottom"]), domain.facet_tags.find(TAGS["top"])])
     wall_dofs = fem.locate_dofs_topological((space.sub(0), V), fdim, walls)
     zero = fem.Function(V)

@@ -62,8 +62,9 @@ class LinearSystem:
         reason = self.ksp.getConvergedReason()
         if reason < 0:
             raise ConvergenceError(f"linear solve failed (PETSc reason {reason})")
-        self.mpc.backsubstitution(out.vector)
+        # Slaves are computed from their masters, which may be ghosts: update ghosts first.
         out.x.scatter_forward()
+        self.mpc.backsubstitution(out.vector)
         return out
 
     def destroy(self) -> None:

@@ -36,9 +36,12 @@ def evaluate(function: fem.Function, points: np.ndarray) -> np.ndarray:
         values[found] = function.eval(padded[found], cells[found]).reshape(-1, size)
     # A point on an inter-rank boundary is found by several ranks: keep the lowest one's value.
     rank = mesh.comm.rank
-    owner = mesh.comm.allreduce(np.where(found, rank, mesh.comm.size), op=MPI.MIN)
+    owner = np.empty(len(points), dtype=np.int64)
+    mesh.comm.Allreduce(np.where(found, rank, mesh.comm.size).astype(np.int64), owner, op=MPI.MIN)
     values[owner != rank] = 0.0
-    values = mesh.comm.allreduce(values, op=MPI.SUM)
+    total = np.empty_like(values)
+    mesh.comm.Allreduce(values, total, op=MPI.SUM)
+    values = total
     missing = owner == mesh.comm.size
     if missing.any():
         first = points[np.argmax(missing)]
