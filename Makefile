@@ -1,0 +1,31 @@
+# vcnn: `make demo` and `make test` set everything up on a fresh Debian 12 / Ubuntu machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+REFERENCE := ../shared/reference
+DEMO_OUT ?= out/demo
+BENCH_OUT ?= bench-results
+MPIRUN_ROOT := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml .ci/setup
+	bash .ci/setup
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/vcnn solve hills-transport --alpha 1 --resolution 90x50 --out $(DEMO_OUT) --overwrite \
+	  $(if $(wildcard $(REFERENCE)/hills_transport/openfoam_alpha1.npz),--reference $(REFERENCE)/hills_transport/openfoam_alpha1.npz)
+	@echo "demo written to $(DEMO_OUT): fields.vtu, meta.json, velocity_magnitude.png, concentration.png"
+
+test: setup
+	$(MPIRUN_ROOT) $(PY) -m pytest -q
+
+bench: setup
+	$(MPIRUN_ROOT) $(PY) -m benchmarks --out $(BENCH_OUT)
+
+clean:
+	rm -rf out $(BENCH_OUT) .pytest_cache

@@ -1,0 +1,83 @@
+"""`make bench`: time and memory of `vcnn solve hills-transport` and its agreement with OpenFOAM.
+
+Writes BENCH_OUT/hills_transport.json. Goals (issue 2): under 2 minutes and 4 GB at alpha = 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "reference" / "hills_transport"
+
+
+def measured(cmd: list[str]) -> dict:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.measure", *cmd], capture_output=True, text=True, cwd=ROOT)
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    if record["returncode"] != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
+    return record
+
+
+def solve(alpha: float, out: Path, ranks: int = 1) -> dict:
+    cmd = [sys.executable, "-m", "cases.cli", "solve", "hills-transport", "--alpha", str(alpha), "--out", str(out), "-q"]
+    reference = REFERENCE / f"openfoam_alpha{alpha:g}.npz"
+    if reference.is_file() and ranks == 1:
+        cmd += ["--reference", str(reference)]
+    if ranks > 1:
+        cmd = [shutil.which("mpirun") or "mpirun", "-n", str(ranks), *cmd, "--no-figures"]
+    record = measured(cmd)
+    meta = json.loads((out / "meta.json").read_text())["metadata"]
+    record.update(
+        alpha=alpha,
+        ranks=ranks,
+        mesh=meta["statistics"]["mesh"],
+        timings_s=meta["statistics"]["timings_s"],
+        newton_iterations={k: meta["statistics"][k]["iterations"] for k in ("navier_stokes", "transport")},
+    )
+    if "reference_comparison" in meta:
+        record["reference_comparison"] = meta["reference_comparison"]
+    return record
+
+
+def agreement(serial: Path, parallel: Path) -> dict:
+    from meshes.fields import MeshFields
+
+    a, b = MeshFields.read(serial), MeshFields.read(parallel)
+    return {name: float(np.linalg.norm(a[name] - b[name]) / np.linalg.norm(a[name])) for name in a.point_data}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    results = {"benchmark": "vcnn solve hills-transport (default resolution)", "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for alpha in (1, 2):
+            results["runs"].append(solve(alpha, tmp / f"alpha{alpha}"))
+            print(json.dumps(results["runs"][-1]), flush=True)
+        results["runs"].append(solve(1, tmp / "alpha1_mpi2", ranks=2))
+        results["serial_vs_mpi2_rel_diff"] = agreement(tmp / "alpha1", tmp / "alpha1_mpi2")
+        print(json.dumps(results["runs"][-1]), flush=True)
+    target = args.out / "hills_transport.json"
+    partial = target.with_suffix(".json.partial")
+    partial.write_text(json.dumps(results, indent=2) + "\n")
+    partial.replace(target)
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
