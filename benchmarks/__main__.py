@@ -49,6 +49,21 @@ def solve(alpha: float, out: Path, ranks: int = 1) -> dict:
     return record
 
 
+def profiles(run: Path, alpha: int, png: Path) -> None:
+    """Velocity and concentration profiles against the OpenFOAM reference."""
+    from cases.figures import profiles_png
+    from meshes.fields import MeshFields
+
+    reference = REFERENCE / f"openfoam_alpha{alpha}.npz"
+    if not reference.is_file():
+        return
+    ref = np.load(reference)
+    data = {"x": ref["Cx"], "y": ref["Cy"], "u": ref["U"][:, 0], "c": ref["T"]}
+    length = ref["Cx"].min() + ref["Cx"].max()
+    stations = [round(f * length, 2) for f in (0.05, 0.25, 0.5, 0.75, 0.95)]
+    profiles_png(MeshFields.read(run), data, stations, png)
+
+
 def agreement(serial: Path, parallel: Path) -> dict:
     from meshes.fields import MeshFields
 
@@ -69,6 +84,8 @@ def main() -> None:
         for alpha in (1, 2):
             results["runs"].append(solve(alpha, tmp / f"alpha{alpha}"))
             print(json.dumps(results["runs"][-1]), flush=True)
+        for alpha in (1, 2):
+            profiles(tmp / f"alpha{alpha}", alpha, args.out / f"profiles_alpha{alpha}.png")
         results["runs"].append(solve(1, tmp / "alpha1_mpi2", ranks=2))
         results["serial_vs_mpi2_rel_diff"] = agreement(tmp / "alpha1", tmp / "alpha1_mpi2")
         print(json.dumps(results["runs"][-1]), flush=True)

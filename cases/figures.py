@@ -41,3 +41,38 @@ def field_png(fields: MeshFields, name: str, path: str | Path, title: str | None
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def profiles_png(fields: MeshFields, reference: dict, stations, path: str | Path, halfwidth: float = 0.025) -> Path:
+    """Streamwise velocity and concentration profiles at x stations: ours (lines) vs a reference
+    given at scattered points (dots: the reference points within `halfwidth` of each station)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.interpolate import LinearNDInterpolator
+
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5), dpi=120, sharey=True)
+    ref_x, ref_y = reference["x"], reference["y"]
+    for ax, (name, ref_values, scale, label) in zip(
+        axes, [("velocity", reference["u"], 1.0, "u_x"), ("concentration", reference["c"], 1.5, "c")]
+    ):
+        values = fields[name][:, 0] if name == "velocity" else fields[name]
+        interpolate = LinearNDInterpolator(fields.points, values)
+        for k, x0 in enumerate(stations):
+            column = np.abs(ref_x - x0) <= halfwidth
+            ys = np.linspace(ref_y[column].min(), ref_y[column].max(), 200)
+            offset = 2.0 * k
+            ax.plot(offset + scale * interpolate(np.full_like(ys, x0), ys), ys, "C0-", lw=1.2, label="vcnn (FEniCSx)" if k == 0 else None)
+            ax.plot(offset + scale * ref_values[column], ref_y[column], "C3.", ms=2, label="OpenFOAM reference" if k == 0 else None)
+            ax.axvline(offset, color="0.8", lw=0.5)
+        ax.set_xticks([2.0 * k for k in range(len(stations))], [f"x={x0:g}" for x0 in stations])
+        ax.set_title(f"{label} profiles (offset 2 per station)")
+        ax.set_ylabel("y / H")
+        ax.legend(loc="upper right", fontsize=8)
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial.png")
+    fig.savefig(tmp, bbox_inches="tight", format="png")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
