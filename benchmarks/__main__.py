@@ -29,7 +29,18 @@ def measured(cmd: list[str]) -> dict:
 
 
 def solve(alpha: float, out: Path, ranks: int = 1) -> dict:
-    cmd = [sys.executable, "-m", "cases.cli", "solve", "hills-transport", "--alpha", str(alpha), "--out", str(out), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cases.cli",
+        "solve",
+        "hills-transport",
+        "--alpha",
+        str(alpha),
+        "--out",
+        str(out),
+        "-q",
+    ]
     reference = REFERENCE / f"openfoam_alpha{alpha:g}.npz"
     if reference.is_file() and ranks == 1:
         cmd += ["--reference", str(reference)]

@@ -26,7 +26,11 @@ def field_png(fields: MeshFields, name: str, path: str | Path, title: str | None
     values = fields[name]
     if values.ndim > 1:
         values = np.linalg.norm(values.reshape(len(values), -1), axis=1)
-    triangles = fields.cells if fields.cell_type == "triangle" else np.r_[fields.cells[:, [0, 1, 2]], fields.cells[:, [0, 2, 3]]]
+    triangles = (
+        fields.cells
+        if fields.cell_type == "triangle"
+        else np.r_[fields.cells[:, [0, 1, 2]], fields.cells[:, [0, 2, 3]]]
+    )
     extent = np.ptp(fields.points, axis=0)
     fig, ax = plt.subplots(figsize=(12, 12 * extent[1] / extent[0] + 1.2), dpi=120)
     shading = ax.tripcolor(Triangulation(*fields.points.T, triangles), values, shading="gouraud", cmap="viridis")
@@ -35,12 +39,7 @@ def field_png(fields: MeshFields, name: str, path: str | Path, title: str | None
     ax.set_xlabel("x / H")
     ax.set_ylabel("y / H")
     ax.set_title(title or name)
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    fig.savefig(tmp, bbox_inches="tight", format="png")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save_png(fig, path)
 
 
 def profiles_png(fields: MeshFields, reference: dict, stations, path: str | Path, halfwidth: float = 0.025) -> Path:
@@ -63,13 +62,32 @@ def profiles_png(fields: MeshFields, reference: dict, stations, path: str | Path
             column = np.abs(ref_x - x0) <= halfwidth
             ys = np.linspace(ref_y[column].min(), ref_y[column].max(), 200)
             offset = 2.0 * k
-            ax.plot(offset + scale * interpolate(np.full_like(ys, x0), ys), ys, "C0-", lw=1.2, label="vcnn (FEniCSx)" if k == 0 else None)
-            ax.plot(offset + scale * ref_values[column], ref_y[column], "C3.", ms=2, label="OpenFOAM reference" if k == 0 else None)
+            ax.plot(
+                offset + scale * interpolate(np.full_like(ys, x0), ys),
+                ys,
+                "C0-",
+                lw=1.2,
+                label="vcnn (FEniCSx)" if k == 0 else None,
+            )
+            ax.plot(
+                offset + scale * ref_values[column],
+                ref_y[column],
+                "C3.",
+                ms=2,
+                label="OpenFOAM reference" if k == 0 else None,
+            )
             ax.axvline(offset, color="0.8", lw=0.5)
         ax.set_xticks([2.0 * k for k in range(len(stations))], [f"x={x0:g}" for x0 in stations])
         ax.set_title(f"{label} profiles (offset 2 per station)")
         ax.set_ylabel("y / H")
         ax.legend(loc="upper right", fontsize=8)
+    return _save_png(fig, path)
+
+
+def _save_png(fig, path: str | Path) -> Path:
+    """Save under a temporary name, then rename: a crash never leaves a truncated PNG."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.partial.png")
     fig.savefig(tmp, bbox_inches="tight", format="png")

@@ -93,7 +93,11 @@ class CaseSolution:
     def statistics(self) -> dict:
         """Iterations, residual histories, forcing and timings, for meta.json."""
         return {
-            "navier_stokes": {**self.flow.stats.as_dict(), "forcing": self.flow.forcing, "bulk_velocity": self.flow.bulk_velocity},
+            "navier_stokes": {
+                **self.flow.stats.as_dict(),
+                "forcing": self.flow.forcing,
+                "bulk_velocity": self.flow.bulk_velocity,
+            },
             "transport": self.transport.stats.as_dict(),
             "timings_s": self.timings,
             "mesh": {
@@ -119,11 +123,21 @@ def solve(config: HillsTransportConfig, comm=None, msh_path: str | Path | None =
     start = time.perf_counter()
     domain = periodic_hill(config.alpha, config.resolution, comm, msh_path)
     timings["mesh"] = time.perf_counter() - start
-    log.info("mesh: %d cells, alpha = %g, Lx = %.4f", domain.mesh.topology.index_map(2).size_global, config.alpha, domain.length)
+    log.info(
+        "mesh: %d cells, alpha = %g, Lx = %.4f",
+        domain.mesh.topology.index_map(2).size_global,
+        config.alpha,
+        domain.length,
+    )
 
     flow = NavierStokes(domain, config.flow_parameters).solve()
     timings["navier_stokes"] = flow.seconds
-    log.info("flow: %d Newton iterations, body force %.6g, bulk velocity %.6f", flow.stats.iterations, flow.forcing, flow.bulk_velocity)
+    log.info(
+        "flow: %d Newton iterations, body force %.6g, bulk velocity %.6f",
+        flow.stats.iterations,
+        flow.forcing,
+        flow.bulk_velocity,
+    )
 
     start = time.perf_counter()
     distance = wall_distance(domain, fem.FunctionSpace(domain.mesh, ("Lagrange", config.transport_degree)))

@@ -20,7 +20,9 @@ def provenance() -> dict:
         import gmsh
         from petsc4py import PETSc
 
-        versions.update(dolfinx=dolfinx.__version__, gmsh=gmsh.__version__, petsc=".".join(map(str, PETSc.Sys.getVersion())))
+        versions.update(
+            dolfinx=dolfinx.__version__, gmsh=gmsh.__version__, petsc=".".join(map(str, PETSc.Sys.getVersion()))
+        )
     except ImportError:
         pass
     return {"versions": versions, "git_commit": _git_commit()}
@@ -29,7 +31,11 @@ def provenance() -> dict:
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

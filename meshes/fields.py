@@ -47,8 +47,14 @@ class MeshFields:
         self.cells = np.ascontiguousarray(self.cells, dtype=np.int64)
         if self.points.ndim != 2 or self.points.shape[1] not in (2, 3):
             raise MeshError(f"points must be an (N, 2) or (N, 3) array, got shape {self.points.shape}")
-        if self.cell_type not in _CELL_NODES or self.cells.ndim != 2 or self.cells.shape[1] != _CELL_NODES[self.cell_type]:
-            raise MeshError(f"cells of type {self.cell_type!r} must be a (C, {_CELL_NODES.get(self.cell_type, '?')}) array")
+        if (
+            self.cell_type not in _CELL_NODES
+            or self.cells.ndim != 2
+            or self.cells.shape[1] != _CELL_NODES[self.cell_type]
+        ):
+            raise MeshError(
+                f"cells of type {self.cell_type!r} must be a (C, {_CELL_NODES.get(self.cell_type, '?')}) array"
+            )
         if self.cells.size and (self.cells.min() < 0 or self.cells.max() >= len(self.points)):
             raise MeshError("cells refer to nodes that do not exist")
         if self.weights is None:
@@ -88,7 +94,9 @@ class MeshFields:
         values = np.asarray(values, dtype=float)
         n, d = self.num_nodes, self.dim
         if values.shape not in ((n,), (n, d), (n, d, d)):
-            raise MeshError(f"point array {name!r} has shape {values.shape}; expected ({n},), ({n}, {d}) or ({n}, {d}, {d})")
+            raise MeshError(
+                f"point array {name!r} has shape {values.shape}; expected ({n},), ({n}, {d}) or ({n}, {d}, {d})"
+            )
         if name == WEIGHT_NAME:
             raise MeshError(f"{WEIGHT_NAME!r} is reserved for the node weights")
         return values
@@ -109,7 +117,10 @@ class MeshFields:
         data = {name: _pad(values, kinds[name]) for name, values in self.point_data.items()}
         data[WEIGHT_NAME] = self.weights
         mesh = meshio.Mesh(_pad(self.points, "vector"), [(self.cell_type, self.cells)], point_data=data)
-        _atomic(directory / VTU_NAME, lambda tmp: meshio.write(tmp, mesh, file_format="vtu", binary=True, compression="zlib"))
+        _atomic(
+            directory / VTU_NAME,
+            lambda tmp: meshio.write(tmp, mesh, file_format="vtu", binary=True, compression="zlib"),
+        )
         meta = {"dim": self.dim, "arrays": kinds, "metadata": self.metadata}
         text = json.dumps(meta, indent=2, sort_keys=True, default=_json_default)
         _atomic(directory / META_NAME, lambda tmp: Path(tmp).write_text(text + "\n"))

@@ -11,7 +11,9 @@ from meshes.errors import MeshError
 from meshes.periodic_domain import PeriodicDomain, Resolution, build_periodic_domain
 
 
-def periodic_hill(alpha: float, resolution: Resolution, comm=None, msh_path: str | Path | None = None) -> PeriodicDomain:
+def periodic_hill(
+    alpha: float, resolution: Resolution, comm=None, msh_path: str | Path | None = None
+) -> PeriodicDomain:
     """Periodic hill with slope parameter alpha in [0.5, 4], crest at x = 0 and x = Lx(alpha)."""
     try:
         alpha = hill_profile.check_alpha(alpha)
@@ -29,7 +31,9 @@ def periodic_hill(alpha: float, resolution: Resolution, comm=None, msh_path: str
     )
 
 
-def channel(length: float, height: float, resolution: Resolution, comm=None, msh_path: str | Path | None = None) -> PeriodicDomain:
+def channel(
+    length: float, height: float, resolution: Resolution, comm=None, msh_path: str | Path | None = None
+) -> PeriodicDomain:
     """Plane channel [0, length] x [0, height], periodic in x, walls at y = 0 and y = height."""
     if not (length > 0 and height > 0):
         raise MeshError(f"channel length and height must be positive, got {length} x {height}")

@@ -89,4 +89,3 @@ def _project(expression, space: fem.FunctionSpace) -> fem.Function:
     if problem.solver.getConvergedReason() <= 0:
         raise RuntimeError("L2 projection did not converge")
     return out
-

@@ -91,7 +91,9 @@ class NavierStokes:
         )
         self._residual = fem.form(residual)
         self._load = fem.form(-ufl.inner(ex, v) * ufl.dx)  # dF/df
-        self._system = LinearSystem(fem.form(ufl.derivative(residual, self.state, ufl.TrialFunction(space))), self.mpc, self.bcs)
+        self._system = LinearSystem(
+            fem.form(ufl.derivative(residual, self.state, ufl.TrialFunction(space))), self.mpc, self.bcs
+        )
         self.volume = _assemble(fem.form(fem.Constant(mesh, 1.0) * ufl.dx), mesh.comm)
         self._bulk = fem.form(self.state[0] / self.volume * ufl.dx)
         self._bulk_of = {id(f): fem.form(f[0] / self.volume * ufl.dx) for f in (self.correction, self.sensitivity)}

@@ -107,7 +107,9 @@ def newton(
         first = stats.residuals[0]
         log.info("%s: iteration %d, residual %.3e", name, it, norm)
         if not math.isfinite(norm) or norm > 1e8 * max(first, atol):
-            raise ConvergenceError(f"{name}: Newton diverged at iteration {it} (residual {norm:.3e}, first {first:.3e})")
+            raise ConvergenceError(
+                f"{name}: Newton diverged at iteration {it} (residual {norm:.3e}, first {first:.3e})"
+            )
         if norm <= max(atol, rtol * first):
             stats.converged = True
             return stats

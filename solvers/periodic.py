@@ -66,9 +66,7 @@ def periodic_constraint(domain: PeriodicDomain, space, bcs) -> dolfinx_mpc.Multi
     slaves = np.concatenate(slaves).astype(np.int32) if slaves else np.zeros(0, np.int32)
     masters = np.concatenate(masters).astype(np.int64) if masters else np.zeros(0, np.int64)
     owners = np.concatenate(owners).astype(np.int32) if owners else np.zeros(0, np.int32)
-    mpc.add_constraint(
-        space, slaves, masters, np.ones(len(slaves)), owners, np.arange(len(slaves) + 1, dtype=np.int32)
-    )
+    mpc.add_constraint(space, slaves, masters, np.ones(len(slaves)), owners, np.arange(len(slaves) + 1, dtype=np.int32))
     mpc.finalize()
     return mpc
 

@@ -92,11 +92,7 @@ def solve_transport(
         tau = ((2.0 * ufl.sqrt(ufl.dot(u, u)) / h) ** 2 + 9.0 * (4.0 * D / h**2) ** 2) ** -0.5
         weight = v + tau * ufl.dot(u, ufl.grad(v))
     dx = ufl.dx(metadata={"quadrature_degree": 3 * params.degree + 1})
-    linear = (
-        ufl.dot(u, ufl.grad(c)) * v * dx
-        + D * ufl.inner(ufl.grad(c), ufl.grad(v)) * dx
-        - rhs * v * dx
-    )
+    linear = ufl.dot(u, ufl.grad(c)) * v * dx + D * ufl.inner(ufl.grad(c), ufl.grad(v)) * dx - rhs * v * dx
     if params.supg:
         strong = ufl.dot(u, ufl.grad(c)) - D * ufl.div(ufl.grad(c)) - rhs
         linear += strong * tau * ufl.dot(u, ufl.grad(v)) * dx

@@ -48,7 +48,9 @@ def distance_to_segments(points: np.ndarray, segments: np.ndarray) -> np.ndarray
         p = points[todo][:, None, :]
         sa, sb = a[idx], b[idx]
         ab = sb - sa
-        t = np.clip(np.einsum("nkd,nkd->nk", p - sa, ab) / np.maximum(np.einsum("nkd,nkd->nk", ab, ab), 1e-300), 0.0, 1.0)
+        t = np.clip(
+            np.einsum("nkd,nkd->nk", p - sa, ab) / np.maximum(np.einsum("nkd,nkd->nk", ab, ab), 1e-300), 0.0, 1.0
+        )
         d = np.linalg.norm(p - (sa + t[..., None] * ab), axis=2).min(axis=1)
         result[todo] = d
         proven = (mid_dist[:, -1] >= d + half) | (k == len(segments))

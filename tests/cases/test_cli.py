@@ -22,7 +22,9 @@ def vcnn(*args, mpi=0):
     env = dict(os.environ)
     if mpi:
         cmd = [shutil.which("mpirun"), "-n", str(mpi), *cmd]
-        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+        env.update(
+            OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1"
+        )
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -42,7 +44,15 @@ def serial_run(tmp_path_factory):
 
 def test_run_writes_fields_meta_and_figures(serial_run):
     names = {p.name for p in serial_run.iterdir()}
-    assert {"fields.vtu", "meta.json", "velocity_magnitude.png", "concentration.png", "mesh.msh", "mesh.xdmf", "run.log"} <= names
+    assert {
+        "fields.vtu",
+        "meta.json",
+        "velocity_magnitude.png",
+        "concentration.png",
+        "mesh.msh",
+        "mesh.xdmf",
+        "run.log",
+    } <= names
     fields = MeshFields.read(serial_run)
     assert ARRAYS <= set(fields.point_data)
     assert fields.kind("velocity") == "vector"

@@ -25,10 +25,12 @@ BULK = 0.8
 
 def exact_flow(x):
     pi = ufl.pi
-    u = ufl.as_vector((
-        6 * BULK * x[1] * (1 - x[1]) + 0.3 * pi * ufl.sin(2 * pi * x[0]) * ufl.sin(2 * pi * x[1]),
-        -0.6 * pi * ufl.cos(2 * pi * x[0]) * ufl.sin(pi * x[1]) ** 2,
-    ))
+    u = ufl.as_vector(
+        (
+            6 * BULK * x[1] * (1 - x[1]) + 0.3 * pi * ufl.sin(2 * pi * x[0]) * ufl.sin(2 * pi * x[1]),
+            -0.6 * pi * ufl.cos(2 * pi * x[0]) * ufl.sin(pi * x[1]) ** 2,
+        )
+    )
     p = 0.5 * ufl.cos(2 * pi * x[0]) * ufl.sin(2 * pi * x[1])
     nu_t = 0.02 * (1 + ufl.sin(pi * x[1]) * ufl.cos(2 * pi * x[0]))
     return u, p, nu_t
@@ -84,9 +86,7 @@ def test_nonlinear_transport_converges_at_lagrange_rates(degree, supg):
         distance = ufl.min_value(x[1], 1 - x[1])
         lm = ufl.min_value(0.41 * distance, 0.135)
         operator = (
-            ufl.dot(u, ufl.grad(c))
-            - params.diffusivity * ufl.div(ufl.grad(c))
-            + params.reaction * ufl.sqrt(c) * c
+            ufl.dot(u, ufl.grad(c)) - params.diffusivity * ufl.div(ufl.grad(c)) + params.reaction * ufl.sqrt(c) * c
         )
         source = operator - params.production * lm * strain_rate_magnitude(u) ** 2
         solution = solve_transport(domain, u, lm, params, source=source)
