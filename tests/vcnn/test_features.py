@@ -1,0 +1,59 @@
+"""Cloud features: names, validation, quadrature weights, Galilean invariance."""
+
+import numpy as np
+import pytest
+from scipy.spatial import Delaunay
+
+from meshes.fields import MeshFields
+from vcnn.clouds import Ellipse, build_clouds
+from vcnn.features import FeatureError, FeatureSpec, cloud_features, pad
+
+
+@pytest.fixture
+def fields():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, [3, 1], (300, 2))
+    velocity = np.c_[np.ones(300), 0.1 * points[:, 0]]
+    return MeshFields(points, Delaunay(points).simplices, point_data={"velocity": velocity, "strain_rate": points[:, 1], "wall_distance": points[:, 1]})
+
+
+def features_of(fields, spec, velocity=None):
+    velocity = fields["velocity"] if velocity is None else velocity
+    clouds = build_clouds(fields.points, fields.points, Ellipse(), velocity)
+    return clouds, cloud_features(fields, clouds, velocity, spec)
+
+
+def test_weights_are_quadrature_weights_per_cloud(fields):
+    clouds, features = features_of(fields, FeatureSpec())
+    sums = np.bincount(clouds.owner(), features.weights)
+    assert np.allclose(sums, 1.0)
+    vectors, scalars, weights = pad(features)
+    assert vectors.shape[:2] == scalars.shape[:2] == weights.shape and np.allclose(weights.sum(axis=1), 1.0)
+
+
+def test_proximities_are_bounded_and_peak_at_the_query(fields):
+    spec = FeatureSpec(scalars=("proximity", "upwind_proximity"))
+    clouds, features = features_of(fields, spec)
+    assert np.all(features.scalars <= 1.0 + 1e-12) and np.all(features.scalars > 0)
+    at_query = np.linalg.norm(clouds.relative, axis=1) == 0
+    assert np.allclose(features.scalars[at_query], 1.0)
+
+
+def test_relative_velocity_is_galilean_invariant(fields):
+    spec = FeatureSpec(vectors=("position", "relative_velocity"), scalars=("relative_speed", "proximity"))
+    _, a = features_of(fields, spec)
+    clouds = build_clouds(fields.points, fields.points, Ellipse(), fields["velocity"])  # the same clouds
+    boost = np.array([0.7, -0.4])
+    moving = MeshFields(fields.points, fields.cells, point_data={**fields.point_data, "velocity": fields["velocity"] + boost})
+    b = cloud_features(moving, clouds, moving["velocity"], spec)
+    assert np.allclose(a.vectors, b.vectors) and np.allclose(a.scalars, b.scalars)
+
+
+def test_bad_names_and_values_are_refused(fields):
+    with pytest.raises(FeatureError, match="unknown vector features"):
+        FeatureSpec(vectors=("position", "vorticity"))
+    with pytest.raises(FeatureError, match="unknown feature 'pressure'"):
+        features_of(fields, FeatureSpec(scalars=("pressure",)))
+    fields["strain_rate"] = np.where(np.arange(300) == 5, np.nan, 1.0)
+    with pytest.raises(FeatureError, match="NaN"):
+        features_of(fields, FeatureSpec())

@@ -1,0 +1,99 @@
+"""The vector-cloud network passes the symmetry checker in float64, in 2-D and 3-D, at the level
+of the network and of the whole field pipeline (clouds + features + network); a network on raw
+coordinates is caught by the same checker."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import Delaunay
+
+from meshes.fields import MeshFields
+from vcnn.clouds import Ball, Ellipse
+from vcnn.features import FeatureSpec
+from vcnn.inference import predict_fields
+from vcnn.models import ModelError, VectorCloudConfig, VectorCloudNet
+from vcnn.symmetry import check_cloud_model, check_field_model
+
+TOL = 1e-10
+
+
+def random_field(dim: int, n: int = 400, seed: int = 0) -> MeshFields:
+    rng = np.random.default_rng(seed)
+    extent = np.array([3.0, 1.0, 1.0][:dim])
+    points = rng.uniform(0, extent, (n, dim))
+    cells = Delaunay(points).simplices
+    velocity = np.c_[1 + 0.3 * np.sin(2 * np.pi * points[:, 0] / 3), 0.2 * np.cos(points[:, 1:]).sum(axis=1, keepdims=True).repeat(dim - 1, 1)]
+    data = {
+        "velocity": velocity,
+        "strain_rate": np.abs(np.sin(points.sum(axis=1))),
+        "wall_distance": np.minimum(points[:, 1], 1 - points[:, 1]),
+    }
+    return MeshFields(points, cells, "triangle" if dim == 2 else "tetra", point_data=data)
+
+
+def model_for(dim: int, spec: FeatureSpec, seed: int = 0, cls=VectorCloudNet) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    config = VectorCloudConfig(n_scalars=len(spec.scalars), n_vectors=len(spec.vectors), dim=dim, embedding=(16, 16), m_prime=4, fitting=(32,), outputs=("c", "nu_t"))
+    return cls(config).double()
+
+
+def test_paper_sized_network_has_39553_parameters():
+    assert sum(p.numel() for p in VectorCloudNet(VectorCloudConfig()).parameters()) == 39553
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_network_level_invariance(dim):
+    rng = np.random.default_rng(dim)
+    vectors, scalars = rng.normal(size=(8, 30, 2, dim)), rng.normal(size=(8, 30, 5))
+    weights = rng.random((8, 30))
+    weights /= weights.sum(axis=1, keepdims=True)
+    report = check_cloud_model(model_for(dim, FeatureSpec()), vectors, scalars, weights)
+    print(dim, report.deviations)
+    assert report.worst() < TOL
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("vectors", [("position", "velocity"), ("position", "relative_velocity")])
+def test_field_pipeline_invariance(dim, vectors):
+    fields = random_field(dim)
+    spec = FeatureSpec(vectors=vectors, scalars=("strain_rate", "wall_distance", "speed", "proximity", "upwind_proximity", "node_weight"))
+    model = model_for(dim, spec)
+    shape = Ellipse() if dim == 2 else Ball(0.35)
+    periods = np.array([[3.0] + [0.0] * (dim - 1)])
+
+    def predict(f, p):
+        return predict_fields(model, f, shape, spec, periods=p, dtype=torch.float64)
+
+    report = check_field_model(predict, fields, {"c": "scalar", "nu_t": "scalar"}, periods=periods)
+    print(dim, vectors, report.deviations)
+    assert set(report.deviations) == {"rotation", "reflection", "translation", "permutation"}
+    assert report.worst() < TOL
+    assert "| rotation |" in report.table()
+
+
+class RawCoordinates(VectorCloudNet):
+    """A deliberately broken network: the cloud average of raw vectors feeds the fitting net."""
+
+    def forward(self, vectors, scalars, weights):
+        q = vectors.reshape(*weights.shape, -1)
+        mean = torch.einsum("bn,bnc->bc", weights, q)
+        padded = torch.nn.functional.pad(mean, (0, self.fit[0].in_features - mean.shape[1]))
+        return self.fit(padded)
+
+
+def test_checker_catches_a_network_that_is_not_invariant():
+    rng = np.random.default_rng(0)
+    vectors, scalars = rng.normal(size=(8, 30, 2, 2)), rng.normal(size=(8, 30, 5))
+    weights = np.full((8, 30), 1 / 30)
+    report = check_cloud_model(model_for(2, FeatureSpec(), cls=RawCoordinates), vectors, scalars, weights)
+    assert report.deviations["rotation"] > 1e-3 and report.deviations["reflection"] > 1e-3
+    assert report.deviations["permutation"] < TOL  # an average is still permutation invariant
+
+
+def test_bad_configuration_is_refused():
+    with pytest.raises(ModelError, match="m'"):
+        VectorCloudConfig(m_prime=100)
+    with pytest.raises(ModelError, match="activation"):
+        VectorCloudConfig(activation="sigmoidish")
+    with pytest.raises(ModelError, match="dim"):
+        VectorCloudConfig(dim=4)

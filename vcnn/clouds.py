@@ -1,0 +1,206 @@
+"""Clouds: for each query point, the mesh nodes that influence it.
+
+Three shapes, all defined by distances and by the velocity direction only, so that the cloud of
+a point does not depend on the frame of reference:
+
+- `Ellipse`: the VCNN paper's region of influence. A 1-D convection-diffusion-reaction Green's
+  function decays to `eps` at a streamwise distance a (upstream, where convection carries
+  information from) and a cross-stream distance b:
+      b = sqrt(D / zeta) |ln eps|,   a = |2 D ln eps / (|U| - sqrt(|U|^2 + 4 D zeta))|,
+  with U the velocity at the query point. The region is the ellipse (ellipsoid in 3-D) with
+  semi-axis a along U and b across it, centred at the query point.
+- `Ball`: all nodes within a radius.
+- `KNearest`: the k nearest nodes.
+
+Periodic directions are handled with images: nodes are copied one period vector to each side
+before the KD-tree search (period vectors, not axes, so that a rotated periodic domain is just as
+periodic); a cloud stores node indices into the original nodes together with the
+relative positions, which carry the periodic shift.
+
+Clouds are stored flat (CSR): `offsets[i]:offsets[i+1]` are the members of cloud i.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from vcnn.errors import VcnnError
+
+
+class CloudError(VcnnError):
+    """A cloud that cannot be built (no points, bad parameters)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ellipse:
+    """Velocity-aligned ellipse of influence (Zhou, Han & Xiao 2022), threshold `eps`."""
+
+    diffusivity: float = 0.1
+    reaction: float = 3.0
+    eps: float = 0.2
+
+    def __post_init__(self):
+        if not (self.diffusivity > 0 and self.reaction > 0 and 0 < self.eps < 1):
+            raise CloudError("ellipse clouds need diffusivity > 0, reaction > 0 and 0 < eps < 1")
+
+    def semi_axes(self, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Streamwise and cross-stream semi-axes (a, b) for the query-point speeds."""
+        D, zeta, log_eps = self.diffusivity, self.reaction, abs(math.log(self.eps))
+        cross = math.sqrt(D / zeta) * log_eps
+        # a = 2 D |ln eps| / (sqrt(U^2 + 4 D zeta) - U), written without cancellation
+        root = np.sqrt(speed**2 + 4 * D * zeta)
+        stream = 2 * D * log_eps * (root + speed) / (4 * D * zeta)
+        return stream, np.full_like(stream, cross)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ball:
+    radius: float
+
+    def __post_init__(self):
+        if not self.radius > 0:
+            raise CloudError(f"ball radius must be positive, got {self.radius}")
+
+
+@dataclasses.dataclass(frozen=True)
+class KNearest:
+    k: int
+
+    def __post_init__(self):
+        if int(self.k) != self.k or self.k < 1:
+            raise CloudError(f"k must be a positive integer, got {self.k}")
+
+
+Shape = Ellipse | Ball | KNearest
+
+
+@dataclasses.dataclass
+class Clouds:
+    """Members of each cloud: node indices and positions relative to the query point."""
+
+    offsets: np.ndarray  # (Q + 1,)
+    members: np.ndarray  # (M,) indices into the nodes
+    relative: np.ndarray  # (M, dim) member position - query position (periodic shift included)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def owner(self) -> np.ndarray:
+        """(M,) the cloud each member belongs to."""
+        return np.repeat(np.arange(len(self)), self.sizes)
+
+    def sample(self, n: int, rng: np.random.Generator) -> "Clouds":
+        """n members per cloud, drawn without replacement (with replacement for smaller clouds)."""
+        if n < 1:
+            raise CloudError(f"cannot sample {n} points per cloud")
+        sizes = self.sizes
+        keys = rng.random((len(self), max(int(sizes.max()), n)))
+        keys[np.arange(keys.shape[1])[None, :] >= sizes[:, None]] = np.inf  # beyond each cloud
+        slot = np.argpartition(keys, n - 1, axis=1)[:, :n]
+        small = sizes < n
+        slot[small] = np.floor(rng.random((int(small.sum()), n)) * sizes[small, None]).astype(slot.dtype)
+        picked = (self.offsets[:-1, None] + slot).ravel()
+        return Clouds(np.arange(len(self) + 1) * n, self.members[picked], self.relative[picked])
+
+    def subset(self, clouds: np.ndarray) -> "Clouds":
+        """The clouds with the given indices, in that order."""
+        clouds = np.asarray(clouds)
+        sizes = self.sizes[clouds]
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        picked = np.repeat(self.offsets[clouds] - offsets[:-1], sizes) + np.arange(offsets[-1])
+        return Clouds(offsets, self.members[picked], self.relative[picked])
+
+
+def build_clouds(
+    nodes: np.ndarray,
+    queries: np.ndarray,
+    shape: Shape,
+    query_velocity: np.ndarray | None = None,
+    periods: np.ndarray | None = None,
+    chunk: int = 4096,
+) -> Clouds:
+    """Clouds around `queries` (Q, dim) among `nodes` (N, dim).
+
+    query_velocity (Q, dim) orients ellipse clouds. periods (P, dim) are the lattice vectors of
+    the periodic directions (e.g. [[Lx, 0]] for a domain periodic in x). Queries are processed `chunk` at a time to bound
+    memory. Raises CloudError if a cloud comes out empty.
+    """
+    nodes = np.asarray(nodes, dtype=float)
+    queries = np.asarray(queries, dtype=float)
+    if nodes.ndim != 2 or queries.ndim != 2 or nodes.shape[1] != queries.shape[1]:
+        raise CloudError("nodes and queries must be (N, dim) and (Q, dim) arrays of the same dim")
+    if not (np.isfinite(nodes).all() and np.isfinite(queries).all()):
+        raise CloudError("node or query coordinates are not finite")
+    if isinstance(shape, Ellipse):
+        if query_velocity is None:
+            raise CloudError("ellipse clouds need the velocity at the query points")
+        query_velocity = np.asarray(query_velocity, dtype=float)
+        if query_velocity.shape != queries.shape or not np.isfinite(query_velocity).all():
+            raise CloudError("query velocities must be finite and shaped like the queries")
+    images, source = _periodic_images(nodes, periods)
+    tree = cKDTree(images)
+
+    members, owners = [], []
+    for start in range(0, len(queries), chunk):
+        block = slice(start, start + chunk)
+        velocity = None if query_velocity is None else query_velocity[block]
+        flat, owner = _search(tree, images, queries[block], shape, velocity)
+        members.append(flat)
+        owners.append(owner + start)
+    flat = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
+    owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+    sizes = np.bincount(owner, minlength=len(queries))
+    if np.any(sizes == 0):
+        first = int(np.argmax(sizes == 0))
+        raise CloudError(f"{int((sizes == 0).sum())} clouds have no points (first at {queries[first].tolist()})")
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    return Clouds(offsets, source[flat], images[flat] - queries[owner])
+
+
+def _search(tree, images, queries, shape, velocity) -> tuple[np.ndarray, np.ndarray]:
+    """(image index, query index) pairs of one block of queries, grouped by query."""
+    if isinstance(shape, KNearest):
+        k = min(shape.k, tree.n)
+        _, idx = tree.query(queries, k=k)
+        return np.asarray(idx).reshape(-1), np.repeat(np.arange(len(queries)), k)
+    if isinstance(shape, Ball):
+        radius = np.full(len(queries), shape.radius)
+    else:
+        speed = np.linalg.norm(velocity, axis=1)
+        stream, cross = shape.semi_axes(speed)
+        radius = np.maximum(stream, cross)
+    lists = tree.query_ball_point(queries, radius)
+    sizes = np.fromiter((len(m) for m in lists), dtype=np.int64, count=len(lists))
+    flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=int(sizes.sum()))
+    owner = np.repeat(np.arange(len(queries)), sizes)
+    if isinstance(shape, Ellipse):
+        s = images[flat] - queries[owner]
+        direction = velocity / np.maximum(speed, 1e-300)[:, None]
+        along = np.einsum("md,md->m", s, direction[owner])
+        across2 = np.maximum(np.einsum("md,md->m", s, s) - along**2, 0.0)
+        inside = (along / stream[owner]) ** 2 + across2 / cross[owner] ** 2 <= 1.0 + 1e-12
+        flat, owner = flat[inside], owner[inside]
+    return flat, owner
+
+
+def _periodic_images(nodes: np.ndarray, periods) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes with copies shifted by -v and +v for each period vector v, and the original index of each."""
+    images, source = nodes, np.arange(len(nodes))
+    if periods is None:
+        return images, source
+    periods = np.atleast_2d(np.asarray(periods, dtype=float))
+    if periods.shape[1] != nodes.shape[1] or not np.isfinite(periods).all():
+        raise CloudError(f"period vectors must be finite and have {nodes.shape[1]} components, got {periods.shape}")
+    for vector in periods:
+        images = np.concatenate([images, images - vector, images + vector])
+        source = np.tile(source, 3)
+    return images, source

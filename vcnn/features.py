@@ -1,0 +1,126 @@
+"""Per-member features of a cloud: vectors (rotate with the frame) and invariant scalars.
+
+Vectors, chosen by name:
+  position           member position relative to the query point (periodic shift included)
+  velocity           member velocity
+  relative_velocity  member velocity minus the query-point velocity (Galilean invariant)
+Invariant scalars, chosen by name:
+  strain_rate, wall_distance, ...  any scalar point array of the MeshFields, by its name
+  speed              |u| of the member;  relative_speed  |u_j - u_i|
+  proximity          exp(-|r| / b), b = sqrt(D / zeta): the reaction-diffusion decay length
+  upwind_proximity   the 1-D convection-diffusion-reaction Green's function
+                     exp(-(r . u_i) / (2 D) - kappa |r|), kappa = sqrt(|u_i|^2 / (4 D^2) + zeta / D):
+                     members upstream of the query point weigh more
+  node_weight        the member's node weight (its share of the domain)
+Cloud averages use quadrature weights: the node weights normalised to sum to one in each cloud,
+so that averages approximate integral means over the region and not counts of nodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from meshes.fields import MeshFields
+from vcnn.clouds import Clouds
+from vcnn.errors import VcnnError
+
+VECTORS = ("position", "velocity", "relative_velocity")
+DERIVED_SCALARS = ("speed", "relative_speed", "proximity", "upwind_proximity", "node_weight")
+
+
+class FeatureError(VcnnError):
+    """Unknown feature names, missing or non-finite fields."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """Which features, and the transport coefficients that set the proximity length scales."""
+
+    vectors: tuple[str, ...] = ("position", "velocity")
+    scalars: tuple[str, ...] = ("strain_rate", "wall_distance", "speed", "proximity", "upwind_proximity")
+    diffusivity: float = 0.1
+    reaction: float = 3.0
+    velocity_field: str = "velocity"
+
+    def __post_init__(self):
+        object.__setattr__(self, "vectors", tuple(self.vectors))
+        object.__setattr__(self, "scalars", tuple(self.scalars))
+        unknown = [v for v in self.vectors if v not in VECTORS]
+        if unknown:
+            raise FeatureError(f"unknown vector features {unknown}; choose from {list(VECTORS)}")
+        if not self.vectors:
+            raise FeatureError("at least one vector feature is needed")
+        if not (self.diffusivity > 0 and self.reaction > 0):
+            raise FeatureError("diffusivity and reaction must be positive")
+
+    def check_fields(self, fields: MeshFields) -> None:
+        """Raise FeatureError unless every needed array is present, of the right kind and finite."""
+        needed = {self.velocity_field: "vector"}
+        needed.update({name: "scalar" for name in self.scalars if name not in DERIVED_SCALARS})
+        for name, kind in needed.items():
+            if name not in fields.point_data:
+                raise FeatureError(f"unknown feature {name!r}: no such point array (have {sorted(fields.point_data)})")
+            if fields.kind(name) != kind:
+                raise FeatureError(f"feature {name!r} must be a {kind} array, it is a {fields.kind(name)}")
+            if not np.isfinite(fields[name]).all():
+                raise FeatureError(f"point array {name!r} holds NaN or infinite values")
+
+
+@dataclasses.dataclass
+class CloudFeatures:
+    """Flat (CSR, aligned with the clouds) member features."""
+
+    offsets: np.ndarray  # (Q + 1,)
+    vectors: np.ndarray  # (M, n_vectors, dim)
+    scalars: np.ndarray  # (M, n_scalars)
+    weights: np.ndarray  # (M,) normalised to sum to 1 within each cloud
+
+
+def cloud_features(fields: MeshFields, clouds: Clouds, query_velocity: np.ndarray, spec: FeatureSpec) -> CloudFeatures:
+    """Features of every cloud member; query_velocity (Q, dim) is the velocity at the query points."""
+    spec.check_fields(fields)
+    owner = clouds.owner()
+    members = clouds.members
+    r = clouds.relative
+    u = fields[spec.velocity_field][members]
+    ui = np.asarray(query_velocity, dtype=float)[owner]
+    vectors = {"position": r, "velocity": u, "relative_velocity": u - ui}
+
+    D, zeta = spec.diffusivity, spec.reaction
+    distance = np.linalg.norm(r, axis=1)
+    speed_i = np.linalg.norm(ui, axis=1)
+    kappa = np.sqrt(speed_i**2 / (4 * D**2) + zeta / D)
+    derived = {
+        "speed": lambda: np.linalg.norm(u, axis=1),
+        "relative_speed": lambda: np.linalg.norm(u - ui, axis=1),
+        "proximity": lambda: np.exp(-distance / np.sqrt(D / zeta)),
+        "upwind_proximity": lambda: np.exp(-np.einsum("md,md->m", r, ui) / (2 * D) - kappa * distance),
+        "node_weight": lambda: fields.weights[members],
+    }
+    scalars = [derived[name]() if name in derived else fields[name][members] for name in spec.scalars]
+
+    weights = fields.weights[members]
+    totals = np.bincount(owner, weights, minlength=len(clouds))
+    return CloudFeatures(
+        clouds.offsets,
+        np.stack([vectors[name] for name in spec.vectors], axis=1),
+        np.stack(scalars, axis=1) if scalars else np.zeros((len(members), 0)),
+        weights / totals[owner],
+    )
+
+
+def pad(features: CloudFeatures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense (Q, n_max, ...) arrays for a batch of clouds; padding has weight 0."""
+    sizes = np.diff(features.offsets)
+    q, n = len(sizes), int(sizes.max())
+    slot = np.arange(len(features.weights)) - np.repeat(features.offsets[:-1], sizes)
+    row = np.repeat(np.arange(q), sizes)
+    vectors = np.zeros((q, n) + features.vectors.shape[1:])
+    scalars = np.zeros((q, n, features.scalars.shape[1]))
+    weights = np.zeros((q, n))
+    vectors[row, slot] = features.vectors
+    scalars[row, slot] = features.scalars
+    weights[row, slot] = features.weights
+    return vectors, scalars, weights

@@ -1,0 +1,37 @@
+"""Apply a cloud network to a whole field: full clouds around every node, batched evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from meshes.fields import MeshFields
+from vcnn.clouds import Shape, build_clouds
+from vcnn.features import FeatureSpec, cloud_features, pad
+
+
+def predict_fields(
+    model: torch.nn.Module,
+    fields: MeshFields,
+    shape: Shape,
+    spec: FeatureSpec,
+    periods: np.ndarray | None = None,
+    batch_size: int = 2048,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> dict:
+    """Outputs of `model` at every node of `fields`, as {output name: (N,) array}."""
+    velocity = fields[spec.velocity_field]
+    clouds = build_clouds(fields.points, fields.points, shape, velocity, periods)
+    parameter = next(model.parameters())
+    model = model.to(device=device, dtype=dtype).eval()
+    results = []
+    with torch.no_grad():
+        for start in range(0, len(clouds), batch_size):
+            index = np.arange(start, min(start + batch_size, len(clouds)))
+            features = cloud_features(fields, clouds.subset(index), velocity[index], spec)
+            tensors = [torch.as_tensor(a, dtype=dtype, device=device) for a in pad(features)]
+            results.append(model(*tensors).cpu().numpy().astype(float))
+    model.to(device=parameter.device, dtype=parameter.dtype)
+    out = np.concatenate(results)
+    return {name: out[:, i] for i, name in enumerate(model.config.outputs)}

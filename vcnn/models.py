@@ -1,0 +1,93 @@
+"""Frame-invariant networks on clouds.
+
+`VectorCloudNet` (Zhou, Han & Xiao 2022): an embedding network maps each member's invariant
+scalars to G (n x m); the cloud average L = sum_j w_j G_j^T Q_j (m x k dim) of the embedding
+times the member vectors Q_j rotates as L R^T; D = L L*^T with L* the first m' rows of L is then
+invariant (m x m'), and a fitting network maps D to the outputs. Invariance to rotations and
+reflections (R R^T = I), translations (only relative positions enter), permutations and the
+choice of cloud points (a weighted average) holds by construction, not by training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from vcnn.errors import VcnnError
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "softplus": nn.Softplus}
+
+
+class ModelError(VcnnError):
+    """An invalid model configuration."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorCloudConfig:
+    """Sizes of the vector-cloud network. Defaults: the paper's 39,553-parameter model (7 scalars, 2-D)."""
+
+    n_scalars: int = 7
+    n_vectors: int = 2
+    dim: int = 2
+    embedding: tuple[int, ...] = (32, 64, 64)  # the last width is m
+    m_prime: int = 4
+    fitting: tuple[int, ...] = (128,)
+    outputs: tuple[str, ...] = ("concentration",)
+    activation: str = "tanh"
+
+    def __post_init__(self):
+        object.__setattr__(self, "embedding", tuple(int(w) for w in self.embedding))
+        object.__setattr__(self, "fitting", tuple(int(w) for w in self.fitting))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        if self.dim not in (2, 3):
+            raise ModelError(f"dim must be 2 or 3, got {self.dim}")
+        if self.n_scalars < 1 or self.n_vectors < 1 or not self.embedding or not self.outputs:
+            raise ModelError("the network needs scalars, vectors, an embedding and at least one output")
+        if not 1 <= self.m_prime <= self.embedding[-1]:
+            raise ModelError(f"m' must be between 1 and m = {self.embedding[-1]}, got {self.m_prime}")
+        if self.activation not in ACTIVATIONS:
+            raise ModelError(f"unknown activation {self.activation!r}; choose from {sorted(ACTIVATIONS)}")
+        if min(self.embedding + self.fitting, default=1) < 1:
+            raise ModelError("layer widths must be positive")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def mlp(widths: tuple[int, ...], activation: str, last_activation: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if last_activation or i < len(widths) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class VectorCloudNet(nn.Module):
+    """Invariant scalar outputs from a cloud of vectors and scalars."""
+
+    def __init__(self, config: VectorCloudConfig):
+        super().__init__()
+        self.config = config
+        m = config.embedding[-1]
+        self.embed = mlp((config.n_scalars,) + config.embedding, config.activation, last_activation=True)
+        self.fit = mlp((m * config.m_prime,) + config.fitting + (len(config.outputs),), config.activation, False)
+
+    @property
+    def symmetry(self) -> dict:
+        """How inputs and outputs transform: checked by `vcnn.symmetry`."""
+        return {
+            "inputs": {"vectors": "vector", "scalars": "scalar", "weights": "scalar"},
+            "outputs": {name: "scalar" for name in self.config.outputs},
+        }
+
+    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """vectors (B, n, k, dim), scalars (B, n, f), weights (B, n) summing to 1 -> (B, outputs)."""
+        batch, n = weights.shape
+        q = vectors.reshape(batch, n, -1)  # each vector's components stay together: Q R~ with R~ orthogonal
+        g = self.embed(scalars)  # (B, n, m)
+        moments = torch.einsum("bn,bnm,bnc->bmc", weights, g, q)  # (B, m, k dim)
+        invariant = moments @ moments[:, : self.config.m_prime].transpose(1, 2)  # (B, m, m')
+        return self.fit(invariant.reshape(batch, -1))
