@@ -62,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     hills.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     hills.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     hills.set_defaults(run=_solve_hills_transport)
+
+    dataset = sub.add_parser("dataset", help="solve a family of cases into one dataset directory (resumable)")
+    families = dataset.add_subparsers(dest="family", required=True)
+    sweep = families.add_parser("hills-transport", help="periodic hills over a list or range of alpha")
+    sweep.add_argument("--alphas", action="append", required=True, help="1.0:2.0:0.05 (inclusive) or 0.5,2.5; repeatable")
+    sweep.add_argument("--out", type=Path, required=True, help="dataset directory (created or resumed)")
+    sweep.add_argument("--resolution", default=None, help="cells NXxNY for every case (default: vcnn solve's)")
+    sweep.add_argument("--jobs", type=int, default=1, help="cases solved at the same time (default 1)")
+    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(run=_dataset)
     return parser
 
 
@@ -88,6 +98,18 @@ def _solve_hills_transport(args) -> int:
     return _run_solve(args, config)
 
 
+def _dataset(args) -> int:
+    from cases.dataset import parse_alphas, sweep
+    from meshes.periodic_domain import Resolution
+
+    alphas = parse_alphas(args.alphas)
+    if args.resolution is not None:
+        Resolution.parse(args.resolution)
+    manifest = sweep(args.out, alphas, args.resolution, args.jobs, progress=not args.quiet)
+    print(f"{args.out}: {len(manifest['cases'])} cases complete")
+    return 0
+
+
 def _run_solve(args, config) -> int:
     """Collective part: everything after validation (FEniCSx imported only here)."""
     from mpi4py import MPI
@@ -107,6 +129,7 @@ def _run_solve(args, config) -> int:
             "config": {k: v for k, v in vars(config).items()},
             "statistics": solution.statistics(),
             "mpi_ranks": comm.size,
+            "periods": [[solution.domain.length, 0.0]],
             **provenance(),
         }
         if args.reference is not None:

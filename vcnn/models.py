@@ -74,6 +74,18 @@ class VectorCloudNet(nn.Module):
         m = config.embedding[-1]
         self.embed = mlp((config.n_scalars,) + config.embedding, config.activation, last_activation=True)
         self.fit = mlp((m * config.m_prime,) + config.fitting + (len(config.outputs),), config.activation, False)
+        # Affine maps of the (invariant) input scalars and of the outputs, fitted to the training
+        # data and saved with the weights.
+        self.register_buffer("scalar_mean", torch.zeros(config.n_scalars))
+        self.register_buffer("scalar_std", torch.ones(config.n_scalars))
+        self.register_buffer("output_mean", torch.zeros(len(config.outputs)))
+        self.register_buffer("output_std", torch.ones(len(config.outputs)))
+
+    def set_normalization(self, statistics: dict) -> None:
+        """Set the buffers from `vcnn.data.feature_statistics`."""
+        for name in ("scalar_mean", "scalar_std", "output_mean", "output_std"):
+            buffer = getattr(self, name)
+            buffer.copy_(torch.as_tensor(statistics[name], dtype=buffer.dtype))
 
     @property
     def symmetry(self) -> dict:
@@ -87,7 +99,7 @@ class VectorCloudNet(nn.Module):
         """vectors (B, n, k, dim), scalars (B, n, f), weights (B, n) summing to 1 -> (B, outputs)."""
         batch, n = weights.shape
         q = vectors.reshape(batch, n, -1)  # each vector's components stay together: Q R~ with R~ orthogonal
-        g = self.embed(scalars)  # (B, n, m)
+        g = self.embed((scalars - self.scalar_mean) / self.scalar_std)  # (B, n, m)
         moments = torch.einsum("bn,bnm,bnc->bmc", weights, g, q)  # (B, m, k dim)
         invariant = moments @ moments[:, : self.config.m_prime].transpose(1, 2)  # (B, m, m')
-        return self.fit(invariant.reshape(batch, -1))
+        return self.fit(invariant.reshape(batch, -1)) * self.output_std + self.output_mean

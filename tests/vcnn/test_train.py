@@ -1,0 +1,90 @@
+"""Training: loss decreases, checkpoints load with weights_only, resume is exact, bad files fail."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import Delaunay
+
+from meshes.fields import MeshFields
+from vcnn import checkpoint
+from vcnn.clouds import Ellipse
+from vcnn.data import Case, CloudBatches, feature_statistics
+from vcnn.errors import VcnnError
+from vcnn.features import FeatureSpec
+from vcnn.models import VectorCloudConfig, VectorCloudNet
+from vcnn.train import TrainingConfig, train
+
+SPEC = FeatureSpec(scalars=("strain_rate", "speed", "proximity", "upwind_proximity"))
+
+
+def synthetic_case(name: str, amplitude: float, seed: int) -> Case:
+    """A smooth periodic flow on [0, 3] x [0, 1] whose target is a nonlocal average of |S|."""
+    rng = np.random.default_rng(seed)
+    points = rng.uniform([0, 0], [3, 1], (250, 2))
+    x, y = points.T
+    velocity = np.c_[1 + amplitude * np.sin(2 * np.pi * x / 3), amplitude * np.cos(np.pi * y)]
+    strain = np.abs(amplitude * np.cos(2 * np.pi * x / 3)) + y
+    target = np.sin(np.pi * y) * (1 + 0.5 * amplitude * np.cos(2 * np.pi * x / 3))
+    fields = MeshFields(
+        points,
+        Delaunay(points).simplices,
+        point_data={"velocity": velocity, "strain_rate": strain, "concentration": target},
+        metadata={"periods": [[3.0, 0.0]]},
+    )
+    return Case(name, fields)
+
+
+def setup(epochs: int):
+    training = CloudBatches([synthetic_case("a", 0.3, 0), synthetic_case("b", 0.5, 1)], Ellipse(), SPEC, ("concentration",), 64, 30)
+    validation = CloudBatches([synthetic_case("v", 0.4, 2)], Ellipse(), SPEC, ("concentration",), 256, None)
+    torch.manual_seed(0)
+    model = VectorCloudNet(VectorCloudConfig(n_scalars=4, n_vectors=2, embedding=(8, 16), m_prime=2, fitting=(16,)))
+    model.set_normalization(feature_statistics(training))
+    config = TrainingConfig(epochs=epochs, batch_size=64, n_points=30, learning_rate=1e-2, patience=50, device="cpu")
+    return model, training, validation, config
+
+
+def test_training_learns_and_writes_checkpoints_and_metrics(tmp_path):
+    model, training, validation, config = setup(10)
+    history = train(model, training, validation, config, tmp_path, progress=False, extra={"targets": ["concentration"]})
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert {"last.pt", "best.pt", "metrics.csv", "metrics.json"} <= {p.name for p in tmp_path.iterdir()}
+    assert len(json.loads((tmp_path / "metrics.json").read_text())) == 10
+    restored, state = checkpoint.load(tmp_path / "last.pt")  # weights_only=True inside
+    assert state["targets"] == ["concentration"] and state["epoch"] == 9
+    for a, b in zip(model.state_dict().values(), restored.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    model, training, validation, config = setup(5)
+    straight = train(model, training, validation, config, tmp_path / "straight", progress=False)
+    model, training, validation, _ = setup(5)
+    train(model, training, validation, TrainingConfig(**{**config.__dict__, "epochs": 3}), tmp_path / "resumed", progress=False)
+    model, training, validation, _ = setup(5)
+    resumed = train(model, training, validation, config, tmp_path / "resumed", resume=True, progress=False)
+    assert [h["train_loss"] for h in resumed] == [h["train_loss"] for h in straight]
+
+
+def test_bad_checkpoints_are_refused(tmp_path):
+    with pytest.raises(VcnnError, match="does not exist"):
+        checkpoint.load(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(VcnnError, match="cannot read"):
+        checkpoint.load(tmp_path / "junk.pt")
+    model = VectorCloudNet(VectorCloudConfig(n_scalars=4))
+    checkpoint.save(tmp_path / "m.pt", model)
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["model"]["config"]["n_scalars"] = 9  # config no longer matches the weights
+    torch.save(payload, tmp_path / "mismatch.pt")
+    with pytest.raises(VcnnError, match="do not match"):
+        checkpoint.load(tmp_path / "mismatch.pt")
+
+
+def test_nan_targets_are_refused():
+    case = synthetic_case("bad", 0.3, 0)
+    case.fields["concentration"] = np.full(case.fields.num_nodes, np.nan)
+    with pytest.raises(VcnnError, match="NaN"):
+        CloudBatches([case], Ellipse(), SPEC, ("concentration",))

@@ -1,0 +1,63 @@
+"""Checkpoints: the model configuration (plain data) and tensors, loaded with weights_only=True.
+
+Nothing but dicts, lists, numbers, strings and tensors goes on disk, so loading never unpickles
+arbitrary objects. Files are written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from vcnn.errors import VcnnError
+from vcnn.models import VectorCloudConfig, VectorCloudNet
+
+FORMAT = "vcnn-checkpoint-1"
+MODELS = {"VectorCloudNet": (VectorCloudNet, VectorCloudConfig)}
+
+
+def save(path: str | Path, model: VectorCloudNet, **extra) -> Path:
+    """Write the model (class, config, state dict) and any plain `extra` entries atomically."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "model": {"class": type(model).__name__, "config": model.config.as_dict()},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | Path, map_location="cpu") -> tuple[VectorCloudNet, dict]:
+    """(model, the whole checkpoint dict); VcnnError on a missing, foreign or inconsistent file."""
+    path = Path(path)
+    if not path.is_file():
+        raise VcnnError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # unpickling errors come in many types
+        raise VcnnError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise VcnnError(f"{path} is not a vcnn checkpoint")
+    name = payload["model"]["class"]
+    if name not in MODELS:
+        raise VcnnError(f"checkpoint {path} holds an unknown model class {name!r}")
+    cls, config_cls = MODELS[name]
+    try:
+        model = cls(config_cls(**payload["model"]["config"]))
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, RuntimeError, ValueError) as err:
+        raise VcnnError(f"checkpoint {path}: weights do not match its model config ({str(err).splitlines()[0]})") from None
+    return model, payload

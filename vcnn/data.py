@@ -1,0 +1,137 @@
+"""Training data: solved cases (MeshFields) served as batches of clouds, built on the fly.
+
+Clouds are never materialised for a whole dataset: each batch takes a shuffled block of query
+nodes of one case, builds their clouds with that case's KD-tree and, for training, samples a fixed
+number of members per cloud (fresh samples every epoch). Evaluation uses the full clouds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from meshes.errors import MeshError
+from meshes.fields import MeshFields
+from vcnn.clouds import Shape, build_clouds
+from vcnn.errors import VcnnError
+from vcnn.features import FeatureSpec, cloud_features, pad
+
+
+@dataclasses.dataclass
+class Case:
+    """One solved case: its fields and period vectors (from the metadata key 'periods')."""
+
+    name: str
+    fields: MeshFields
+
+    @property
+    def periods(self) -> np.ndarray | None:
+        periods = self.fields.metadata.get("periods")
+        return None if periods is None else np.asarray(periods, dtype=float)
+
+
+def load_case(path: str | Path, name: str | None = None) -> Case:
+    try:
+        fields = MeshFields.read(path)
+    except MeshError as err:
+        raise VcnnError(str(err)) from None
+    return Case(name or Path(path).name, fields)
+
+
+def check_targets(cases: list[Case], targets: tuple[str, ...]) -> None:
+    for case in cases:
+        for name in targets:
+            if name not in case.fields.point_data or case.fields.kind(name) != "scalar":
+                raise VcnnError(f"case {case.name} has no scalar target {name!r}")
+            if not np.isfinite(case.fields[name]).all():
+                raise VcnnError(f"case {case.name}: target {name!r} holds NaN or infinite values")
+
+
+@dataclasses.dataclass
+class Batch:
+    vectors: torch.Tensor  # (B, n, k, dim)
+    scalars: torch.Tensor  # (B, n, f)
+    weights: torch.Tensor  # (B, n)
+    targets: torch.Tensor  # (B, outputs)
+    node_weights: torch.Tensor  # (B,) for integral-weighted losses and errors
+
+    def to(self, device) -> "Batch":
+        return Batch(*(t.to(device) for t in dataclasses.astuple(self)))
+
+
+class CloudBatches:
+    """Iterate over all query nodes of the cases in batches of clouds."""
+
+    def __init__(
+        self,
+        cases: list[Case],
+        shape: Shape,
+        spec: FeatureSpec,
+        targets: tuple[str, ...],
+        batch_size: int = 512,
+        n_points: int | None = 150,
+        dtype: torch.dtype = torch.float32,
+    ):
+        if not cases:
+            raise VcnnError("no cases to serve")
+        if batch_size < 1 or (n_points is not None and n_points < 1):
+            raise VcnnError("batch size and points per cloud must be positive")
+        for case in cases:
+            spec.check_fields(case.fields)
+        check_targets(cases, targets)
+        self.cases, self.shape, self.spec, self.targets = cases, shape, spec, tuple(targets)
+        self.batch_size, self.n_points, self.dtype = batch_size, n_points, dtype
+
+    def __len__(self) -> int:
+        return sum(-(-c.fields.num_nodes // self.batch_size) for c in self.cases)
+
+    def epoch(self, rng: np.random.Generator | None = None) -> Iterator[Batch]:
+        """One pass over every node; shuffled (and sampled clouds) when `rng` is given."""
+        blocks = []
+        for k, case in enumerate(self.cases):
+            order = rng.permutation(case.fields.num_nodes) if rng is not None else np.arange(case.fields.num_nodes)
+            blocks += [(k, order[i : i + self.batch_size]) for i in range(0, len(order), self.batch_size)]
+        if rng is not None:
+            blocks = [blocks[i] for i in rng.permutation(len(blocks))]
+        for k, nodes in blocks:
+            yield self.batch(self.cases[k], nodes, rng)
+
+    def batch(self, case: Case, nodes: np.ndarray, rng: np.random.Generator | None) -> Batch:
+        fields = case.fields
+        velocity = fields[self.spec.velocity_field]
+        clouds = build_clouds(fields.points, fields.points[nodes], self.shape, velocity[nodes], case.periods)
+        if self.n_points is not None and rng is not None:
+            clouds = clouds.sample(self.n_points, rng)
+        vectors, scalars, weights = pad(cloud_features(fields, clouds, velocity[nodes], self.spec))
+        targets = np.stack([fields[name][nodes] for name in self.targets], axis=1)
+        arrays = (vectors, scalars, weights, targets, fields.weights[nodes])
+        return Batch(*(torch.as_tensor(a, dtype=self.dtype) for a in arrays))
+
+
+def feature_statistics(batches: CloudBatches, max_batches: int = 20, seed: int = 0) -> dict:
+    """Mean and standard deviation of the scalar features (weighted) and of the targets."""
+    rng = np.random.default_rng(seed)
+    scalar_sum = scalar_sq = weight_sum = 0.0
+    targets = []
+    for i, batch in enumerate(batches.epoch(rng)):
+        if i == max_batches:
+            break
+        w = batch.weights.double()[..., None]
+        s = batch.scalars.double()
+        scalar_sum = scalar_sum + (w * s).sum(dim=(0, 1))
+        scalar_sq = scalar_sq + (w * s**2).sum(dim=(0, 1))
+        weight_sum = weight_sum + w.sum()
+        targets.append(batch.targets.double())
+    mean = scalar_sum / weight_sum
+    std = (scalar_sq / weight_sum - mean**2).clamp_min(0).sqrt()
+    t = torch.cat(targets)
+    return {
+        "scalar_mean": mean.tolist(),
+        "scalar_std": torch.where(std > 1e-12, std, torch.ones_like(std)).tolist(),
+        "output_mean": t.mean(0).tolist(),
+        "output_std": torch.where(t.std(0) > 1e-12, t.std(0), torch.ones_like(t.std(0))).tolist(),
+    }
