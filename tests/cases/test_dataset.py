@@ -1,0 +1,42 @@
+"""`vcnn dataset`: alpha parsing, a parallel sweep with manifest, resume without recomputation."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cases.dataset import load_manifest, parse_alphas
+from cases.errors import CaseError
+
+pytest.importorskip("dolfinx")
+
+
+def test_alpha_ranges_and_lists():
+    assert parse_alphas(["1.0:1.2:0.05", "0.5,2.5"]) == [0.5, 1.0, 1.05, 1.1, 1.15, 1.2, 2.5]
+    with pytest.raises(CaseError, match="alpha must be in"):
+        parse_alphas(["0.1"])
+    with pytest.raises(CaseError, match="look like"):
+        parse_alphas(["1:2:0"])
+
+
+def vcnn(*args):
+    return subprocess.run([sys.executable, "-m", "cases.cli", *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def test_sweep_resumes_and_refuses_other_settings(tmp_path):
+    out = tmp_path / "data"
+    first = vcnn("dataset", "hills-transport", "--alphas", "0.8,1.3", "--out", out, "--resolution", "20x12", "--jobs", "2", "-q")
+    assert first.returncode == 0, first.stderr
+    manifest = load_manifest(out)
+    assert [c["alpha"] for c in manifest["cases"]] == [0.8, 1.3]
+    assert manifest["cases"][0]["mesh"]["cells"] == 2 * 20 * 12
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("cases/*/fields.vtu")}
+    second = vcnn("dataset", "hills-transport", "--alphas", "0.8:1.3:0.5", "--out", out, "--resolution", "20x12", "-q")
+    assert second.returncode == 0, second.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.glob("cases/*/fields.vtu")} == stamps  # nothing recomputed
+    other = vcnn("dataset", "hills-transport", "--alphas", "1.0", "--out", out, "--resolution", "24x12", "-q")
+    assert other.returncode == 2 and "resolution" in other.stderr
+    (out / "manifest.json").write_text(json.dumps({"family": "channel-rans"}))
+    with pytest.raises(CaseError, match="family"):
+        load_manifest(out)
