@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REFERENCE := ../shared/reference
 DEMO_OUT ?= out/demo
+DEMO_STUDY := cases/hills_transport_demo.toml
+DEMO_RUN ?= runs/hills_transport_demo
 BENCH_OUT ?= bench-results
 MPIRUN_ROOT := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
@@ -19,7 +21,14 @@ $(STAMP): pyproject.toml .ci/setup
 demo: setup
 	$(VENV)/bin/vcnn solve hills-transport --alpha 1 --resolution 90x50 --out $(DEMO_OUT) --overwrite \
 	  $(if $(wildcard $(REFERENCE)/hills_transport/openfoam_alpha1.npz),--reference $(REFERENCE)/hills_transport/openfoam_alpha1.npz)
-	@echo "demo written to $(DEMO_OUT): fields.vtu, meta.json, velocity_magnitude.png, concentration.png"
+	@echo "demo solve written to $(DEMO_OUT): fields.vtu, meta.json, velocity_magnitude.png, concentration.png"
+	rm -rf $(DEMO_RUN)
+	$(VENV)/bin/vcnn train $(DEMO_STUDY) --out $(DEMO_RUN)
+	$(VENV)/bin/vcnn dataset hills-transport --alphas 1.375,2.5 --out data/hills_transport_demo --resolution 60x40 --jobs 2
+	$(VENV)/bin/vcnn evaluate --model $(DEMO_RUN)/best.pt --data data/hills_transport_demo --out $(DEMO_RUN)/evaluation
+	$(VENV)/bin/vcnn check-invariance --model $(DEMO_RUN)/best.pt --fields data/hills_transport_demo/cases/alpha_1.0000 \
+	  --json $(DEMO_RUN)/invariance.json
+	@echo "demo study in $(DEMO_RUN): checkpoints, metrics.csv, evaluation/ (errors, maps), invariance.json"
 
 test: setup
 	$(MPIRUN_ROOT) $(PY) -m pytest -q
@@ -28,4 +37,4 @@ bench: setup
 	$(MPIRUN_ROOT) $(PY) -m benchmarks --out $(BENCH_OUT)
 
 clean:
-	rm -rf out $(BENCH_OUT) .pytest_cache
+	rm -rf out runs data $(BENCH_OUT) .pytest_cache

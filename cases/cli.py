@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except (CaseError, MeshError) as err:
         return _fail(err)
+    except ValueError as err:  # the learning side's errors (vcnn.errors.VcnnError) are ValueErrors
+        if type(err).__module__.startswith("vcnn"):
+            return _fail(err)
+        raise
     except Exception as err:  # solver errors come from a package that needs FEniCSx
         if type(err).__module__.startswith("solvers"):
             return _fail(err)
@@ -72,6 +76,27 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=1, help="cases solved at the same time (default 1)")
     sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(run=_dataset)
+
+    train = sub.add_parser("train", help="train a vector-cloud network from a study file (TOML)")
+    train.add_argument("study", type=Path, help="study file, e.g. cases/hills_transport_demo.toml")
+    train.add_argument("--out", type=Path, help="run directory (default runs/<study name>)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(run=_train)
+
+    evaluate = sub.add_parser("evaluate", help="relative L2 error of a checkpoint on a dataset, with error maps")
+    evaluate.add_argument("--model", type=Path, required=True, help="checkpoint (best.pt or last.pt)")
+    evaluate.add_argument("--data", type=Path, required=True, help="dataset directory (vcnn dataset)")
+    evaluate.add_argument("--alphas", action="append", help="cases to evaluate (default: all in the dataset)")
+    evaluate.add_argument("--out", type=Path, help="write evaluation.json and error maps here")
+    evaluate.set_defaults(run=_evaluate)
+
+    check = sub.add_parser("check-invariance", help="rotate, reflect, translate and permute a field; compare predictions")
+    check.add_argument("--model", type=Path, required=True, help="checkpoint")
+    check.add_argument("--fields", type=Path, required=True, help="a solved case directory (fields.vtu + meta.json)")
+    check.add_argument("--trials", type=int, default=3, help="random transforms of each kind (default 3)")
+    check.add_argument("--json", type=Path, help="also write the report as JSON")
+    check.set_defaults(run=_check_invariance)
     return parser
 
 
@@ -107,6 +132,43 @@ def _dataset(args) -> int:
         Resolution.parse(args.resolution)
     manifest = sweep(args.out, alphas, args.resolution, args.jobs, progress=not args.quiet)
     print(f"{args.out}: {len(manifest['cases'])} cases complete")
+    return 0
+
+
+def _train(args) -> int:
+    from cases.training import load_study, train_study
+
+    study = load_study(args.study)
+    out = args.out or Path("runs") / study.name
+    _logging(None, args.quiet, stderr=True)
+    summary = train_study(study, out, args.resume, progress=not args.quiet)
+    print(json.dumps({"out": str(out), **summary}))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from cases.dataset import parse_alphas
+    from cases.training import evaluate_checkpoint
+
+    alphas = parse_alphas(args.alphas) if args.alphas else None
+    errors = evaluate_checkpoint(args.model, args.data, alphas, args.out)
+    targets = sorted({t for case in errors.values() for t in case})
+    print("| case | " + " | ".join(f"{t} rel. L2 (%)" for t in targets) + " |")
+    print("|---|" + "---|" * len(targets))
+    for case, values in errors.items():
+        print(f"| {case} | " + " | ".join(f"{100 * values[t]:.3f}" for t in targets) + " |")
+    return 0
+
+
+def _check_invariance(args) -> int:
+    from cases.training import check_checkpoint_invariance
+
+    if args.trials < 1:
+        raise CaseError("--trials must be at least 1")
+    report = check_checkpoint_invariance(args.model, args.fields, args.trials)
+    print(report["table"])
+    if args.json:
+        args.json.write_text(json.dumps(report["worst_relative_deviation"], indent=2) + "\n")
     return 0
 
 
@@ -148,8 +210,8 @@ def _run_solve(args, config) -> int:
     return 0
 
 
-def _logging(path: Path | None, quiet: bool) -> None:
-    handlers: list[logging.Handler] = []
+def _logging(path: Path | None, quiet: bool, stderr: bool = False) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)] if stderr else []
     if path is not None:
         handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(path)]
     logging.basicConfig(

@@ -26,6 +26,8 @@ from meshes import hill_profile
 
 MANIFEST = "manifest.json"
 FAMILY = "hills-transport"
+ARRAYS = ("velocity", "pressure", "concentration", "strain_rate", "wall_distance", "mixing_length")
+"""The point arrays of every case of the family (what `vcnn solve hills-transport` writes)."""
 
 
 def parse_alphas(specs: list[str]) -> list[float]:
@@ -47,7 +49,7 @@ def parse_alphas(specs: list[str]) -> list[float]:
                 raise CaseError(f"alphas must look like 1.0:2.0:0.05 or 0.5,2.5, got {part!r}") from None
     if not alphas:
         raise CaseError("no alphas given")
-    alphas = sorted({round(a, 6) for a in alphas})
+    alphas = sorted({round(float(a), 6) for a in alphas})
     for a in alphas:
         try:
             hill_profile.check_alpha(a)

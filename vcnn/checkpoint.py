@@ -10,6 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vcnn.errors import VcnnError
@@ -22,12 +23,14 @@ MODELS = {"VectorCloudNet": (VectorCloudNet, VectorCloudConfig)}
 def save(path: str | Path, model: VectorCloudNet, **extra) -> Path:
     """Write the model (class, config, state dict) and any plain `extra` entries atomically."""
     path = Path(path)
-    payload = {
-        "format": FORMAT,
-        "model": {"class": type(model).__name__, "config": model.config.as_dict()},
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        **extra,
-    }
+    payload = plain(
+        {
+            "format": FORMAT,
+            "model": {"class": type(model).__name__, "config": model.config.as_dict()},
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            **extra,
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     os.close(fd)
@@ -38,6 +41,21 @@ def save(path: str | Path, model: VectorCloudNet, **extra) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def plain(value):
+    """Only what weights_only loading accepts: containers, numbers, strings, None and tensors."""
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}  # int keys stay ints (optimizer state)
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    raise VcnnError(f"cannot store {type(value).__name__} in a checkpoint (plain data and tensors only)")
 
 
 def load(path: str | Path, map_location="cpu") -> tuple[VectorCloudNet, dict]:

@@ -1,0 +1,237 @@
+"""Training studies from TOML: dataset -> vector-cloud network -> checkpoints, evaluation, invariance.
+
+A study file (see cases/hills_transport.toml) has the sections [dataset], [split], [cloud],
+[features], [model] and [training]; it is parsed into frozen dataclasses and validated before
+any work starts. Relative paths are relative to the current directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import tomllib
+from pathlib import Path
+
+from cases.dataset import ARRAYS, case_name, load_manifest, parse_alphas, sweep
+from cases.errors import CaseError
+from vcnn.clouds import Ball, Ellipse, KNearest
+from vcnn.errors import VcnnError
+from vcnn.features import DERIVED_SCALARS, FeatureSpec
+from vcnn.models import VectorCloudConfig
+from vcnn.train import TrainingConfig
+
+log = logging.getLogger(__name__)
+
+SECTIONS = {"dataset", "split", "cloud", "features", "model", "training"}
+SHAPES = {"ellipse": Ellipse, "ball": Ball, "knn": KNearest}
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    name: str
+    dataset: Path
+    resolution: str | None
+    jobs: int
+    train: tuple[float, ...]
+    validate: tuple[float, ...]
+    test: tuple[float, ...]
+    cloud: dict
+    features: FeatureSpec
+    model: dict
+    targets: tuple[str, ...]
+    training: TrainingConfig
+
+    def shape(self):
+        return shape_from(self.cloud)
+
+    def model_config(self) -> VectorCloudConfig:
+        return VectorCloudConfig(
+            n_scalars=len(self.features.scalars),
+            n_vectors=len(self.features.vectors),
+            dim=2,
+            outputs=self.targets,
+            **self.model,
+        )
+
+    def checkpoint_extra(self) -> dict:
+        """What evaluation and invariance checks need to rebuild inputs from a checkpoint."""
+        return {
+            "study": self.name,
+            "family": "hills-transport",
+            "cloud": dict(self.cloud),
+            "features": dataclasses.asdict(self.features),
+            "targets": list(self.targets),
+            "split": {"train": list(self.train), "validate": list(self.validate), "test": list(self.test)},
+        }
+
+
+def shape_from(cloud: dict):
+    """A cloud shape from its table, e.g. {shape = "ellipse", eps = 0.2}."""
+    params = dict(cloud)
+    kind = params.pop("shape", "ellipse")
+    if kind not in SHAPES:
+        raise CaseError(f"unknown cloud shape {kind!r}; choose from {sorted(SHAPES)}")
+    try:
+        return SHAPES[kind](**params)
+    except TypeError as err:
+        raise CaseError(f"[cloud] {kind}: {err}") from None
+
+
+def load_study(path: str | Path) -> Study:
+    """Parse and validate a study file; CaseError with one line on any problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise CaseError(f"study file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise CaseError(f"{path}: invalid TOML: {err}") from None
+    unknown = set(raw) - SECTIONS
+    if unknown:
+        raise CaseError(f"{path}: unknown sections {sorted(unknown)}")
+    try:
+        dataset, split, model = raw.get("dataset", {}), raw.get("split", {}), dict(raw.get("model", {}))
+        targets = tuple(model.pop("targets", ["concentration"]))
+        study = Study(
+            name=path.stem,
+            dataset=Path(dataset.get("directory", f"data/{path.stem}")),
+            resolution=dataset.get("resolution"),
+            jobs=int(dataset.get("jobs", 1)),
+            train=tuple(parse_alphas(split["train"])),
+            validate=tuple(parse_alphas(split["validate"])),
+            test=tuple(parse_alphas(split["test"])) if split.get("test") else (),
+            cloud=dict(raw.get("cloud", {"shape": "ellipse"})),
+            features=FeatureSpec(**raw.get("features", {})),
+            model=model,
+            targets=targets,
+            training=TrainingConfig(**raw.get("training", {})),
+        )
+        study.shape()
+        study.model_config()
+        for name in study.features.scalars:
+            if name not in DERIVED_SCALARS + ARRAYS:
+                raise CaseError(f"{path}: unknown feature {name!r}; choose from {sorted(DERIVED_SCALARS + ARRAYS)}")
+        for name in study.targets:
+            if name not in ARRAYS:
+                raise CaseError(f"{path}: unknown target {name!r}; the cases hold {list(ARRAYS)}")
+    except KeyError as err:
+        raise CaseError(f"{path}: missing [split] entry {err}") from None
+    except TypeError as err:
+        raise CaseError(f"{path}: {err}") from None
+    except VcnnError as err:
+        raise CaseError(f"{path}: {err}") from None
+    return study
+
+
+def ensure_dataset(study: Study, alphas, progress: bool = True) -> dict:
+    """Solve what is missing of the study's dataset (resumable) and return the manifest."""
+    return sweep(study.dataset, sorted(set(alphas)), study.resolution, study.jobs, progress=progress)
+
+
+def load_cases(directory: Path, alphas):
+    """The Cases of a dataset for the given alphas (CaseError if some are missing)."""
+    from vcnn.data import load_case
+
+    manifest = load_manifest(directory)
+    have = {round(c["alpha"], 6) for c in manifest["cases"]}
+    missing = [a for a in alphas if round(a, 6) not in have]
+    if missing:
+        raise CaseError(f"dataset {directory} lacks alpha = {', '.join(f'{a:g}' for a in missing)}")
+    return [load_case(Path(directory) / "cases" / case_name(a)) for a in alphas]
+
+
+def train_study(study: Study, out: Path, resume: bool = False, progress: bool = True) -> dict:
+    """Dataset (train + validate alphas) -> trained network in `out`; returns a summary."""
+    import torch
+
+    from vcnn.data import CloudBatches, feature_statistics
+    from vcnn.models import VectorCloudNet
+    from vcnn.train import train
+
+    if (out / "last.pt").is_file() and not resume:
+        raise CaseError(f"{out} already holds a training run (use --resume to continue it)")
+    ensure_dataset(study, study.train + study.validate, progress)
+    training_cases = load_cases(study.dataset, study.train)
+    validation_cases = load_cases(study.dataset, study.validate)
+    config = study.training
+    shape = study.shape()
+    training = CloudBatches(training_cases, shape, study.features, study.targets, config.batch_size, config.n_points)
+    validation = CloudBatches(validation_cases, shape, study.features, study.targets, 4 * config.batch_size, None)
+    torch.manual_seed(config.seed)
+    model = VectorCloudNet(study.model_config())
+    model.set_normalization(feature_statistics(training, seed=config.seed))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.json").write_text(json.dumps(study_as_dict(study), indent=2) + "\n")
+    history = train(model, training, validation, config, out, resume, progress, study.checkpoint_extra())
+    best = min(history, key=lambda h: h["validation_rel_l2"])
+    return {"epochs": len(history), "best_epoch": best["epoch"], "best_validation_rel_l2": best["validation_rel_l2"]}
+
+
+def study_as_dict(study: Study) -> dict:
+    data = dataclasses.asdict(study)
+    data["dataset"] = str(study.dataset)
+    return data
+
+
+def evaluate_checkpoint(checkpoint_path: Path, data: Path, alphas=None, out: Path | None = None) -> dict:
+    """Relative L2 error per case and target (full clouds), error maps as PNG when `out` is given."""
+    from cases.figures import field_png
+    from vcnn.data import CloudBatches
+    from vcnn.inference import predict_fields
+    from vcnn.train import relative_errors
+
+    model, state = _load(checkpoint_path)
+    manifest = load_manifest(data, state.get("family", "hills-transport"))
+    if alphas is None:
+        alphas = [c["alpha"] for c in manifest["cases"]]
+    cases = load_cases(data, alphas)
+    shape, spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
+    batches = CloudBatches(cases, shape, spec, tuple(state["targets"]), 2048, None)
+    errors = relative_errors(model, batches, "cpu")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for case in cases:
+            predicted = predict_fields(model, case.fields, shape, spec, case.periods)
+            for name in state["targets"]:
+                case.fields[f"{name}_error"] = predicted[name] - case.fields[name]
+                field_png(case.fields, f"{name}_error", out / f"{case.name}_{name}_error.png", f"{name}: predicted - reference")
+        result = {"checkpoint": str(checkpoint_path), "data": str(data), "relative_l2": errors}
+        (out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+    return errors
+
+
+def check_checkpoint_invariance(checkpoint_path: Path, fields_path: Path, trials: int = 3) -> dict:
+    """The symmetry checker on a trained network applied to one solved field, in float64."""
+    import torch
+
+    from vcnn.data import load_case
+    from vcnn.inference import predict_fields
+    from vcnn.symmetry import check_field_model
+
+    model, state = _load(checkpoint_path)
+    case = load_case(fields_path)
+    shape, spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
+    model = model.double()
+
+    def predict(fields, periods):
+        return predict_fields(model, fields, shape, spec, periods, dtype=torch.float64)
+
+    outputs = {name: "scalar" for name in state["targets"]}
+    report = check_field_model(predict, case.fields, outputs, case.periods, trials=trials)
+    return {"table": report.table(), **report.as_dict()}
+
+
+def _load(path: Path):
+    from vcnn import checkpoint
+
+    try:
+        model, state = checkpoint.load(path)
+    except VcnnError as err:
+        raise CaseError(str(err)) from None
+    for key in ("cloud", "features", "targets"):
+        if key not in state:
+            raise CaseError(f"checkpoint {path} lacks its data configuration ({key}); was it saved by vcnn train?")
+    if list(model.config.outputs) != list(state["targets"]):
+        raise CaseError(f"checkpoint {path}: model outputs {model.config.outputs} do not match targets {state['targets']}")
+    return model, state

@@ -1,0 +1,106 @@
+"""`vcnn train`, `vcnn evaluate` and `vcnn check-invariance` on a tiny study, and bad studies."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("dolfinx")
+
+STUDY = """
+[dataset]
+directory = "{data}"
+resolution = "20x12"
+jobs = 2
+
+[split]
+train = ["1.0,1.5"]
+validate = ["0.8"]
+
+[cloud]
+shape = "ellipse"
+
+[features]
+vectors = ["position", "velocity"]
+scalars = {scalars}
+
+[model]
+targets = ["concentration"]
+embedding = [8, 16]
+m_prime = 2
+fitting = [16]
+
+[training]
+epochs = {epochs}
+batch_size = 128
+n_points = 40
+seed = 1
+"""
+
+
+def vcnn(*args):
+    return subprocess.run([sys.executable, "-m", "cases.cli", *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def write_study(tmp_path, name="study", scalars='["strain_rate", "wall_distance", "proximity"]', epochs=2):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(STUDY.format(data=tmp_path / "data", scalars=scalars, epochs=epochs))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("study")
+    run = tmp_path / "run"
+    result = vcnn("train", write_study(tmp_path), "--out", run, "-q")
+    assert result.returncode == 0, result.stderr
+    return tmp_path, run, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_train_writes_checkpoints_metrics_and_the_study(trained):
+    _, run, summary = trained
+    assert summary["epochs"] == 2 and 0 < summary["best_validation_rel_l2"] < 1
+    assert {"best.pt", "last.pt", "metrics.csv", "metrics.json", "study.json"} <= {p.name for p in run.iterdir()}
+
+
+def test_resume_continues_and_a_second_run_is_refused(trained, tmp_path):
+    study_dir, run, _ = trained
+    refused = vcnn("train", write_study(study_dir), "--out", run, "-q")
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    longer = vcnn("train", write_study(study_dir, name="longer", epochs=3), "--out", run, "--resume", "-q")
+    assert longer.returncode == 0, longer.stderr
+    assert len(json.loads((run / "metrics.json").read_text())) == 3
+
+
+def test_evaluate_and_check_invariance(trained, tmp_path):
+    study_dir, run, _ = trained
+    result = vcnn("evaluate", "--model", run / "best.pt", "--data", study_dir / "data", "--out", tmp_path / "eval")
+    assert result.returncode == 0, result.stderr
+    assert "| alpha_0.8000 |" in result.stdout
+    errors = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["relative_l2"]
+    assert set(errors) == {"alpha_0.8000", "alpha_1.0000", "alpha_1.5000"}
+    assert (tmp_path / "eval" / "alpha_0.8000_concentration_error.png").is_file()
+    check = vcnn("check-invariance", "--model", run / "best.pt", "--fields", study_dir / "data/cases/alpha_1.0000", "--json", tmp_path / "inv.json")
+    assert check.returncode == 0, check.stderr
+    deviations = json.loads((tmp_path / "inv.json").read_text())
+    assert set(deviations) == {"rotation", "reflection", "translation", "permutation"}
+    assert max(deviations.values()) < 1e-10
+
+
+def test_unknown_feature_fails_with_one_line_before_any_solve(tmp_path):
+    result = vcnn("train", write_study(tmp_path, scalars='["strain_rate", "vorticity"]'), "--out", tmp_path / "run", "-q")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vcnn: error:") and "unknown feature 'vorticity'" in lines[0]
+    assert not (tmp_path / "data").exists()
+
+
+def test_bad_study_and_checkpoint_fail_before_work(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nm_prime = 0\n[split]\ntrain=['1.0']\nvalidate=['0.5']\n")
+    result = vcnn("train", bad, "--out", tmp_path / "run")
+    assert result.returncode == 2 and "m'" in result.stderr and not (tmp_path / "run").exists()
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    result = vcnn("evaluate", "--model", tmp_path / "junk.pt", "--data", tmp_path)
+    assert result.returncode == 2 and "cannot read checkpoint" in result.stderr
