@@ -1,6 +1,7 @@
-"""`make bench`: time and memory of `vcnn solve hills-transport` and its agreement with OpenFOAM.
+"""`make bench`: time and memory of `vcnn solve hills-transport` and its agreement with OpenFOAM,
+and the speed of vector-cloud inference with full clouds on the alpha = 1 case.
 
-Writes BENCH_OUT/hills_transport.json. Goals (issue 2): under 2 minutes and 4 GB at alpha = 1.
+Writes BENCH_OUT/hills_transport.json. Goals: solve under 2 minutes and 4 GB at alpha = 1.
 """
 
 from __future__ import annotations
@@ -75,6 +76,40 @@ def profiles(run: Path, alpha: int, png: Path) -> None:
     profiles_png(MeshFields.read(run), data, stations, png)
 
 
+def inference(run: Path) -> dict:
+    """Nodes per second of the paper-sized VectorCloudNet on every node with full ellipse clouds."""
+    import time
+
+    import torch
+
+    from vcnn.clouds import Ellipse, build_clouds
+    from vcnn.data import load_case
+    from vcnn.features import FeatureSpec
+    from vcnn.inference import predict_fields
+    from vcnn.models import VectorCloudConfig, VectorCloudNet
+
+    case = load_case(run)
+    spec = FeatureSpec(scalars=("strain_rate", "wall_distance", "speed", "proximity", "upwind_proximity", "node_weight", "concentration"))
+    model = VectorCloudNet(VectorCloudConfig(n_scalars=7))
+    torch.set_num_threads(os.cpu_count() or 1)
+    start = time.perf_counter()
+    clouds = build_clouds(case.fields.points, case.fields.points, Ellipse(), case.fields["velocity"], case.periods)
+    cloud_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    predict_fields(model, case.fields, Ellipse(), spec, case.periods)
+    seconds = time.perf_counter() - start
+    nodes = case.fields.num_nodes
+    return {
+        "nodes": nodes,
+        "mean_cloud_size": float(clouds.sizes.mean()),
+        "cloud_building_s": cloud_seconds,
+        "inference_s_including_clouds": seconds,
+        "nodes_per_second": nodes / seconds,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "threads": torch.get_num_threads(),
+    }
+
+
 def agreement(serial: Path, parallel: Path) -> dict:
     from meshes.fields import MeshFields
 
@@ -97,6 +132,8 @@ def main() -> None:
             print(json.dumps(results["runs"][-1]), flush=True)
         for alpha in (1, 2):
             profiles(tmp / f"alpha{alpha}", alpha, args.out / f"profiles_alpha{alpha}.png")
+        results["vcnn_inference_alpha1"] = inference(tmp / "alpha1")
+        print(json.dumps(results["vcnn_inference_alpha1"]), flush=True)
         results["runs"].append(solve(1, tmp / "alpha1_mpi2", ranks=2))
         results["serial_vs_mpi2_rel_diff"] = agreement(tmp / "alpha1", tmp / "alpha1_mpi2")
         print(json.dumps(results["runs"][-1]), flush=True)
