@@ -6,6 +6,7 @@ Errors in the input or a failed solve print one line and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -22,14 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (CaseError, MeshError) as err:
-        return _fail(err)
-    except ValueError as err:  # the learning side's errors (vcnn.errors.VcnnError) are ValueErrors
-        if type(err).__module__.startswith("vcnn"):
-            return _fail(err)
-        raise
-    except Exception as err:  # solver errors come from a package that needs FEniCSx
-        if type(err).__module__.startswith("solvers"):
+    except Exception as err:
+        # The project's own errors (imported lazily: solvers needs FEniCSx, vcnn needs torch).
+        if isinstance(err, (CaseError, MeshError)) or type(err).__module__.split(".")[0] in ("solvers", "vcnn"):
             return _fail(err)
         raise
 
@@ -125,11 +121,8 @@ def _solve_hills_transport(args) -> int:
 
 def _dataset(args) -> int:
     from cases.dataset import parse_alphas, sweep
-    from meshes.periodic_domain import Resolution
 
     alphas = parse_alphas(args.alphas)
-    if args.resolution is not None:
-        Resolution.parse(args.resolution)
     manifest = sweep(args.out, alphas, args.resolution, args.jobs, progress=not args.quiet)
     print(f"{args.out}: {len(manifest['cases'])} cases complete")
     return 0
@@ -140,7 +133,7 @@ def _train(args) -> int:
 
     study = load_study(args.study)
     out = args.out or Path("runs") / study.name
-    _logging(None, args.quiet, stderr=True)
+    _logging(None, args.quiet)
     summary = train_study(study, out, args.resume, progress=not args.quiet)
     print(json.dumps({"out": str(out), **summary}))
     return 0
@@ -183,12 +176,12 @@ def _run_solve(args, config) -> int:
 
     comm = MPI.COMM_WORLD
     with staged_output(args.out, args.overwrite, comm) as stage:
-        _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet)
+        _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet, stderr=comm.rank == 0)
         solution = hills_transport.solve(config, comm, msh_path=stage / "mesh.msh")
         solution.domain.write_xdmf(stage / "mesh.xdmf")
         metadata = {
             "case": "hills-transport",
-            "config": {k: v for k, v in vars(config).items()},
+            "config": dataclasses.asdict(config),
             "statistics": solution.statistics(),
             "mpi_ranks": comm.size,
             "periods": [[solution.domain.length, 0.0]],
@@ -202,7 +195,7 @@ def _run_solve(args, config) -> int:
             if not args.no_figures:
                 field_png(fields, "velocity", stage / "velocity_magnitude.png", "|u|")
                 field_png(fields, "concentration", stage / "concentration.png", "c")
-            summary = {"out": str(args.out), **solution.statistics()["timings_s"]}
+            summary = {"out": str(args.out), **metadata["statistics"]["timings_s"]}
             if "reference_comparison" in metadata:
                 summary.update(metadata["reference_comparison"])
             logging.getLogger("vcnn").info("done: %s", json.dumps(summary))
@@ -210,20 +203,20 @@ def _run_solve(args, config) -> int:
     return 0
 
 
-def _logging(path: Path | None, quiet: bool, stderr: bool = False) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)] if stderr else []
+def _logging(path: Path | None, quiet: bool, stderr: bool = True) -> None:
+    """Progress on stderr (warnings only if `quiet`) and, with `path`, everything in a log file."""
+    handlers: list[logging.Handler] = []
+    if stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+        handlers[-1].setLevel(logging.WARNING if quiet else logging.INFO)
     if path is not None:
-        handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(path)]
+        handlers.append(logging.FileHandler(path))
     logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
+        level=logging.INFO,
         format="%(asctime)s %(name)s: %(message)s",
         handlers=handlers or [logging.NullHandler()],
         force=True,
     )
-    if path is not None and quiet:
-        handlers[1].setLevel(logging.INFO)
-        logging.getLogger().setLevel(logging.INFO)
-        handlers[0].setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

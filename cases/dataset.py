@@ -68,7 +68,11 @@ def is_complete(directory: Path) -> bool:
 
 def sweep(out: Path, alphas: list[float], resolution: str | None = None, jobs: int = 1, progress: bool = True) -> dict:
     """Solve every missing case (`jobs` at a time) and (re)write the manifest."""
+    from meshes.periodic_domain import Resolution
+
     out = Path(out)
+    if resolution is not None:
+        Resolution.parse(resolution)  # MeshError on a malformed resolution, before any work
     manifest = _read_manifest(out)
     if manifest and manifest.get("family") != FAMILY:
         raise CaseError(f"{out} holds a dataset of family {manifest.get('family')!r}, not {FAMILY!r}")

@@ -157,13 +157,12 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
     config = study.training
     shape = study.shape()
     training = CloudBatches(training_cases, shape, study.features, study.targets, config.batch_size, config.n_points)
-    validation = CloudBatches(validation_cases, shape, study.features, study.targets, 4 * config.batch_size, None)
     torch.manual_seed(config.seed)
     model = VectorCloudNet(study.model_config())
     model.set_normalization(feature_statistics(training, seed=config.seed))
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps(study_as_dict(study), indent=2) + "\n")
-    history = train(model, training, validation, config, out, resume, progress, study.checkpoint_extra())
+    history = train(model, training, validation_cases, config, out, resume, progress, study.checkpoint_extra())
     best = min(history, key=lambda h: h["validation_rel_l2"])
     return {"epochs": len(history), "best_epoch": best["epoch"], "best_validation_rel_l2": best["validation_rel_l2"]}
 
@@ -177,9 +176,8 @@ def study_as_dict(study: Study) -> dict:
 def evaluate_checkpoint(checkpoint_path: Path, data: Path, alphas=None, out: Path | None = None) -> dict:
     """Relative L2 error per case and target (full clouds), error maps as PNG when `out` is given."""
     from cases.figures import field_png
-    from vcnn.data import CloudBatches
-    from vcnn.inference import predict_fields
-    from vcnn.train import relative_errors
+    from vcnn.data import check_targets
+    from vcnn.inference import predict_fields, relative_l2
 
     model, state = _load(checkpoint_path)
     manifest = load_manifest(data, state.get("family", "hills-transport"))
@@ -187,15 +185,18 @@ def evaluate_checkpoint(checkpoint_path: Path, data: Path, alphas=None, out: Pat
         alphas = [c["alpha"] for c in manifest["cases"]]
     cases = load_cases(data, alphas)
     shape, spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
-    batches = CloudBatches(cases, shape, spec, tuple(state["targets"]), 2048, None)
-    errors = relative_errors(model, batches, "cpu")
+    check_targets(cases, tuple(state["targets"]))
+    errors = {}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        for case in cases:
-            predicted = predict_fields(model, case.fields, shape, spec, case.periods)
-            for name in state["targets"]:
-                case.fields[f"{name}_error"] = predicted[name] - case.fields[name]
+    for case in cases:
+        predicted = predict_fields(model, case.fields, shape, spec, case.periods)
+        errors[case.name] = relative_l2(case.fields, predicted)
+        if out is not None:
+            for name, value in predicted.items():
+                case.fields[f"{name}_error"] = value - case.fields[name]
                 field_png(case.fields, f"{name}_error", out / f"{case.name}_{name}_error.png", f"{name}: predicted - reference")
+    if out is not None:
         result = {"checkpoint": str(checkpoint_path), "data": str(data), "relative_l2": errors}
         (out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
     return errors

@@ -69,17 +69,6 @@ class PeriodicDomain:
     def comm(self):
         return self.mesh.comm
 
-    def periodic_relation(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Map points on the right boundary onto the left one (slave -> master)."""
-        length = self.length
-
-        def relation(x):
-            y = x.copy()
-            y[0] = x[0] - length
-            return y
-
-        return relation
-
     def write_xdmf(self, path: str | Path) -> None:
         """Write the mesh and its facet tags to XDMF (collective)."""
         from dolfinx.io import XDMFFile

@@ -17,8 +17,8 @@ from meshes.fields import MeshFields
 from meshes.periodic_domain import PeriodicDomain
 
 
-def node_values(domain: PeriodicDomain, values) -> tuple[np.ndarray, np.ndarray]:
-    """(input indices, values) of a Function or UFL expression at this rank's mesh nodes."""
+def node_values(domain: PeriodicDomain, values) -> np.ndarray:
+    """Values of a Function or UFL expression at this rank's mesh (geometry) nodes."""
     mesh = domain.mesh
     shape = values.ufl_shape
     if len(shape) == 0:
@@ -33,7 +33,7 @@ def node_values(domain: PeriodicDomain, values) -> tuple[np.ndarray, np.ndarray]
     dofs = space.dofmap.list.array
     out = np.zeros((mesh.geometry.x.shape[0], bs))
     out[geometry_nodes] = p1.x.array.reshape(-1, bs)[dofs]
-    return np.asarray(mesh.geometry.input_global_indices, dtype=np.int64), out.reshape((-1,) + shape)
+    return out.reshape((-1,) + shape)
 
 
 def to_mesh_fields(domain: PeriodicDomain, arrays: dict, metadata: dict | None = None) -> MeshFields | None:
@@ -45,7 +45,7 @@ def to_mesh_fields(domain: PeriodicDomain, arrays: dict, metadata: dict | None =
     owned_cells = mesh.topology.index_map(tdim).size_local
     nodes_per_cell = len(mesh.geometry.dofmap.links(0))
     cells = index[mesh.geometry.dofmap.array.reshape(-1, nodes_per_cell)[:owned_cells]]
-    local = {name: node_values(domain, values)[1] for name, values in arrays.items()}
+    local = {name: node_values(domain, values) for name, values in arrays.items()}
     gathered = comm.gather((index, mesh.geometry.x[:, : mesh.geometry.dim], cells, local), root=0)
     if comm.rank != 0:
         return None

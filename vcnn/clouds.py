@@ -120,50 +120,70 @@ class Clouds:
         return Clouds(offsets, self.members[picked], self.relative[picked])
 
 
+class NodeIndex:
+    """The nodes of a field with their periodic images in a KD-tree: built once, queried often
+    (every training batch of a case queries the same index)."""
+
+    def __init__(self, nodes: np.ndarray, periods: np.ndarray | None = None):
+        nodes = np.asarray(nodes, dtype=float)
+        if nodes.ndim != 2 or not np.isfinite(nodes).all():
+            raise CloudError("nodes must be an (N, dim) array of finite coordinates")
+        self.dim = nodes.shape[1]
+        self.images, self.source = _periodic_images(nodes, periods)
+        self.tree = cKDTree(self.images)
+
+    def clouds(self, queries: np.ndarray, shape: Shape, query_velocity=None, chunk: int = 4096) -> Clouds:
+        """Clouds around `queries` (Q, dim); `query_velocity` (Q, dim) orients ellipse clouds.
+
+        Queries are processed `chunk` at a time to bound memory. Raises CloudError if a cloud
+        comes out empty.
+        """
+        queries = np.asarray(queries, dtype=float)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise CloudError(f"queries must be a (Q, {self.dim}) array")
+        if not np.isfinite(queries).all():
+            raise CloudError("query coordinates are not finite")
+        if isinstance(shape, Ellipse):
+            if query_velocity is None:
+                raise CloudError("ellipse clouds need the velocity at the query points")
+            query_velocity = np.asarray(query_velocity, dtype=float)
+            if query_velocity.shape != queries.shape or not np.isfinite(query_velocity).all():
+                raise CloudError("query velocities must be finite and shaped like the queries")
+
+        members, owners = [], []
+        for start in range(0, len(queries), chunk):
+            block = slice(start, start + chunk)
+            velocity = None if query_velocity is None else query_velocity[block]
+            flat, owner = _search(self.tree, self.images, queries[block], shape, velocity)
+            members.append(flat)
+            owners.append(owner + start)
+        flat = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
+        owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+        sizes = np.bincount(owner, minlength=len(queries))
+        if np.any(sizes == 0):
+            first = int(np.argmax(sizes == 0))
+            raise CloudError(f"{int((sizes == 0).sum())} clouds have no points (first at {queries[first].tolist()})")
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        return Clouds(offsets, self.source[flat], self.images[flat] - queries[owner])
+
+
 def build_clouds(
     nodes: np.ndarray,
     queries: np.ndarray,
     shape: Shape,
     query_velocity: np.ndarray | None = None,
     periods: np.ndarray | None = None,
-    chunk: int = 4096,
 ) -> Clouds:
-    """Clouds around `queries` (Q, dim) among `nodes` (N, dim).
+    """Clouds around `queries` (Q, dim) among `nodes` (N, dim), in one call.
 
-    query_velocity (Q, dim) orients ellipse clouds. periods (P, dim) are the lattice vectors of
-    the periodic directions (e.g. [[Lx, 0]] for a domain periodic in x). Queries are processed `chunk` at a time to bound
-    memory. Raises CloudError if a cloud comes out empty.
+    periods (P, dim) are the lattice vectors of the periodic directions (e.g. [[Lx, 0]] for a
+    domain periodic in x). To query the same nodes repeatedly, keep a `NodeIndex` instead.
     """
     nodes = np.asarray(nodes, dtype=float)
     queries = np.asarray(queries, dtype=float)
     if nodes.ndim != 2 or queries.ndim != 2 or nodes.shape[1] != queries.shape[1]:
         raise CloudError("nodes and queries must be (N, dim) and (Q, dim) arrays of the same dim")
-    if not (np.isfinite(nodes).all() and np.isfinite(queries).all()):
-        raise CloudError("node or query coordinates are not finite")
-    if isinstance(shape, Ellipse):
-        if query_velocity is None:
-            raise CloudError("ellipse clouds need the velocity at the query points")
-        query_velocity = np.asarray(query_velocity, dtype=float)
-        if query_velocity.shape != queries.shape or not np.isfinite(query_velocity).all():
-            raise CloudError("query velocities must be finite and shaped like the queries")
-    images, source = _periodic_images(nodes, periods)
-    tree = cKDTree(images)
-
-    members, owners = [], []
-    for start in range(0, len(queries), chunk):
-        block = slice(start, start + chunk)
-        velocity = None if query_velocity is None else query_velocity[block]
-        flat, owner = _search(tree, images, queries[block], shape, velocity)
-        members.append(flat)
-        owners.append(owner + start)
-    flat = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
-    owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
-    sizes = np.bincount(owner, minlength=len(queries))
-    if np.any(sizes == 0):
-        first = int(np.argmax(sizes == 0))
-        raise CloudError(f"{int((sizes == 0).sum())} clouds have no points (first at {queries[first].tolist()})")
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    return Clouds(offsets, source[flat], images[flat] - queries[owner])
+    return NodeIndex(nodes, periods).clouds(queries, shape, query_velocity)
 
 
 def _search(tree, images, queries, shape, velocity) -> tuple[np.ndarray, np.ndarray]:

@@ -1,13 +1,14 @@
 """Training data: solved cases (MeshFields) served as batches of clouds, built on the fly.
 
 Clouds are never materialised for a whole dataset: each batch takes a shuffled block of query
-nodes of one case, builds their clouds with that case's KD-tree and, for training, samples a fixed
-number of members per cloud (fresh samples every epoch). Evaluation uses the full clouds.
+nodes of one case, builds their clouds with that case's KD-tree (built once) and samples a fixed
+number of members per cloud (fresh samples every epoch).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Iterator
 
@@ -16,7 +17,7 @@ import torch
 
 from meshes.errors import MeshError
 from meshes.fields import MeshFields
-from vcnn.clouds import Shape, build_clouds
+from vcnn.clouds import NodeIndex, Shape
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec, cloud_features, pad
 
@@ -32,6 +33,11 @@ class Case:
     def periods(self) -> np.ndarray | None:
         periods = self.fields.metadata.get("periods")
         return None if periods is None else np.asarray(periods, dtype=float)
+
+    @functools.cached_property
+    def index(self) -> NodeIndex:
+        """The KD-tree of the nodes (and periodic images), built on first use."""
+        return NodeIndex(self.fields.points, self.periods)
 
 
 def load_case(path: str | Path, name: str | None = None) -> Case:
@@ -60,11 +66,13 @@ class Batch:
     node_weights: torch.Tensor  # (B,) for integral-weighted losses and errors
 
     def to(self, device) -> "Batch":
-        return Batch(*(t.to(device) for t in dataclasses.astuple(self)))
+        # not dataclasses.astuple: it deep-copies every tensor
+        return Batch(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
 
 
 class CloudBatches:
-    """Iterate over all query nodes of the cases in batches of clouds."""
+    """Iterate over all query nodes of the cases in batches of clouds (training; evaluation
+    applies the network to whole fields with `vcnn.inference.predict_fields`)."""
 
     def __init__(
         self,
@@ -89,22 +97,21 @@ class CloudBatches:
     def __len__(self) -> int:
         return sum(-(-c.fields.num_nodes // self.batch_size) for c in self.cases)
 
-    def epoch(self, rng: np.random.Generator | None = None) -> Iterator[Batch]:
-        """One pass over every node; shuffled (and sampled clouds) when `rng` is given."""
+    def epoch(self, rng: np.random.Generator) -> Iterator[Batch]:
+        """One pass over every node in shuffled blocks, clouds sampled afresh."""
         blocks = []
         for k, case in enumerate(self.cases):
-            order = rng.permutation(case.fields.num_nodes) if rng is not None else np.arange(case.fields.num_nodes)
+            order = rng.permutation(case.fields.num_nodes)
             blocks += [(k, order[i : i + self.batch_size]) for i in range(0, len(order), self.batch_size)]
-        if rng is not None:
-            blocks = [blocks[i] for i in rng.permutation(len(blocks))]
-        for k, nodes in blocks:
+        for i in rng.permutation(len(blocks)):
+            k, nodes = blocks[i]
             yield self.batch(self.cases[k], nodes, rng)
 
-    def batch(self, case: Case, nodes: np.ndarray, rng: np.random.Generator | None) -> Batch:
+    def batch(self, case: Case, nodes: np.ndarray, rng: np.random.Generator) -> Batch:
         fields = case.fields
         velocity = fields[self.spec.velocity_field]
-        clouds = build_clouds(fields.points, fields.points[nodes], self.shape, velocity[nodes], case.periods)
-        if self.n_points is not None and rng is not None:
+        clouds = case.index.clouds(fields.points[nodes], self.shape, velocity[nodes])
+        if self.n_points is not None:
             clouds = clouds.sample(self.n_points, rng)
         vectors, scalars, weights = pad(cloud_features(fields, clouds, velocity[nodes], self.spec))
         targets = np.stack([fields[name][nodes] for name in self.targets], axis=1)

@@ -35,3 +35,12 @@ def predict_fields(
     model.to(device=parameter.device, dtype=parameter.dtype)
     out = np.concatenate(results)
     return {name: out[:, i] for i, name in enumerate(model.config.outputs)}
+
+
+def relative_l2(fields: MeshFields, predictions: dict) -> dict:
+    """{name: node-weighted relative L2 error of predictions[name] against fields[name]}."""
+    w = fields.weights
+    return {
+        name: float(np.sqrt(w @ (value - fields[name]) ** 2 / (w @ fields[name] ** 2)))
+        for name, value in predictions.items()
+    }

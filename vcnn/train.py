@@ -20,8 +20,11 @@ import torch
 from tqdm import tqdm
 
 from vcnn import checkpoint
-from vcnn.data import CloudBatches
+from vcnn.clouds import Shape
+from vcnn.data import Case, CloudBatches, check_targets
 from vcnn.errors import VcnnError
+from vcnn.features import FeatureSpec
+from vcnn.inference import predict_fields, relative_l2
 from vcnn.models import VectorCloudNet
 
 log = logging.getLogger(__name__)
@@ -52,23 +55,12 @@ class TrainingConfig:
         return torch.device(self.device)
 
 
-def relative_errors(model: VectorCloudNet, batches: CloudBatches, device) -> dict:
+def relative_errors(model: VectorCloudNet, cases: list[Case], shape: Shape, spec: FeatureSpec, device) -> dict:
     """{case: {target: node-weighted relative L2 error}} with full clouds."""
-    model.eval()
-    errors = {}
-    with torch.no_grad():
-        for case in batches.cases:
-            num = den = 0.0
-            for start in range(0, case.fields.num_nodes, batches.batch_size):
-                nodes = np.arange(start, min(start + batches.batch_size, case.fields.num_nodes))
-                batch = batches.batch(case, nodes, None).to(device)
-                prediction = model(batch.vectors, batch.scalars, batch.weights)
-                w = batch.node_weights[:, None].double()
-                num = num + (w * (prediction.double() - batch.targets.double()) ** 2).sum(0)
-                den = den + (w * batch.targets.double() ** 2).sum(0)
-            values = torch.sqrt(num / den).tolist()
-            errors[case.name] = dict(zip(batches.targets, values))
-    return errors
+    return {
+        case.name: relative_l2(case.fields, predict_fields(model, case.fields, shape, spec, case.periods, device=device))
+        for case in cases
+    }
 
 
 def mean_error(errors: dict) -> float:
@@ -78,14 +70,18 @@ def mean_error(errors: dict) -> float:
 def train(
     model: VectorCloudNet,
     training: CloudBatches,
-    validation: CloudBatches,
+    validation: list[Case],
     config: TrainingConfig,
     out: str | Path,
     resume: bool = False,
     progress: bool = True,
     extra: dict | None = None,
 ) -> list[dict]:
-    """Train `model` in place; checkpoints and metrics go to `out`. Returns the history."""
+    """Train `model` in place; checkpoints and metrics go to `out`. Returns the history.
+
+    Validation: relative L2 error on the `validation` cases with full clouds, every epoch.
+    """
+    check_targets(validation, training.targets)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = config.resolved_device()
@@ -130,7 +126,7 @@ def train(
             count += len(batch.targets)
             bar.set_postfix(loss=f"{total / count:.3e}")
         scheduler.step()
-        errors = relative_errors(model, validation, device)
+        errors = relative_errors(model, validation, training.shape, training.spec, device)
         score = mean_error(errors)
         record = {
             "epoch": epoch,

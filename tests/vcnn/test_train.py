@@ -38,7 +38,7 @@ def synthetic_case(name: str, amplitude: float, seed: int) -> Case:
 
 def setup(epochs: int):
     training = CloudBatches([synthetic_case("a", 0.3, 0), synthetic_case("b", 0.5, 1)], Ellipse(), SPEC, ("concentration",), 64, 30)
-    validation = CloudBatches([synthetic_case("v", 0.4, 2)], Ellipse(), SPEC, ("concentration",), 256, None)
+    validation = [synthetic_case("v", 0.4, 2)]
     torch.manual_seed(0)
     model = VectorCloudNet(VectorCloudConfig(n_scalars=4, n_vectors=2, embedding=(8, 16), m_prime=2, fitting=(16,)))
     model.set_normalization(feature_statistics(training))
