@@ -86,11 +86,11 @@ def inference(run: Path) -> dict:
     from vcnn.data import load_case
     from vcnn.features import FeatureSpec
     from vcnn.inference import predict_fields
-    from vcnn.models import VectorCloudConfig, VectorCloudNet
+    from vcnn.models import CloudNetConfig, VectorCloudNet
 
     case = load_case(run)
     spec = FeatureSpec(scalars=("strain_rate", "wall_distance", "speed", "proximity", "upwind_proximity", "node_weight", "concentration"))
-    model = VectorCloudNet(VectorCloudConfig(n_scalars=7))
+    model = VectorCloudNet(CloudNetConfig(n_scalars=7))
     torch.set_num_threads(os.cpu_count() or 1)
     start = time.perf_counter()
     clouds = build_clouds(case.fields.points, case.fields.points, Ellipse(), case.fields["velocity"], case.periods)

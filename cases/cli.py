@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from cases.errors import CaseError
 from meshes.errors import MeshError
 
 EXIT_USAGE = 2
+EXIT_VIOLATION = 1  # check-invariance: a model deviates under a transform it declares invariance to
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +39,9 @@ def _fail(err: Exception) -> int:
 
 
 def _rank() -> int:
+    """This process's rank under torchrun or mpirun (0 otherwise)."""
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"])
     try:
         from mpi4py import MPI
     except ImportError:
@@ -133,9 +138,11 @@ def _train(args) -> int:
 
     study = load_study(args.study)
     out = args.out or Path("runs") / study.name
-    _logging(None, args.quiet)
+    lead = _rank() == 0  # under torchrun only rank 0 reports
+    _logging(None, args.quiet or not lead)
     summary = train_study(study, out, args.resume, progress=not args.quiet)
-    print(json.dumps({"out": str(out), **summary}))
+    if lead:
+        print(json.dumps({"out": str(out), **summary}))
     return 0
 
 
@@ -158,10 +165,15 @@ def _check_invariance(args) -> int:
 
     if args.trials < 1:
         raise CaseError("--trials must be at least 1")
+    from cases.rundir import write_json
+
     report = check_checkpoint_invariance(args.model, args.fields, args.trials)
     print(report["table"])
     if args.json:
-        args.json.write_text(json.dumps(report["worst_relative_deviation"], indent=2) + "\n")
+        write_json(args.json, {k: v for k, v in report.items() if k != "table"})
+    if report["violations"]:
+        print(f"vcnn: declared invariance violated: {', '.join(report['violations'])}", file=sys.stderr)
+        return EXIT_VIOLATION
     return 0
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cases.errors import CaseError
+from cases.rundir import write_json
 from cases.provenance import provenance
 from meshes import hill_profile
 
@@ -140,9 +141,7 @@ def _write_manifest(out: Path, resolution: str | None) -> dict:
             }
         )
     manifest = {"family": FAMILY, "resolution": resolution, "cases": entries, **provenance()}
-    tmp = out / f".{MANIFEST}.partial"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(out / MANIFEST)
+    write_json(out / MANIFEST, manifest)
     return manifest
 
 

@@ -8,6 +8,7 @@ previous run behind. Under MPI, rank 0 does the file operations and the others w
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -55,3 +56,10 @@ def staged_output(out: str | Path, overwrite: bool, comm=None):
             shutil.rmtree(old, ignore_errors=True)
     if comm is not None:
         comm.barrier()
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON to a temporary name, then rename: never a half-written file."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from cases.dataset import ARRAYS, case_name, load_manifest, parse_alphas, sweep
 from cases.errors import CaseError
+from cases.rundir import write_json
 from vcnn.clouds import Ball, Ellipse, KNearest
 from vcnn.errors import VcnnError
 from vcnn.features import DERIVED_SCALARS, FeatureSpec
-from vcnn.models import VectorCloudConfig
+from vcnn.models import CloudNetConfig
 from vcnn.train import TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,8 @@ class Study:
     def shape(self):
         return shape_from(self.cloud)
 
-    def model_config(self) -> VectorCloudConfig:
-        return VectorCloudConfig(
+    def model_config(self) -> CloudNetConfig:
+        return CloudNetConfig(
             n_scalars=len(self.features.scalars),
             n_vectors=len(self.features.vectors),
             dim=2,
@@ -143,28 +144,48 @@ def load_cases(directory: Path, alphas):
 
 def train_study(study: Study, out: Path, resume: bool = False, progress: bool = True) -> dict:
     """Dataset (train + validate alphas) -> trained network in `out`; returns a summary."""
+    import resource
+    import time
+
     import torch
 
     from vcnn.data import CloudBatches, feature_statistics
-    from vcnn.models import VectorCloudNet
-    from vcnn.train import train
+    from vcnn.models import build_model
+    from vcnn.train import init_distributed, train
 
     if (out / "last.pt").is_file() and not resume:
         raise CaseError(f"{out} already holds a training run (use --resume to continue it)")
-    ensure_dataset(study, study.train + study.validate, progress)
+    started = time.perf_counter()
+    rank, world = init_distributed(study.training)
+    if rank == 0:
+        ensure_dataset(study, study.train + study.validate, progress)
+    if world > 1:
+        torch.distributed.barrier()
     training_cases = load_cases(study.dataset, study.train)
     validation_cases = load_cases(study.dataset, study.validate)
     config = study.training
     shape = study.shape()
     training = CloudBatches(training_cases, shape, study.features, study.targets, config.batch_size, config.n_points)
     torch.manual_seed(config.seed)
-    model = VectorCloudNet(study.model_config())
+    model = build_model(study.model_config())
     model.set_normalization(feature_statistics(training, seed=config.seed))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "study.json").write_text(json.dumps(study_as_dict(study), indent=2) + "\n")
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "study.json", study_as_dict(study))
     history = train(model, training, validation_cases, config, out, resume, progress, study.checkpoint_extra())
     best = min(history, key=lambda h: h["validation_rel_l2"])
-    return {"epochs": len(history), "best_epoch": best["epoch"], "best_validation_rel_l2": best["validation_rel_l2"]}
+    summary = {
+        "epochs": len(history),
+        "best_epoch": best["epoch"],
+        "best_validation_rel_l2": best["validation_rel_l2"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "processes": world,
+        "wall_s": time.perf_counter() - started,
+        "peak_rss_mb_per_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if rank == 0:
+        write_json(out / "training.json", summary)
+    return summary
 
 
 def study_as_dict(study: Study) -> dict:
@@ -198,12 +219,18 @@ def evaluate_checkpoint(checkpoint_path: Path, data: Path, alphas=None, out: Pat
                 field_png(case.fields, f"{name}_error", out / f"{case.name}_{name}_error.png", f"{name}: predicted - reference")
     if out is not None:
         result = {"checkpoint": str(checkpoint_path), "data": str(data), "relative_l2": errors}
-        (out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_json(out / "evaluation.json", result)
     return errors
 
 
+TOLERANCE = 1e-10  # relative deviation allowed for a declared invariance, in float64
+
+
 def check_checkpoint_invariance(checkpoint_path: Path, fields_path: Path, trials: int = 3) -> dict:
-    """The symmetry checker on a trained network applied to one solved field, in float64."""
+    """The symmetry checker on a trained network applied to one solved field, in float64.
+
+    'violations' lists the transforms the model declares invariance to but deviates under by
+    more than TOLERANCE."""
     import torch
 
     from vcnn.data import load_case
@@ -218,9 +245,16 @@ def check_checkpoint_invariance(checkpoint_path: Path, fields_path: Path, trials
     def predict(fields, periods):
         return predict_fields(model, fields, shape, spec, periods, dtype=torch.float64)
 
-    outputs = {name: "scalar" for name in state["targets"]}
-    report = check_field_model(predict, case.fields, outputs, case.periods, trials=trials)
-    return {"table": report.table(), **report.as_dict()}
+    symmetry = model.symmetry
+    report = check_field_model(predict, case.fields, symmetry["outputs"], case.periods, trials=trials)
+    declared = symmetry["invariant_to"]
+    return {
+        "table": report.table(declared),
+        **report.as_dict(),
+        "declared_invariant_to": declared,
+        "violations": report.violations(declared, TOLERANCE),
+        "tolerance": TOLERANCE,
+    }
 
 
 def _load(path: Path):

@@ -14,13 +14,12 @@ import numpy as np
 import torch
 
 from vcnn.errors import VcnnError
-from vcnn.models import VectorCloudConfig, VectorCloudNet
+from vcnn.models import CloudNet, CloudNetConfig, ModelError, build_model
 
 FORMAT = "vcnn-checkpoint-1"
-MODELS = {"VectorCloudNet": (VectorCloudNet, VectorCloudConfig)}
 
 
-def save(path: str | Path, model: VectorCloudNet, **extra) -> Path:
+def save(path: str | Path, model: CloudNet, **extra) -> Path:
     """Write the model (class, config, state dict) and any plain `extra` entries atomically."""
     path = Path(path)
     payload = plain(
@@ -58,7 +57,7 @@ def plain(value):
     raise VcnnError(f"cannot store {type(value).__name__} in a checkpoint (plain data and tensors only)")
 
 
-def load(path: str | Path, map_location="cpu") -> tuple[VectorCloudNet, dict]:
+def load(path: str | Path, map_location="cpu") -> tuple[CloudNet, dict]:
     """(model, the whole checkpoint dict); VcnnError on a missing, foreign or inconsistent file."""
     path = Path(path)
     if not path.is_file():
@@ -69,13 +68,13 @@ def load(path: str | Path, map_location="cpu") -> tuple[VectorCloudNet, dict]:
         raise VcnnError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise VcnnError(f"{path} is not a vcnn checkpoint")
-    name = payload["model"]["class"]
-    if name not in MODELS:
-        raise VcnnError(f"checkpoint {path} holds an unknown model class {name!r}")
-    cls, config_cls = MODELS[name]
     try:
-        model = cls(config_cls(**payload["model"]["config"]))
+        model = build_model(CloudNetConfig(**payload["model"]["config"]))
+        if type(model).__name__ != payload["model"]["class"]:
+            raise ValueError(f"config builds {type(model).__name__}, file says {payload['model']['class']}")
         model.load_state_dict(payload["state_dict"])
+    except ModelError as err:
+        raise VcnnError(f"checkpoint {path}: {err}") from None
     except (TypeError, RuntimeError, ValueError) as err:
         raise VcnnError(f"checkpoint {path}: weights do not match its model config ({str(err).splitlines()[0]})") from None
     return model, payload

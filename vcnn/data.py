@@ -97,15 +97,24 @@ class CloudBatches:
     def __len__(self) -> int:
         return sum(-(-c.fields.num_nodes // self.batch_size) for c in self.cases)
 
-    def epoch(self, rng: np.random.Generator) -> Iterator[Batch]:
-        """One pass over every node in shuffled blocks, clouds sampled afresh."""
+    def epoch(self, number: int, seed: int = 0, rank: int = 0, world: int = 1) -> Iterator[Batch]:
+        """Pass `number` over every node in shuffled blocks of about `batch_size`, clouds sampled afresh.
+
+        The draws depend only on (seed, number, rank, world), so a resumed run sees the batches an
+        uninterrupted one would. With data-parallel training every rank walks the same blocks in
+        the same order and takes every `world`-th node of each: together they make one batch.
+        """
+        if self.batch_size < world:
+            raise VcnnError(f"batch size {self.batch_size} is smaller than the {world} data-parallel ranks")
+        order = np.random.default_rng([seed, number])
+        sampling = np.random.default_rng([seed, number, rank, world])
         blocks = []
         for k, case in enumerate(self.cases):
-            order = rng.permutation(case.fields.num_nodes)
-            blocks += [(k, order[i : i + self.batch_size]) for i in range(0, len(order), self.batch_size)]
-        for i in rng.permutation(len(blocks)):
+            count = -(-case.fields.num_nodes // self.batch_size)
+            blocks += [(k, nodes) for nodes in np.array_split(order.permutation(case.fields.num_nodes), count)]
+        for i in order.permutation(len(blocks)):
             k, nodes = blocks[i]
-            yield self.batch(self.cases[k], nodes, rng)
+            yield self.batch(self.cases[k], nodes[rank::world], sampling)
 
     def batch(self, case: Case, nodes: np.ndarray, rng: np.random.Generator) -> Batch:
         fields = case.fields
@@ -121,10 +130,9 @@ class CloudBatches:
 
 def feature_statistics(batches: CloudBatches, max_batches: int = 20, seed: int = 0) -> dict:
     """Mean and standard deviation of the scalar features (weighted) and of the targets."""
-    rng = np.random.default_rng(seed)
     scalar_sum = scalar_sq = weight_sum = 0.0
     targets = []
-    for i, batch in enumerate(batches.epoch(rng)):
+    for i, batch in enumerate(batches.epoch(0, seed)):
         if i == max_batches:
             break
         w = batch.weights.double()[..., None]

@@ -54,9 +54,17 @@ class SymmetryReport:
     def worst(self) -> float:
         return max(self.deviations.values())
 
-    def table(self) -> str:
-        rows = [f"| {name} | {value:.2e} |" for name, value in self.deviations.items()]
-        return "\n".join(["| transform | worst relative deviation |", "|---|---|", *rows])
+    def violations(self, declared, tolerance: float = 1e-10) -> list[str]:
+        """The transforms in `declared` (those the model claims invariance to) it deviates under."""
+        return [name for name, value in self.deviations.items() if name in declared and value > tolerance]
+
+    def table(self, declared=None) -> str:
+        """Markdown table; with `declared`, a column saying whether each invariance is claimed."""
+        if declared is None:
+            rows = [f"| {name} | {value:.2e} |" for name, value in self.deviations.items()]
+            return "\n".join(["| transform | worst relative deviation |", "|---|---|", *rows])
+        rows = [f"| {name} | {value:.2e} | {'yes' if name in declared else 'no'} |" for name, value in self.deviations.items()]
+        return "\n".join(["| transform | worst relative deviation | declared invariant |", "|---|---|---|", *rows])
 
     def as_dict(self) -> dict:
         return {"worst_relative_deviation": dict(self.deviations)}

@@ -2,6 +2,12 @@
 an atomic checkpoint every epoch (`last.pt`, and `best.pt` on improvement), exact resume,
 seeds, a progress bar and metrics as CSV and JSON. Device-agnostic (CPU default, CUDA if asked
 for or 'auto' and present).
+
+Data-parallel: started under `torchrun --nproc_per_node N`, `init_distributed` joins the
+process group (gloo on CPU, NCCL on GPUs) and `train` wraps the model in
+DistributedDataParallel. The ranks split every batch (not the epoch), so N processes take the
+same optimizer steps on the same batches as one process would; rank 0 validates, writes the
+checkpoints and metrics, and tells the others when to stop.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import io
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -25,7 +32,7 @@ from vcnn.data import Case, CloudBatches, check_targets
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.inference import predict_fields, relative_l2
-from vcnn.models import VectorCloudNet
+from vcnn.models import CloudNet
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +47,56 @@ class TrainingConfig:
     patience: int = 20  # epochs without validation improvement before stopping
     seed: int = 0
     device: str = "auto"
+    max_minutes: float | None = None  # stop after the first epoch that ends past this wall time
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.n_points < 1 or self.patience < 1:
             raise VcnnError("epochs, batch_size, n_points and patience must be positive")
         if not (self.learning_rate > 0 and 0 < self.lr_decay <= 1):
             raise VcnnError("learning_rate must be positive and lr_decay in (0, 1]")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise VcnnError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise VcnnError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
 
     def resolved_device(self) -> torch.device:
+        """The device of this process (under torchrun on GPUs: the local rank's GPU)."""
         if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            device = torch.device(self.device)
+        if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        return device
 
 
-def relative_errors(model: VectorCloudNet, cases: list[Case], shape: Shape, spec: FeatureSpec, device) -> dict:
+def init_distributed(config: TrainingConfig) -> tuple[int, int]:
+    """Join the torchrun process group if started under torchrun; returns (rank, world size)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        device = config.resolved_device()
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return world_position()
+
+
+def world_position() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside data-parallel training."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _from_rank0(value):
+    """`value` as rank 0 has it, on every rank."""
+    if world_position()[1] == 1:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def relative_errors(model: CloudNet, cases: list[Case], shape: Shape, spec: FeatureSpec, device) -> dict:
     """{case: {target: node-weighted relative L2 error}} with full clouds."""
     return {
         case.name: relative_l2(case.fields, predict_fields(model, case.fields, shape, spec, case.periods, device=device))
@@ -68,7 +109,7 @@ def mean_error(errors: dict) -> float:
 
 
 def train(
-    model: VectorCloudNet,
+    model: CloudNet,
     training: CloudBatches,
     validation: list[Case],
     config: TrainingConfig,
@@ -83,16 +124,18 @@ def train(
     """
     check_targets(validation, training.targets)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    rank, world = world_position()
+    lead = rank == 0
+    if lead:
+        out.mkdir(parents=True, exist_ok=True)
     device = config.resolved_device()
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     model.to(device)
+    net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     history: list[dict] = []
     best, since_best, start_epoch = math.inf, 0, 0
-    extra = dict(extra or {}, training=dataclasses.asdict(config))
+    extra = dict(extra or {}, training=dataclasses.asdict(config), world_size=world)
 
     last = out / "last.pt"
     if resume and last.is_file():
@@ -104,33 +147,36 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         history, best, since_best = state["history"], state["best"], state["since_best"]
         start_epoch = state["epoch"] + 1
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at epoch %d", last, start_epoch)
         if since_best >= config.patience:
             return history
 
+    clock = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
-        model.train()
+        net.train()
         started = time.perf_counter()
-        total, count = 0.0, 0
-        bar = tqdm(training.epoch(rng), total=len(training), desc=f"epoch {epoch}", disable=not progress, leave=False)
+        sums = torch.zeros(2, dtype=torch.float64)  # loss x clouds, clouds
+        batches = training.epoch(epoch, config.seed, rank, world)
+        bar = tqdm(batches, total=len(training), desc=f"epoch {epoch}", disable=not (progress and lead), leave=False)
         for batch in bar:
             batch = batch.to(device)
-            prediction = model(batch.vectors, batch.scalars, batch.weights)
+            prediction = net(batch.vectors, batch.scalars, batch.weights)
             loss = (((prediction - batch.targets) / model.output_std) ** 2).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(batch.targets)
-            count += len(batch.targets)
-            bar.set_postfix(loss=f"{total / count:.3e}")
+            sums += torch.tensor([loss.item() * len(batch.targets), len(batch.targets)], dtype=torch.float64)
+            bar.set_postfix(loss=f"{sums[0] / sums[1]:.3e}")
         scheduler.step()
-        errors = relative_errors(model, validation, training.shape, training.spec, device)
+        if world > 1:
+            torch.distributed.all_reduce(sums)
+        errors = relative_errors(model, validation, training.shape, training.spec, device) if lead else None
+        out_of_time = config.max_minutes is not None and time.perf_counter() - clock > 60 * config.max_minutes
+        errors, out_of_time = _from_rank0((errors, out_of_time))
         score = mean_error(errors)
         record = {
             "epoch": epoch,
-            "train_loss": total / count,
+            "train_loss": float(sums[0] / sums[1]),
             "validation_rel_l2": score,
             "learning_rate": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started,
@@ -138,25 +184,27 @@ def train(
         history.append(record)
         improved = score < best
         best, since_best = (score, 0) if improved else (best, since_best + 1)
-        log.info("epoch %d: train loss %.3e, validation rel. L2 %.4f%s", epoch, record["train_loss"], score, " (best)" if improved else "")
-        state = dict(
-            extra,
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
-            epoch=epoch,
-            history=history,
-            best=best,
-            since_best=since_best,
-            validation_errors=errors,
-            numpy_rng=json.dumps(rng.bit_generator.state),
-            torch_rng=torch.get_rng_state(),
-        )
-        checkpoint.save(last, model, **state)
-        if improved:
-            checkpoint.save(out / "best.pt", model, **state)
-        write_metrics(out, history)
+        if lead:
+            log.info("epoch %d: train loss %.3e, validation rel. L2 %.4f%s", epoch, record["train_loss"], score, " (best)" if improved else "")
+            state = dict(
+                extra,
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                epoch=epoch,
+                history=history,
+                best=best,
+                since_best=since_best,
+                validation_errors=errors,
+            )
+            checkpoint.save(last, model, **state)
+            if improved:
+                checkpoint.save(out / "best.pt", model, **state)
+            write_metrics(out, history)
         if since_best >= config.patience:
             log.info("early stop: no improvement for %d epochs", since_best)
+            break
+        if out_of_time:
+            log.info("stop: the %g minutes of max_minutes are spent", config.max_minutes)
             break
     return history
 

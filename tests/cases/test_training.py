@@ -26,6 +26,7 @@ vectors = ["position", "velocity"]
 scalars = {scalars}
 
 [model]
+kind = "{kind}"
 targets = ["concentration"]
 embedding = [8, 16]
 m_prime = 2
@@ -43,9 +44,9 @@ def vcnn(*args):
     return subprocess.run([sys.executable, "-m", "cases.cli", *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
-def write_study(tmp_path, name="study", scalars='["strain_rate", "wall_distance", "proximity"]', epochs=2):
+def write_study(tmp_path, name="study", scalars='["strain_rate", "wall_distance", "proximity"]', epochs=2, kind="vector_cloud"):
     path = tmp_path / f"{name}.toml"
-    path.write_text(STUDY.format(data=tmp_path / "data", scalars=scalars, epochs=epochs))
+    path.write_text(STUDY.format(data=tmp_path / "data", scalars=scalars, epochs=epochs, kind=kind))
     return path
 
 
@@ -83,9 +84,40 @@ def test_evaluate_and_check_invariance(trained, tmp_path):
     assert (tmp_path / "eval" / "alpha_0.8000_concentration_error.png").is_file()
     check = vcnn("check-invariance", "--model", run / "best.pt", "--fields", study_dir / "data/cases/alpha_1.0000", "--json", tmp_path / "inv.json")
     assert check.returncode == 0, check.stderr
-    deviations = json.loads((tmp_path / "inv.json").read_text())
+    report = json.loads((tmp_path / "inv.json").read_text())
+    deviations = report["worst_relative_deviation"]
     assert set(deviations) == {"rotation", "reflection", "translation", "permutation"}
-    assert max(deviations.values()) < 1e-10
+    assert max(deviations.values()) < 1e-10 and report["violations"] == []
+
+
+def test_a_frame_dependent_baseline_is_reported_but_not_flagged(trained, tmp_path):
+    """raw_cloud declares only translation and permutation invariance: the checker measures its
+    rotation deviation and exits 0; a vector-cloud checkpoint whose class lies would exit 1."""
+    study_dir, _, _ = trained
+    run = tmp_path / "raw"
+    assert vcnn("train", write_study(study_dir, name="raw", kind="raw_cloud", epochs=1), "--out", run, "-q").returncode == 0
+    check = vcnn("check-invariance", "--model", run / "last.pt", "--fields", study_dir / "data/cases/alpha_1.0000", "--json", tmp_path / "inv.json")
+    assert check.returncode == 0, check.stderr
+    report = json.loads((tmp_path / "inv.json").read_text())
+    assert report["declared_invariant_to"] == ["translation", "permutation"]
+    assert report["worst_relative_deviation"]["rotation"] > 1e-6
+    assert "| rotation |" in check.stdout and "| no |" in check.stdout
+
+
+def test_data_parallel_training_under_torchrun(trained, tmp_path):
+    """Two gloo processes take the same steps as one process and end in the same error band."""
+    study_dir, _, _ = trained
+    study = write_study(study_dir, name="ddp", epochs=4)
+    single = vcnn("train", study, "--out", tmp_path / "single", "-q")
+    assert single.returncode == 0, single.stderr
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "cases.cli"]
+    ddp = subprocess.run([*command, "train", str(study), "--out", str(tmp_path / "ddp"), "-q"], capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr
+    one, two = json.loads(single.stdout.splitlines()[-1]), json.loads(ddp.stdout.splitlines()[-1])
+    assert two["processes"] == 2 and one["epochs"] == two["epochs"] == 4
+    print("single", one["best_validation_rel_l2"], "ddp", two["best_validation_rel_l2"])
+    assert abs(two["best_validation_rel_l2"] - one["best_validation_rel_l2"]) < 0.25 * one["best_validation_rel_l2"]
+    assert json.loads((tmp_path / "ddp" / "training.json").read_text())["processes"] == 2
 
 
 def test_unknown_feature_fails_with_one_line_before_any_solve(tmp_path):

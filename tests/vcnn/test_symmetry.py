@@ -11,7 +11,7 @@ from meshes.fields import MeshFields
 from vcnn.clouds import Ball, Ellipse
 from vcnn.features import FeatureSpec
 from vcnn.inference import predict_fields
-from vcnn.models import ModelError, VectorCloudConfig, VectorCloudNet
+from vcnn.models import ALL_TRANSFORMS, CloudNetConfig, ModelError, VectorCloudNet, build_model
 from vcnn.symmetry import check_cloud_model, check_field_model
 
 TOL = 1e-10
@@ -31,14 +31,14 @@ def random_field(dim: int, n: int = 400, seed: int = 0) -> MeshFields:
     return MeshFields(points, cells, "triangle" if dim == 2 else "tetra", point_data=data)
 
 
-def model_for(dim: int, spec: FeatureSpec, seed: int = 0, cls=VectorCloudNet) -> torch.nn.Module:
+def model_for(dim: int, spec: FeatureSpec, seed: int = 0, kind: str = "vector_cloud") -> torch.nn.Module:
     torch.manual_seed(seed)
-    config = VectorCloudConfig(n_scalars=len(spec.scalars), n_vectors=len(spec.vectors), dim=dim, embedding=(16, 16), m_prime=4, fitting=(32,), outputs=("c", "nu_t"))
-    return cls(config).double()
+    config = CloudNetConfig(kind=kind, n_scalars=len(spec.scalars), n_vectors=len(spec.vectors), dim=dim, embedding=(16, 16), m_prime=4, fitting=(32,), outputs=("c", "nu_t"))
+    return build_model(config).double()
 
 
 def test_paper_sized_network_has_39553_parameters():
-    assert sum(p.numel() for p in VectorCloudNet(VectorCloudConfig()).parameters()) == 39553
+    assert sum(p.numel() for p in VectorCloudNet(CloudNetConfig()).parameters()) == 39553
 
 
 @pytest.mark.parametrize("dim", [2, 3])
@@ -71,29 +71,40 @@ def test_field_pipeline_invariance(dim, vectors):
     assert "| rotation |" in report.table()
 
 
-class RawCoordinates(VectorCloudNet):
-    """A deliberately broken network: the cloud average of raw vectors feeds the fitting net."""
+@pytest.mark.parametrize("kind", ["local_mlp", "raw_cloud"])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_baselines_keep_their_declared_symmetry(kind, dim):
+    fields = random_field(dim)
+    spec = FeatureSpec()
+    model = model_for(dim, spec, kind=kind)
+    shape = Ellipse() if dim == 2 else Ball(0.35)
+    periods = np.array([[3.0] + [0.0] * (dim - 1)])
 
-    def forward(self, vectors, scalars, weights):
-        q = vectors.reshape(*weights.shape, -1)
-        mean = torch.einsum("bn,bnc->bc", weights, q)
-        padded = torch.nn.functional.pad(mean, (0, self.fit[0].in_features - mean.shape[1]))
-        return self.fit(padded)
+    def predict(f, p):
+        return predict_fields(model, f, shape, spec, periods=p, dtype=torch.float64)
+
+    report = check_field_model(predict, fields, {"c": "scalar", "nu_t": "scalar"}, periods=periods)
+    assert not report.violations(model.symmetry["invariant_to"], TOL)
+    if kind == "raw_cloud":  # declared not rotation invariant, and measurably not
+        assert report.violations(ALL_TRANSFORMS, TOL) == ["rotation", "reflection"]
+        assert min(report.deviations["rotation"], report.deviations["reflection"]) > 1e-3
 
 
 def test_checker_catches_a_network_that_is_not_invariant():
     rng = np.random.default_rng(0)
     vectors, scalars = rng.normal(size=(8, 30, 2, 2)), rng.normal(size=(8, 30, 5))
     weights = np.full((8, 30), 1 / 30)
-    report = check_cloud_model(model_for(2, FeatureSpec(), cls=RawCoordinates), vectors, scalars, weights)
+    report = check_cloud_model(model_for(2, FeatureSpec(), kind="raw_cloud"), vectors, scalars, weights)
     assert report.deviations["rotation"] > 1e-3 and report.deviations["reflection"] > 1e-3
     assert report.deviations["permutation"] < TOL  # an average is still permutation invariant
 
 
 def test_bad_configuration_is_refused():
     with pytest.raises(ModelError, match="m'"):
-        VectorCloudConfig(m_prime=100)
+        CloudNetConfig(m_prime=100)
     with pytest.raises(ModelError, match="activation"):
-        VectorCloudConfig(activation="sigmoidish")
+        CloudNetConfig(activation="sigmoidish")
+    with pytest.raises(ModelError, match="kind"):
+        CloudNetConfig(kind="transformer")
     with pytest.raises(ModelError, match="dim"):
-        VectorCloudConfig(dim=4)
+        CloudNetConfig(dim=4)

@@ -13,7 +13,7 @@ from vcnn.clouds import Ellipse
 from vcnn.data import Case, CloudBatches, feature_statistics
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
-from vcnn.models import VectorCloudConfig, VectorCloudNet
+from vcnn.models import CloudNetConfig, VectorCloudNet
 from vcnn.train import TrainingConfig, train
 
 SPEC = FeatureSpec(scalars=("strain_rate", "speed", "proximity", "upwind_proximity"))
@@ -40,20 +40,20 @@ def setup(epochs: int):
     training = CloudBatches([synthetic_case("a", 0.3, 0), synthetic_case("b", 0.5, 1)], Ellipse(), SPEC, ("concentration",), 64, 30)
     validation = [synthetic_case("v", 0.4, 2)]
     torch.manual_seed(0)
-    model = VectorCloudNet(VectorCloudConfig(n_scalars=4, n_vectors=2, embedding=(8, 16), m_prime=2, fitting=(16,)))
+    model = VectorCloudNet(CloudNetConfig(n_scalars=4, n_vectors=2, embedding=(8, 16), m_prime=2, fitting=(16,)))
     model.set_normalization(feature_statistics(training))
     config = TrainingConfig(epochs=epochs, batch_size=64, n_points=30, learning_rate=1e-2, patience=50, device="cpu")
     return model, training, validation, config
 
 
 def test_training_learns_and_writes_checkpoints_and_metrics(tmp_path):
-    model, training, validation, config = setup(10)
+    model, training, validation, config = setup(15)
     history = train(model, training, validation, config, tmp_path, progress=False, extra={"targets": ["concentration"]})
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
     assert {"last.pt", "best.pt", "metrics.csv", "metrics.json"} <= {p.name for p in tmp_path.iterdir()}
-    assert len(json.loads((tmp_path / "metrics.json").read_text())) == 10
+    assert len(json.loads((tmp_path / "metrics.json").read_text())) == 15
     restored, state = checkpoint.load(tmp_path / "last.pt")  # weights_only=True inside
-    assert state["targets"] == ["concentration"] and state["epoch"] == 9
+    assert state["targets"] == ["concentration"] and state["epoch"] == 14
     for a, b in zip(model.state_dict().values(), restored.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -74,7 +74,7 @@ def test_bad_checkpoints_are_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(VcnnError, match="cannot read"):
         checkpoint.load(tmp_path / "junk.pt")
-    model = VectorCloudNet(VectorCloudConfig(n_scalars=4))
+    model = VectorCloudNet(CloudNetConfig(n_scalars=4))
     checkpoint.save(tmp_path / "m.pt", model)
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     payload["model"]["config"]["n_scalars"] = 9  # config no longer matches the weights
