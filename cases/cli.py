@@ -85,11 +85,18 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     train.set_defaults(run=_train)
 
+    run = sub.add_parser("run", help="the whole study: dataset, training (with baselines), evaluation, invariance, report.md")
+    run.add_argument("study", type=Path, help="study file, e.g. cases/hills_transport.toml")
+    run.add_argument("--out", type=Path, help="run directory (default runs/<study name>); rerun to resume")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(run=_run)
+
     evaluate = sub.add_parser("evaluate", help="relative L2 error of a checkpoint on a dataset, with error maps")
     evaluate.add_argument("--model", type=Path, required=True, help="checkpoint (best.pt or last.pt)")
     evaluate.add_argument("--data", type=Path, required=True, help="dataset directory (vcnn dataset)")
     evaluate.add_argument("--alphas", action="append", help="cases to evaluate (default: all in the dataset)")
-    evaluate.add_argument("--out", type=Path, help="write evaluation.json and error maps here")
+    evaluate.add_argument("--out", type=Path, help="write evaluation.json and figures (reference, prediction, error) here")
+    evaluate.add_argument("--rotate", type=float, metavar="DEG", help="also evaluate every case turned by DEG degrees")
     evaluate.set_defaults(run=_evaluate)
 
     check = sub.add_parser("check-invariance", help="rotate, reflect, translate and permute a field; compare predictions")
@@ -146,17 +153,33 @@ def _train(args) -> int:
     return 0
 
 
+def _run(args) -> int:
+    from cases.pipeline import run_study
+    from cases.training import load_study
+
+    study = load_study(args.study)
+    out = args.out or Path("runs") / study.name
+    _logging(None, args.quiet or _rank() != 0)
+    report = run_study(study, out, progress=not args.quiet)
+    if report is not None:
+        print(f"report: {report}")
+    return 0
+
+
 def _evaluate(args) -> int:
     from cases.dataset import parse_alphas
     from cases.training import evaluate_checkpoint
 
     alphas = parse_alphas(args.alphas) if args.alphas else None
-    errors = evaluate_checkpoint(args.model, args.data, alphas, args.out)
+    result = evaluate_checkpoint(args.model, args.data, alphas, args.out, args.rotate)
+    errors, rotated = result["relative_l2"], result.get("rotated_relative_l2", {})
     targets = sorted({t for case in errors.values() for t in case})
-    print("| case | " + " | ".join(f"{t} rel. L2 (%)" for t in targets) + " |")
-    print("|---|" + "---|" * len(targets))
+    columns = [f"{t} rel. L2 (%)" for t in targets] + [f"{t} turned {args.rotate:g} deg (%)" for t in targets if rotated]
+    print("| case | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
     for case, values in errors.items():
-        print(f"| {case} | " + " | ".join(f"{100 * values[t]:.3f}" for t in targets) + " |")
+        cells = [values[t] for t in targets] + [rotated[case][t] for t in targets if rotated]
+        print(f"| {case} | " + " | ".join(f"{100 * v:.3f}" for v in cells) + " |")
     return 0
 
 

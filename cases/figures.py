@@ -15,42 +15,88 @@ from meshes.fields import MeshFields
 
 def field_png(fields: MeshFields, name: str, path: str | Path, title: str | None = None) -> Path:
     """Colour a 2-D mesh by a point array (vectors by their magnitude) and save a PNG."""
+    plt = _pyplot()
+    extent = np.ptp(_check_2d(fields).points, axis=0)
+    fig, ax = plt.subplots(figsize=(12, 12 * extent[1] / extent[0] + 1.2), dpi=120)
+    _draw(fig, ax, fields, _magnitude(fields[name]), title or name, "viridis")
+    return _save_png(fig, path)
+
+
+def comparison_png(fields: MeshFields, name: str, predicted: np.ndarray, path: str | Path, title: str) -> Path:
+    """Three panels on one mesh: the reference `fields[name]`, the prediction, and their difference
+    (symmetric colour scale); reference and prediction share one colour scale."""
+    plt = _pyplot()
+    extent = np.ptp(_check_2d(fields).points, axis=0)
+    fig, axes = plt.subplots(3, 1, figsize=(10, 3 * (10 * extent[1] / extent[0] + 1.3)), dpi=110)
+    reference = fields[name]
+    limits = (min(reference.min(), predicted.min()), max(reference.max(), predicted.max()))
+    _draw(fig, axes[0], fields, reference, f"{name}: reference (FEniCSx)", "viridis", limits)
+    _draw(fig, axes[1], fields, predicted, f"{name}: predicted", "viridis", limits)
+    bound = float(np.abs(predicted - reference).max()) or 1.0
+    _draw(fig, axes[2], fields, predicted - reference, "predicted - reference", "RdBu_r", (-bound, bound))
+    fig.suptitle(title)
+    return _save_png(fig, path)
+
+
+def learning_curves_png(histories: dict, path: str | Path) -> Path:
+    """Training loss and validation error per epoch, one line per run ({label: metrics history})."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110)
+    for label, history in histories.items():
+        epochs = [h["epoch"] + 1 for h in history]
+        axes[0].semilogy(epochs, [h["train_loss"] for h in history], label=label)
+        axes[1].semilogy(epochs, [100 * h["validation_rel_l2"] for h in history], label=label)
+    axes[0].set_ylabel("training loss (normalised MSE)")
+    axes[1].set_ylabel("validation relative L2 error (%)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    return _save_png(fig, path)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.tri import Triangulation
 
+    return plt
+
+
+def _check_2d(fields: MeshFields) -> MeshFields:
     if fields.dim != 2:
         raise ValueError("field figures are drawn for 2-D meshes")
-    values = fields[name]
-    if values.ndim > 1:
-        values = np.linalg.norm(values.reshape(len(values), -1), axis=1)
+    return fields
+
+
+def _magnitude(values: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(values.reshape(len(values), -1), axis=1) if values.ndim > 1 else values
+
+
+def _draw(fig, ax, fields: MeshFields, values: np.ndarray, title: str, cmap: str, limits=None) -> None:
+    from matplotlib.tri import Triangulation
+
     triangles = (
         fields.cells
         if fields.cell_type == "triangle"
         else np.r_[fields.cells[:, [0, 1, 2]], fields.cells[:, [0, 2, 3]]]
     )
-    extent = np.ptp(fields.points, axis=0)
-    fig, ax = plt.subplots(figsize=(12, 12 * extent[1] / extent[0] + 1.2), dpi=120)
-    shading = ax.tripcolor(Triangulation(*fields.points.T, triangles), values, shading="gouraud", cmap="viridis")
-    fig.colorbar(shading, ax=ax, orientation="horizontal", fraction=0.08, pad=0.12, label=title or name)
+    vmin, vmax = limits or (None, None)
+    shading = ax.tripcolor(Triangulation(*fields.points.T, triangles), values, shading="gouraud", cmap=cmap, vmin=vmin, vmax=vmax)
+    fig.colorbar(shading, ax=ax, orientation="vertical", fraction=0.03, pad=0.02)
     ax.set_aspect("equal")
     ax.set_xlabel("x / H")
     ax.set_ylabel("y / H")
-    ax.set_title(title or name)
-    return _save_png(fig, path)
+    ax.set_title(title)
 
 
 def profiles_png(fields: MeshFields, reference: dict, stations, path: str | Path, halfwidth: float = 0.025) -> Path:
     """Streamwise velocity and concentration profiles at x stations: ours (lines) vs a reference
     given at scattered points (dots: the reference points within `halfwidth` of each station)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.interpolate import LinearNDInterpolator
 
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(14, 5), dpi=120, sharey=True)
     ref_x, ref_y = reference["x"], reference["y"]
     for ax, (name, ref_values, scale, label) in zip(

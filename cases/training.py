@@ -24,7 +24,8 @@ from vcnn.train import TrainingConfig
 
 log = logging.getLogger(__name__)
 
-SECTIONS = {"dataset", "split", "cloud", "features", "model", "training"}
+SECTIONS = {"dataset", "split", "cloud", "features", "model", "training", "baselines", "report"}
+BASELINE_KEYS = {"model", "cloud", "training"}
 SHAPES = {"ellipse": Ellipse, "ball": Ball, "knn": KNearest}
 
 
@@ -42,6 +43,20 @@ class Study:
     model: dict
     targets: tuple[str, ...]
     training: TrainingConfig
+    baselines: dict = dataclasses.field(default_factory=dict)  # name -> {model, cloud, training} overrides
+    report: dict = dataclasses.field(default_factory=dict)  # options of `vcnn run` (cases.pipeline)
+
+    def baseline(self, name: str) -> "Study":
+        """The study with baseline `name`'s overrides of [model], [cloud] and [training]."""
+        table = self.baselines[name]
+        return dataclasses.replace(
+            self,
+            name=f"{self.name}-{name}",
+            cloud=dict(table.get("cloud", self.cloud)),
+            model={**self.model, **table.get("model", {})},
+            training=dataclasses.replace(self.training, **table.get("training", {})),
+            baselines={},
+        )
 
     def shape(self):
         return shape_from(self.cloud)
@@ -65,6 +80,13 @@ class Study:
             "targets": list(self.targets),
             "split": {"train": list(self.train), "validate": list(self.validate), "test": list(self.test)},
         }
+
+
+def _checked_baseline(study: Study, name: str, path: Path) -> Study:
+    table = study.baselines[name]
+    if not isinstance(table, dict) or set(table) - BASELINE_KEYS:
+        raise CaseError(f"{path}: [baselines.{name}] may only set {sorted(BASELINE_KEYS)}")
+    return study.baseline(name)
 
 
 def shape_from(cloud: dict):
@@ -107,9 +129,12 @@ def load_study(path: str | Path) -> Study:
             model=model,
             targets=targets,
             training=TrainingConfig(**raw.get("training", {})),
+            baselines=dict(raw.get("baselines", {})),
+            report=dict(raw.get("report", {})),
         )
-        study.shape()
-        study.model_config()
+        for variant in [study] + [_checked_baseline(study, name, path) for name in study.baselines]:
+            variant.shape()
+            variant.model_config()
         for name in study.features.scalars:
             if name not in DERIVED_SCALARS + ARRAYS:
                 raise CaseError(f"{path}: unknown feature {name!r}; choose from {sorted(DERIVED_SCALARS + ARRAYS)}")
@@ -194,33 +219,57 @@ def study_as_dict(study: Study) -> dict:
     return data
 
 
-def evaluate_checkpoint(checkpoint_path: Path, data: Path, alphas=None, out: Path | None = None) -> dict:
-    """Relative L2 error per case and target (full clouds), error maps as PNG when `out` is given."""
-    from cases.figures import field_png
+def evaluate_checkpoint(
+    checkpoint_path: Path,
+    data: Path,
+    alphas=None,
+    out: Path | None = None,
+    rotate_deg: float | None = None,
+    rotate_alphas=None,
+    figures=None,
+) -> dict:
+    """Relative L2 error per case and target with full clouds: {"relative_l2": {case: {target: e}}}.
+
+    With `rotate_deg`, the cases of `rotate_alphas` (default: all) are evaluated a second time
+    with the whole field (nodes, vectors, period) turned by that angle ("rotated_relative_l2"):
+    an invariant network gives the same errors, a frame-dependent one does not. With `out`:
+    evaluation.json and, for the cases of `figures` (default: all), a PNG per target of the
+    reference, the prediction and their difference.
+    """
+    from cases.figures import comparison_png
     from vcnn.data import check_targets
     from vcnn.inference import predict_fields, relative_l2
+    from vcnn.symmetry import moved, planar_rotation
 
-    model, state = _load(checkpoint_path)
+    model, state = load_checkpoint(checkpoint_path)
     manifest = load_manifest(data, state.get("family", "hills-transport"))
     if alphas is None:
         alphas = [c["alpha"] for c in manifest["cases"]]
     cases = load_cases(data, alphas)
     shape, spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
     check_targets(cases, tuple(state["targets"]))
-    errors = {}
+    result = {"checkpoint": str(checkpoint_path), "data": str(data), "relative_l2": {}}
+    if rotate_deg is not None:
+        result.update(rotate_deg=rotate_deg, rotated_relative_l2={})
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    rotated = {case_name(a) for a in (alphas if rotate_alphas is None else rotate_alphas)}
+    drawn = {case_name(a) for a in (alphas if figures is None else figures)}
     for case in cases:
+        log.info("evaluating %s on %s", checkpoint_path, case.name)
         predicted = predict_fields(model, case.fields, shape, spec, case.periods)
-        errors[case.name] = relative_l2(case.fields, predicted)
-        if out is not None:
+        result["relative_l2"][case.name] = relative_l2(case.fields, predicted)
+        if rotate_deg is not None and case.name in rotated:
+            rotation = planar_rotation(rotate_deg)
+            turned = predict_fields(model, moved(case.fields, rotation), shape, spec, case.periods @ rotation.T)
+            result["rotated_relative_l2"][case.name] = relative_l2(case.fields, turned)
+        if out is not None and case.name in drawn:
             for name, value in predicted.items():
-                case.fields[f"{name}_error"] = value - case.fields[name]
-                field_png(case.fields, f"{name}_error", out / f"{case.name}_{name}_error.png", f"{name}: predicted - reference")
+                error = 100 * result["relative_l2"][case.name][name]
+                comparison_png(case.fields, name, value, out / f"{case.name}_{name}.png", f"{case.name}: relative L2 error {error:.2f} %")
     if out is not None:
-        result = {"checkpoint": str(checkpoint_path), "data": str(data), "relative_l2": errors}
         write_json(out / "evaluation.json", result)
-    return errors
+    return result
 
 
 TOLERANCE = 1e-10  # relative deviation allowed for a declared invariance, in float64
@@ -237,7 +286,7 @@ def check_checkpoint_invariance(checkpoint_path: Path, fields_path: Path, trials
     from vcnn.inference import predict_fields
     from vcnn.symmetry import check_field_model
 
-    model, state = _load(checkpoint_path)
+    model, state = load_checkpoint(checkpoint_path)
     case = load_case(fields_path)
     shape, spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
     model = model.double()
@@ -257,7 +306,8 @@ def check_checkpoint_invariance(checkpoint_path: Path, fields_path: Path, trials
     }
 
 
-def _load(path: Path):
+def load_checkpoint(path: Path):
+    """(model, checkpoint dict) with the data configuration a study run stores; CaseError otherwise."""
     from vcnn import checkpoint
 
     try:

@@ -2,8 +2,10 @@
 
 Nodes are ordered by their index in the mesh generator's input, so serial and parallel runs
 produce identical files. Lagrange functions are sampled at the nodes (exact: the nodes are
-Lagrange points of every degree); UFL expressions (e.g. |S|, discontinuous) are L2-projected
-onto P1 first; continuous expressions can be passed through `sampled` instead.
+Lagrange points of every degree); scalar UFL expressions (e.g. |S|, discontinuous) are
+L2-projected onto the periodic P1 space first, so that a node on the left boundary and its
+partner on the right get the same value (a plain projection sees each of them from one side
+only); continuous expressions can be passed through `sampled` instead.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ def node_values(domain: PeriodicDomain, values) -> np.ndarray:
         space = fem.VectorFunctionSpace(mesh, ("Lagrange", 1), dim=shape[0])
     else:
         space = fem.TensorFunctionSpace(mesh, ("Lagrange", 1), shape=shape)
-    p1 = _project(values, space) if not isinstance(values, fem.Function) else _interpolate(values, space)
+    if isinstance(values, fem.Function):
+        p1 = _interpolate(values, space)
+    elif len(shape) == 0:
+        p1 = _periodic_projection(domain, values, space)
+    else:
+        p1 = _project(values, space)
     bs = space.dofmap.index_map_bs
     geometry_nodes = mesh.geometry.dofmap.array
     dofs = space.dofmap.list.array
@@ -72,6 +79,25 @@ def sampled(expression, space: fem.FunctionSpace) -> fem.Function:
     overshoot: e.g. a mixing length min(kappa d, cap) stays within [0, cap])."""
     out = fem.Function(space)
     out.interpolate(fem.Expression(expression, space.element.interpolation_points()))
+    return out
+
+
+def _periodic_projection(domain: PeriodicDomain, expression, space: fem.FunctionSpace) -> fem.Function:
+    """L2 projection onto the x-periodic subspace of a scalar `space` (dolfinx_mpc, LU)."""
+    from solvers.newton import LinearSystem
+    from solvers.periodic import periodic_constraint
+
+    mpc = periodic_constraint(domain, space, [])
+    u, v = ufl.TrialFunction(space), ufl.TestFunction(space)
+    system = LinearSystem(fem.form(u * v * ufl.dx), mpc, [])
+    try:
+        system.assemble()
+        solution = system.solve(system.residual(fem.form(expression * v * ufl.dx)), fem.Function(mpc.function_space))
+    finally:
+        system.destroy()
+    # The constrained space numbers the dofs of `space` first (it only appends ghosts of masters).
+    out = fem.Function(space)
+    out.x.array[:] = solution.x.array[: len(out.x.array)]
     return out
 
 

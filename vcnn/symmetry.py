@@ -34,6 +34,12 @@ def random_orthogonal(dim: int, rng: np.random.Generator, reflect: bool) -> np.n
     return q
 
 
+def planar_rotation(degrees: float) -> np.ndarray:
+    """The 2-D rotation by `degrees` (counter-clockwise)."""
+    angle = np.deg2rad(degrees)
+    return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
+
 def transform(values: np.ndarray, kind: str, rotation: np.ndarray) -> np.ndarray:
     """Apply R to an array of scalars (N,), vectors (N, ..., dim) or tensors (N, dim, dim)."""
     if kind == "scalar":
@@ -105,16 +111,18 @@ def check_field_model(
                 shift = rng.normal(scale=10.0, size=fields.dim)
             else:
                 order = rng.permutation(fields.num_nodes)
-            moved = _moved(fields, rotation, shift, order)
-            moved_periods = None if periods is None else np.asarray(periods) @ rotation.T
-            result = predict(moved, moved_periods)
+            other = moved(fields, rotation, shift, order)
+            other_periods = None if periods is None else np.asarray(periods) @ rotation.T
+            result = predict(other, other_periods)
             expected = {k: transform(np.asarray(v)[order], outputs[k], rotation) for k, v in base.items()}
             deviations[name] = max(deviations[name], _relative(expected, result))
     return SymmetryReport(deviations)
 
 
-def _moved(fields: MeshFields, rotation: np.ndarray, shift: np.ndarray, order: np.ndarray) -> MeshFields:
+def moved(fields: MeshFields, rotation: np.ndarray, shift: np.ndarray | None = None, order: np.ndarray | None = None) -> MeshFields:
     """The field in another frame: x -> R x + t, arrays transformed, nodes renumbered by `order`."""
+    shift = np.zeros(fields.dim) if shift is None else shift
+    order = np.arange(fields.num_nodes) if order is None else order
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     data = {name: transform(fields[name], fields.kind(name), rotation)[order] for name in fields.point_data}

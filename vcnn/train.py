@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
 import io
 import json
 import logging
@@ -76,7 +77,8 @@ def init_distributed(config: TrainingConfig) -> tuple[int, int]:
         device = config.resolved_device()
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # rank 0 may first solve a dataset while the others wait at a barrier: a long timeout
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=6))
     return world_position()
 
 

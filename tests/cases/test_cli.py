@@ -66,6 +66,14 @@ def test_run_writes_fields_meta_and_figures(serial_run):
     assert fields.integral(u) / fields.weights.sum() == pytest.approx(0.721039, rel=3e-2)
     assert fields["wall_distance"].min() > -1e-12 and fields["mixing_length"].max() <= 0.135 + 1e-12
     assert fields["concentration"].min() > -1e-6
+    # every exported array is periodic: left-boundary nodes equal their right-boundary partners
+    x = fields.points[:, 0]
+    left, right = np.flatnonzero(np.isclose(x, x.min())), np.flatnonzero(np.isclose(x, x.max()))
+    left, right = left[np.argsort(fields.points[left, 1])], right[np.argsort(fields.points[right, 1])]
+    assert np.allclose(fields.points[left, 1], fields.points[right, 1])
+    for name in ARRAYS:
+        scale = np.abs(fields[name]).max()
+        assert np.abs(fields[name][left] - fields[name][right]).max() <= 1e-10 * scale, name
 
 
 @pytest.mark.parametrize(

@@ -76,12 +76,15 @@ def test_resume_continues_and_a_second_run_is_refused(trained, tmp_path):
 
 def test_evaluate_and_check_invariance(trained, tmp_path):
     study_dir, run, _ = trained
-    result = vcnn("evaluate", "--model", run / "best.pt", "--data", study_dir / "data", "--out", tmp_path / "eval")
+    result = vcnn("evaluate", "--model", run / "best.pt", "--data", study_dir / "data", "--out", tmp_path / "eval", "--rotate", 90)
     assert result.returncode == 0, result.stderr
-    assert "| alpha_0.8000 |" in result.stdout
-    errors = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["relative_l2"]
+    assert "| alpha_0.8000 |" in result.stdout and "turned 90 deg" in result.stdout
+    evaluation = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    errors, rotated = evaluation["relative_l2"], evaluation["rotated_relative_l2"]
     assert set(errors) == {"alpha_0.8000", "alpha_1.0000", "alpha_1.5000"}
-    assert (tmp_path / "eval" / "alpha_0.8000_concentration_error.png").is_file()
+    for case, values in errors.items():  # an invariant network does not notice the turn
+        assert abs(rotated[case]["concentration"] - values["concentration"]) < 1e-5 * values["concentration"]
+    assert (tmp_path / "eval" / "alpha_0.8000_concentration.png").is_file()
     check = vcnn("check-invariance", "--model", run / "best.pt", "--fields", study_dir / "data/cases/alpha_1.0000", "--json", tmp_path / "inv.json")
     assert check.returncode == 0, check.stderr
     report = json.loads((tmp_path / "inv.json").read_text())

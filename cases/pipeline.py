@@ -1,0 +1,290 @@
+"""`vcnn run STUDY.toml`: dataset -> training -> evaluation -> invariance check -> report.md.
+
+The study's network and each of its [baselines] are trained on the same split, evaluated on the
+validation and test cases (and on some of them turned by `rotate_deg`, to show what a
+frame-dependent network does), checked for their declared symmetries, and compared in
+`OUT/report.md` with figures. With `resample_factor`, one case is also solved on a mesh that
+much finer and the network's predictions on both meshes are compared: cloud averages are
+quadratures, so the prediction should not depend on which nodes sample the cloud.
+
+Every step is resumable: cases already solved, runs already trained (training.json), and
+evaluations already written are reused, so an interrupted `vcnn run` is simply run again.
+Under torchrun, every rank trains; rank 0 alone does the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cases.dataset import case_name, sweep
+from cases.errors import CaseError
+from cases.provenance import provenance
+from cases.rundir import write_json
+from cases.training import (
+    Study,
+    check_checkpoint_invariance,
+    ensure_dataset,
+    evaluate_checkpoint,
+    load_cases,
+    train_study,
+)
+
+log = logging.getLogger(__name__)
+MAIN = "vcnn"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportOptions:
+    """The [report] table of a study file."""
+
+    rotate_deg: float = 90.0
+    rotate_alphas: tuple[float, ...] | None = None  # default: the validation cases
+    figures: tuple[float, ...] | None = None  # default: validation and extrapolation cases
+    invariance_alpha: float | None = None  # default: the first validation case
+    invariance_trials: int = 1
+    resample_factor: float = 0.0  # > 1: solve resample_alpha on a mesh that much finer
+    resample_alpha: float | None = None  # default: the first validation case
+
+    @classmethod
+    def of(cls, study: Study) -> "ReportOptions":
+        try:
+            options = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in study.report.items()})
+        except TypeError as err:
+            raise CaseError(f"[report]: {err}") from None
+        if options.invariance_trials < 1 or (options.resample_factor and options.resample_factor <= 1):
+            raise CaseError("[report]: invariance_trials must be >= 1 and resample_factor > 1 (or 0 to skip)")
+        known = set(study.validate + study.test)
+        for alpha in (options.rotate_alphas or ()) + (options.figures or ()) + (options.invariance_alpha, options.resample_alpha):
+            if alpha is not None and alpha not in known:
+                raise CaseError(f"[report]: alpha = {alpha:g} is not a validation or test case of the study")
+        return options
+
+
+def run_study(study: Study, out: Path, progress: bool = True) -> Path | None:
+    """The whole study into `out`; returns the report's path (None on ranks other than 0)."""
+    from vcnn.train import init_distributed
+
+    options = ReportOptions.of(study)
+    rank, _ = init_distributed(study.training)
+    if rank == 0:
+        ensure_dataset(study, study.train + study.validate + study.test, progress)
+    runs = {MAIN: study} | {name: study.baseline(name) for name in study.baselines}
+    for label, variant in runs.items():
+        directory = out / label
+        if (directory / "training.json").is_file():
+            log.info("%s: already trained, reusing %s", label, directory)
+            continue
+        log.info("%s: training", label)
+        train_study(variant, directory, resume=(directory / "last.pt").is_file(), progress=progress)
+    if rank != 0:
+        return None
+
+    validate = options.invariance_alpha or study.validate[0]
+    rotated = options.rotate_alphas or study.validate
+    results = {}
+    for label in runs:
+        directory = out / label
+        results[label] = {
+            "training": json.loads((directory / "training.json").read_text()),
+            "history": json.loads((directory / "metrics.json").read_text()),
+            "evaluation": _cached(directory / "evaluation" / "evaluation.json", lambda: _evaluate(study, directory, label, options, rotated)),
+            "invariance": _cached(
+                directory / "invariance.json",
+                lambda: _invariance(directory / "best.pt", study.dataset / "cases" / case_name(validate), options.invariance_trials),
+            ),
+        }
+    resampling = None
+    if options.resample_factor:
+        resampling = _cached(out / "resampling.json", lambda: _resampling(study, out, options))
+    return write_report(study, out, results, resampling, options)
+
+
+def _cached(path: Path, compute):
+    """The JSON at `path`, computed and written first if missing."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, value)
+    return value
+
+
+def _evaluate(study: Study, directory: Path, label: str, options: ReportOptions, rotated) -> dict:
+    started = time.perf_counter()
+    figures = ()
+    if label == MAIN:  # figures of the main network only
+        figures = options.figures or tuple(a for a in study.validate + study.test if not _inside(a, study.train))
+    alphas = study.validate + study.test
+    result = evaluate_checkpoint(directory / "best.pt", study.dataset, alphas, directory / "evaluation", options.rotate_deg, rotated, figures)
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _invariance(checkpoint: Path, fields: Path, trials: int) -> dict:
+    report = check_checkpoint_invariance(checkpoint, fields, trials)
+    report.pop("table")
+    return report
+
+
+def _resampling(study: Study, out: Path, options: ReportOptions) -> dict:
+    """Predict one flow on its dataset mesh and on a finer mesh; compare at the coarse nodes."""
+    from cases.training import load_checkpoint, shape_from
+    from vcnn.features import FeatureSpec
+    from vcnn.inference import predict_fields, relative_l2
+
+    alpha = options.resample_alpha or study.validate[0]
+    coarse = load_cases(study.dataset, [alpha])[0]
+    config = coarse.fields.metadata["config"]
+    nx, ny = (int(round(options.resample_factor * n)) for n in (config["nx"], config["ny"]))
+    fine_dir = out / "resampled"
+    sweep(fine_dir, [alpha], f"{nx}x{ny}", jobs=1, progress=False)
+    fine = load_cases(fine_dir, [alpha])[0]
+    model, state = load_checkpoint(out / MAIN / "best.pt")
+    shape, spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
+    result = {"alpha": alpha, "coarse_nodes": coarse.fields.num_nodes, "fine_nodes": fine.fields.num_nodes}
+    for target in state["targets"]:
+        on_coarse = predict_fields(model, coarse.fields, shape, spec, coarse.periods)[target]
+        on_fine = predict_fields(model, fine.fields, shape, spec, fine.periods)[target]
+        at_coarse = interpolate(fine.fields, on_fine, coarse.fields.points)
+        w = coarse.fields.weights
+        result[target] = {
+            "prediction_change": float(np.sqrt(w @ (at_coarse - on_coarse) ** 2 / (w @ on_coarse**2))),
+            "model_error_coarse": relative_l2(coarse.fields, {target: on_coarse})[target],
+            "model_error_fine": relative_l2(fine.fields, {target: on_fine})[target],
+        }
+    return result
+
+
+def interpolate(fields, values: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Piecewise-linear interpolation of node `values` of a 2-D mesh at `points` (nearest node
+    for points just outside the mesh, e.g. on a wall curve the finer polyline cuts)."""
+    from matplotlib.tri import LinearTriInterpolator, Triangulation
+    from scipy.spatial import cKDTree
+
+    cells = fields.cells if fields.cell_type == "triangle" else np.r_[fields.cells[:, [0, 1, 2]], fields.cells[:, [0, 2, 3]]]
+    result = LinearTriInterpolator(Triangulation(*fields.points.T, cells), values)(*points.T)
+    outside = np.ma.getmaskarray(result)
+    result = np.ma.filled(result, np.nan)
+    if outside.any():
+        result[outside] = values[cKDTree(fields.points).query(points[outside])[1]]
+    return np.asarray(result)
+
+
+def _inside(alpha: float, train) -> bool:
+    return min(train) <= alpha <= max(train)
+
+
+def write_report(study: Study, out: Path, results: dict, resampling: dict | None, options: ReportOptions) -> Path:
+    """report.md with its figures, from the JSON results of every step."""
+    from cases.figures import learning_curves_png
+
+    learning_curves_png({label: r["history"] for label, r in results.items()}, out / "learning_curves.png")
+    lines = [f"# {study.name}: vector-cloud network report", ""]
+    lines += _dataset_section(study)
+    lines += _training_section(results)
+    lines += _accuracy_section(study, results, options)
+    lines += _invariance_section(results)
+    if resampling is not None:
+        lines += _resampling_section(resampling)
+    lines += ["## Figures", "", "![learning curves](learning_curves.png)", ""]
+    for png in sorted((out / MAIN / "evaluation").glob("*.png")):
+        lines += [f"![{png.stem}]({png.relative_to(out)})", ""]
+    versions = provenance()
+    lines += ["## Provenance", "", f"git commit {versions['git_commit']}; " + ", ".join(f"{k} {v}" for k, v in versions["versions"].items()), ""]
+    path = out / "report.md"
+    tmp = path.with_name(".report.md.partial")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(path)
+    return path
+
+
+def _dataset_section(study: Study) -> list[str]:
+    from cases.dataset import load_manifest
+
+    manifest = load_manifest(study.dataset)
+    cases = {round(c["alpha"], 6): c for c in manifest["cases"]}
+    used = sorted(set(study.train + study.validate + study.test))
+    nodes = [cases[round(a, 6)]["mesh"]["nodes"] for a in used]
+    cells = [cases[round(a, 6)]["mesh"]["cells"] for a in used]
+    return [
+        "## Data",
+        "",
+        f"- Split: train alpha = {_alphas(study.train)} ({len(study.train)} flows), validate {_alphas(study.validate)}, test {_alphas(study.test)}.",
+        f"- Dataset `{study.dataset}` (resolution {manifest['resolution'] or 'default: ~0.045 streamwise x 100'}): "
+        f"{min(cells)} to {max(cells)} cells, {min(nodes)} to {max(nodes)} nodes per case.",
+        f"- Clouds: {json.dumps(study.cloud)}; {study.training.n_points} points sampled per cloud in training, full clouds at inference.",
+        f"- Features: vectors {list(study.features.vectors)}, scalars {list(study.features.scalars)}.",
+        "",
+    ]
+
+
+def _training_section(results: dict) -> list[str]:
+    lines = ["## Training", "", "| network | parameters | processes | epochs (best) | wall time (min) | peak memory per process (MB) | best validation error (%) |", "|---|---|---|---|---|---|---|"]
+    for label, r in results.items():
+        t = r["training"]
+        lines.append(
+            f"| {label} | {t['parameters']:,} | {t['processes']} | {t['epochs']} ({t['best_epoch'] + 1}) | {t['wall_s'] / 60:.1f} "
+            f"| {t['peak_rss_mb_per_process']:.0f} | {100 * t['best_validation_rel_l2']:.2f} |"
+        )
+    return lines + [""]
+
+
+def _accuracy_section(study: Study, results: dict, options: ReportOptions) -> list[str]:
+    labels = list(results)
+    target = next(iter(next(iter(results[MAIN]["evaluation"]["relative_l2"].values()))))
+    header = "| case | kind | " + " | ".join(labels) + " |"
+    lines = [f"## Accuracy: relative L2 error of {target} (%), full clouds", "", header, "|---|---|" + "---|" * len(labels)]
+
+    def kind(alpha):
+        if alpha in study.validate:
+            return "validation (extrapolation)"
+        return "interpolation" if _inside(alpha, study.train) else "extrapolation"
+
+    def error(label, alpha, key="relative_l2"):
+        return results[label]["evaluation"][key].get(case_name(alpha), {}).get(target)
+
+    for alpha in study.validate + study.test:
+        lines.append(f"| alpha = {alpha:g} | {kind(alpha)} | " + " | ".join(_percent(error(l, alpha)) for l in labels) + " |")
+    interpolation = [a for a in study.test if _inside(a, study.train)]
+    if interpolation:
+        means = [np.mean([error(l, a) for a in interpolation]) for l in labels]
+        lines.append("| **mean, interpolation** | | " + " | ".join(_percent(m) for m in means) + " |")
+    lines += ["", f"The same cases with the whole field (nodes, velocity, period) turned by {options.rotate_deg:g} degrees:", "", header, "|---|---|" + "---|" * len(labels)]
+    for alpha in options.rotate_alphas or study.validate:
+        lines.append(f"| alpha = {alpha:g} turned | {kind(alpha)} | " + " | ".join(_percent(error(l, alpha, "rotated_relative_l2")) for l in labels) + " |")
+    return lines + [""]
+
+
+def _invariance_section(results: dict) -> list[str]:
+    transforms = list(results[MAIN]["invariance"]["worst_relative_deviation"])
+    lines = ["## Invariance (float64, whole validation field)", "", "| network | " + " | ".join(transforms) + " | declared invariant to |", "|---|" + "---|" * (len(transforms) + 1)]
+    for label, r in results.items():
+        inv = r["invariance"]
+        lines.append(f"| {label} | " + " | ".join(f"{inv['worst_relative_deviation'][t]:.1e}" for t in transforms) + f" | {', '.join(inv['declared_invariant_to'])} |")
+    return lines + ["", "Relative deviation of the prediction under each transform (worst over trials); a declared invariance passes below 1e-10.", ""]
+
+
+def _resampling_section(r: dict) -> list[str]:
+    lines = ["## Cloud re-sampling on a finer mesh", ""]
+    for target, values in r.items():
+        if isinstance(values, dict):
+            lines.append(
+                f"- alpha = {r['alpha']:g}, {r['coarse_nodes']} -> {r['fine_nodes']} nodes: the {target} prediction changes by "
+                f"{100 * values['prediction_change']:.3f} % (relative L2 at the coarse nodes), against a model error of "
+                f"{100 * values['model_error_coarse']:.2f} % (coarse) and {100 * values['model_error_fine']:.2f} % (fine)."
+            )
+    return lines + [""]
+
+
+def _alphas(alphas) -> str:
+    return ", ".join(f"{a:g}" for a in alphas) if len(alphas) < 6 else f"{alphas[0]:g} .. {alphas[-1]:g}"
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
