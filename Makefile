@@ -23,12 +23,8 @@ demo: setup
 	  $(if $(wildcard $(REFERENCE)/hills_transport/openfoam_alpha1.npz),--reference $(REFERENCE)/hills_transport/openfoam_alpha1.npz)
 	@echo "demo solve written to $(DEMO_OUT): fields.vtu, meta.json, velocity_magnitude.png, concentration.png"
 	rm -rf $(DEMO_RUN)
-	$(VENV)/bin/vcnn train $(DEMO_STUDY) --out $(DEMO_RUN)
-	$(VENV)/bin/vcnn dataset hills-transport --alphas 1.375,2.5 --out data/hills_transport_demo --resolution 60x40 --jobs 2
-	$(VENV)/bin/vcnn evaluate --model $(DEMO_RUN)/best.pt --data data/hills_transport_demo --out $(DEMO_RUN)/evaluation
-	$(VENV)/bin/vcnn check-invariance --model $(DEMO_RUN)/best.pt --fields data/hills_transport_demo/cases/alpha_1.0000 \
-	  --json $(DEMO_RUN)/invariance.json
-	@echo "demo study in $(DEMO_RUN): checkpoints, metrics.csv, evaluation/ (errors, maps), invariance.json"
+	$(VENV)/bin/vcnn run $(DEMO_STUDY) --out $(DEMO_RUN)
+	@echo "demo study in $(DEMO_RUN): report.md, learning curves, per-network checkpoints, evaluations, invariance"
 
 test: setup
 	$(MPIRUN_ROOT) $(PY) -m pytest -q

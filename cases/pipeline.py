@@ -59,9 +59,9 @@ class ReportOptions:
             raise CaseError(f"[report]: {err}") from None
         if options.invariance_trials < 1 or (options.resample_factor and options.resample_factor <= 1):
             raise CaseError("[report]: invariance_trials must be >= 1 and resample_factor > 1 (or 0 to skip)")
-        known = set(study.validate + study.test)
+        known = {round(a, 6) for a in study.validate + study.test}
         for alpha in (options.rotate_alphas or ()) + (options.figures or ()) + (options.invariance_alpha, options.resample_alpha):
-            if alpha is not None and alpha not in known:
+            if alpha is not None and round(alpha, 6) not in known:
                 raise CaseError(f"[report]: alpha = {alpha:g} is not a validation or test case of the study")
         return options
 

@@ -46,6 +46,10 @@ class CloudNetConfig:
     fitting: tuple[int, ...] = (128,)
     outputs: tuple[str, ...] = ("concentration",)
     activation: str = "tanh"
+    # VectorCloudNet: LayerNorm on the invariant D before the fitting network. Not in the paper;
+    # D is invariant, so any function of it is too. It sped up training a lot here (demo study,
+    # 15 epochs: 15.5 % -> 8.3 % validation error).
+    invariant_norm: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "embedding", tuple(int(w) for w in self.embedding))
@@ -125,6 +129,7 @@ class VectorCloudNet(CloudNet):
         m = config.embedding[-1]
         self.embed = mlp((config.n_scalars,) + config.embedding, config.activation, last_activation=True)
         self.fit = mlp((m * config.m_prime,) + config.fitting + (len(config.outputs),), config.activation, False)
+        self.norm = nn.LayerNorm(m * config.m_prime) if config.invariant_norm else nn.Identity()
 
     def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """vectors (B, n, k, dim), scalars (B, n, f), weights (B, n) summing to 1 -> (B, outputs)."""
@@ -133,7 +138,7 @@ class VectorCloudNet(CloudNet):
         g = self.embed(self.normalized_scalars(scalars))  # (B, n, m)
         moments = torch.einsum("bn,bnm,bnc->bmc", weights, g, q)  # (B, m, k dim)
         invariant = moments @ moments[:, : self.config.m_prime].transpose(1, 2)  # (B, m, m')
-        return self.denormalized(self.fit(invariant.reshape(batch, -1)))
+        return self.denormalized(self.fit(self.norm(invariant.reshape(batch, -1))))
 
 
 class LocalMLP(CloudNet):

@@ -139,3 +139,45 @@ def test_bad_study_and_checkpoint_fail_before_work(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     result = vcnn("evaluate", "--model", tmp_path / "junk.pt", "--data", tmp_path)
     assert result.returncode == 2 and "cannot read checkpoint" in result.stderr
+
+
+RUN_EXTRA = """
+[baselines.local_mlp]
+model = { kind = "local_mlp" }
+cloud = { shape = "knn", k = 1 }
+training = { epochs = 1 }
+
+[report]
+rotate_deg = 90
+resample_factor = 2
+"""
+
+
+def test_run_pipeline_writes_a_report_and_resumes(trained, tmp_path):
+    study_dir, _, _ = trained
+    study = write_study(study_dir, name="pipeline", epochs=2)
+    study.write_text(study.read_text().replace('validate = ["0.8"]', 'validate = ["0.8"]\ntest = ["1.25"]') + RUN_EXTRA)
+    out = tmp_path / "run"
+    first = vcnn("run", study, "--out", out, "-q")
+    assert first.returncode == 0, first.stderr
+    report = (out / "report.md").read_text()
+    for heading in ("## Data", "## Training", "## Accuracy", "## Invariance", "## Cloud re-sampling", "## Figures"):
+        assert heading in report
+    assert "| alpha = 1.25 | interpolation |" in report and "| vcnn | local_mlp |" in report.replace(" | kind", "").replace("| case", "")
+    assert (out / "learning_curves.png").is_file() and (out / "vcnn/evaluation/alpha_0.8000_concentration.png").is_file()
+    evaluation = json.loads((out / "vcnn/evaluation/evaluation.json").read_text())
+    assert set(evaluation["relative_l2"]) == {"alpha_0.8000", "alpha_1.2500"} and set(evaluation["rotated_relative_l2"]) == {"alpha_0.8000"}
+    resampling = json.loads((out / "resampling.json").read_text())
+    assert resampling["fine_nodes"] > 3 * resampling["coarse_nodes"]
+    assert json.loads((out / "vcnn/invariance.json").read_text())["violations"] == []
+    trained_at = (out / "vcnn/training.json").stat().st_mtime
+    again = vcnn("run", study, "--out", out, "-q")  # everything is reused: nothing retrained
+    assert again.returncode == 0, again.stderr
+    assert (out / "vcnn/training.json").stat().st_mtime == trained_at
+
+
+def test_run_refuses_a_bad_report_table_before_any_work(tmp_path):
+    study = write_study(tmp_path, name="bad")
+    study.write_text(study.read_text() + "\n[report]\nfigures = [7.5]\n")
+    result = vcnn("run", study, "--out", tmp_path / "run")
+    assert result.returncode == 2 and "alpha = 7.5" in result.stderr and not (tmp_path / "data").exists()

@@ -31,9 +31,9 @@ def random_field(dim: int, n: int = 400, seed: int = 0) -> MeshFields:
     return MeshFields(points, cells, "triangle" if dim == 2 else "tetra", point_data=data)
 
 
-def model_for(dim: int, spec: FeatureSpec, seed: int = 0, kind: str = "vector_cloud") -> torch.nn.Module:
+def model_for(dim: int, spec: FeatureSpec, seed: int = 0, kind: str = "vector_cloud", **options) -> torch.nn.Module:
     torch.manual_seed(seed)
-    config = CloudNetConfig(kind=kind, n_scalars=len(spec.scalars), n_vectors=len(spec.vectors), dim=dim, embedding=(16, 16), m_prime=4, fitting=(32,), outputs=("c", "nu_t"))
+    config = CloudNetConfig(kind=kind, n_scalars=len(spec.scalars), n_vectors=len(spec.vectors), dim=dim, embedding=(16, 16), m_prime=4, fitting=(32,), outputs=("c", "nu_t"), **options)
     return build_model(config).double()
 
 
@@ -41,13 +41,14 @@ def test_paper_sized_network_has_39553_parameters():
     assert sum(p.numel() for p in VectorCloudNet(CloudNetConfig()).parameters()) == 39553
 
 
+@pytest.mark.parametrize("invariant_norm", [False, True])
 @pytest.mark.parametrize("dim", [2, 3])
-def test_network_level_invariance(dim):
+def test_network_level_invariance(dim, invariant_norm):
     rng = np.random.default_rng(dim)
     vectors, scalars = rng.normal(size=(8, 30, 2, dim)), rng.normal(size=(8, 30, 5))
     weights = rng.random((8, 30))
     weights /= weights.sum(axis=1, keepdims=True)
-    report = check_cloud_model(model_for(dim, FeatureSpec()), vectors, scalars, weights)
+    report = check_cloud_model(model_for(dim, FeatureSpec(), invariant_norm=invariant_norm), vectors, scalars, weights)
     print(dim, report.deviations)
     assert report.worst() < TOL
 
