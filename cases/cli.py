@@ -1,4 +1,4 @@
-"""The `vcnn` command: one entry point for solving, (later) training and checking models.
+"""The `vcnn` command: solve cases, build datasets, train, evaluate, check invariance, run whole studies.
 
 Errors in the input or a failed solve print one line and exit with code 2.
 """
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(run=_dataset)
 
-    train = sub.add_parser("train", help="train a vector-cloud network from a study file (TOML)")
+    train = sub.add_parser("train", help="train the network of a study file (TOML): vector-cloud or a baseline")
     train.add_argument("study", type=Path, help="study file, e.g. cases/hills_transport_demo.toml")
     train.add_argument("--out", type=Path, help="run directory (default runs/<study name>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
