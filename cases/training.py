@@ -8,7 +8,6 @@ any work starts. Relative paths are relative to the current directory.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import tomllib
 from pathlib import Path
