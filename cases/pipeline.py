@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +92,7 @@ def run_study(study: Study, out: Path, progress: bool = True) -> Path | None:
         results[label] = {
             "training": json.loads((directory / "training.json").read_text()),
             "history": json.loads((directory / "metrics.json").read_text()),
-            "evaluation": _cached(directory / "evaluation" / "evaluation.json", lambda: _evaluate(study, directory, label, options, rotated)),
+            "evaluation": _evaluation(study, directory, label, options, rotated),
             "invariance": _cached(
                 directory / "invariance.json",
                 lambda: _invariance(directory / "best.pt", study.dataset / "cases" / case_name(validate), options.invariance_trials),
@@ -115,15 +114,15 @@ def _cached(path: Path, compute):
     return value
 
 
-def _evaluate(study: Study, directory: Path, label: str, options: ReportOptions, rotated) -> dict:
-    started = time.perf_counter()
+def _evaluation(study: Study, directory: Path, label: str, options: ReportOptions, rotated) -> dict:
+    """The run's evaluation.json (figures for the main network only), computed if missing."""
+    out = directory / "evaluation"
+    if (out / "evaluation.json").is_file():
+        return json.loads((out / "evaluation.json").read_text())
     figures = ()
-    if label == MAIN:  # figures of the main network only
+    if label == MAIN:
         figures = options.figures or tuple(a for a in study.validate + study.test if not _inside(a, study.train))
-    alphas = study.validate + study.test
-    result = evaluate_checkpoint(directory / "best.pt", study.dataset, alphas, directory / "evaluation", options.rotate_deg, rotated, figures)
-    result["seconds"] = time.perf_counter() - started
-    return result
+    return evaluate_checkpoint(directory / "best.pt", study.dataset, study.validate + study.test, out, options.rotate_deg, rotated, figures)
 
 
 def _invariance(checkpoint: Path, fields: Path, trials: int) -> dict:
@@ -134,8 +133,7 @@ def _invariance(checkpoint: Path, fields: Path, trials: int) -> dict:
 
 def _resampling(study: Study, out: Path, options: ReportOptions) -> dict:
     """Predict one flow on its dataset mesh and on a finer mesh; compare at the coarse nodes."""
-    from cases.training import load_checkpoint, shape_from
-    from vcnn.features import FeatureSpec
+    from cases.training import checkpoint_inputs, load_checkpoint
     from vcnn.inference import predict_fields, relative_l2
 
     alpha = options.resample_alpha or study.validate[0]
@@ -146,7 +144,7 @@ def _resampling(study: Study, out: Path, options: ReportOptions) -> dict:
     sweep(fine_dir, [alpha], f"{nx}x{ny}", jobs=1, progress=False)
     fine = load_cases(fine_dir, [alpha])[0]
     model, state = load_checkpoint(out / MAIN / "best.pt")
-    shape, spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
+    shape, spec = checkpoint_inputs(state)
     result = {"alpha": alpha, "coarse_nodes": coarse.fields.num_nodes, "fine_nodes": fine.fields.num_nodes}
     for target in state["targets"]:
         on_coarse = predict_fields(model, coarse.fields, shape, spec, coarse.periods)[target]
@@ -189,7 +187,7 @@ def write_report(study: Study, out: Path, results: dict, resampling: dict | None
     lines += _dataset_section(study)
     lines += _training_section(results)
     lines += _accuracy_section(study, results, options)
-    lines += _invariance_section(results)
+    lines += _invariance_section(results, options.invariance_alpha or study.validate[0])
     if resampling is not None:
         lines += _resampling_section(resampling)
     lines += ["## Figures", "", "![learning curves](learning_curves.png)", ""]
@@ -225,7 +223,7 @@ def _dataset_section(study: Study) -> list[str]:
 
 
 def _training_section(results: dict) -> list[str]:
-    lines = ["## Training", "", "| network | parameters | processes | epochs (best) | wall time (min) | peak memory per process (MB) | best validation error (%) |", "|---|---|---|---|---|---|---|"]
+    lines = ["## Training", "", "| network | parameters | processes | epochs (best) | wall time (min) | peak memory of the process so far (MB) | best validation error (%) |", "|---|---|---|---|---|---|---|"]
     for label, r in results.items():
         t = r["training"]
         lines.append(
@@ -261,9 +259,9 @@ def _accuracy_section(study: Study, results: dict, options: ReportOptions) -> li
     return lines + [""]
 
 
-def _invariance_section(results: dict) -> list[str]:
+def _invariance_section(results: dict, alpha: float) -> list[str]:
     transforms = list(results[MAIN]["invariance"]["worst_relative_deviation"])
-    lines = ["## Invariance (float64, whole validation field)", "", "| network | " + " | ".join(transforms) + " | declared invariant to |", "|---|" + "---|" * (len(transforms) + 1)]
+    lines = [f"## Invariance (float64, the whole alpha = {alpha:g} field)", "", "| network | " + " | ".join(transforms) + " | declared invariant to |", "|---|" + "---|" * (len(transforms) + 1)]
     for label, r in results.items():
         inv = r["invariance"]
         lines.append(f"| {label} | " + " | ".join(f"{inv['worst_relative_deviation'][t]:.1e}" for t in transforms) + f" | {', '.join(inv['declared_invariant_to'])} |")

@@ -236,7 +236,7 @@ def evaluate_checkpoint(
     reference, the prediction and their difference.
     """
     from cases.figures import comparison_png
-    from vcnn.data import check_targets
+    from vcnn.data import Case, check_targets
     from vcnn.inference import predict_fields, relative_l2
     from vcnn.symmetry import moved, planar_rotation
 
@@ -245,7 +245,7 @@ def evaluate_checkpoint(
     if alphas is None:
         alphas = [c["alpha"] for c in manifest["cases"]]
     cases = load_cases(data, alphas)
-    shape, spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
+    shape, spec = checkpoint_inputs(state)
     check_targets(cases, tuple(state["targets"]))
     result = {"checkpoint": str(checkpoint_path), "data": str(data), "relative_l2": {}}
     if rotate_deg is not None:
@@ -259,9 +259,9 @@ def evaluate_checkpoint(
         predicted = predict_fields(model, case.fields, shape, spec, case.periods)
         result["relative_l2"][case.name] = relative_l2(case.fields, predicted)
         if rotate_deg is not None and case.name in rotated:
-            rotation = planar_rotation(rotate_deg)
-            turned = predict_fields(model, moved(case.fields, rotation), shape, spec, case.periods @ rotation.T)
-            result["rotated_relative_l2"][case.name] = relative_l2(case.fields, turned)
+            turned = Case(case.name, moved(case.fields, planar_rotation(rotate_deg)))
+            prediction = predict_fields(model, turned.fields, shape, spec, turned.periods)
+            result["rotated_relative_l2"][case.name] = relative_l2(case.fields, prediction)
         if out is not None and case.name in drawn:
             for name, value in predicted.items():
                 error = 100 * result["relative_l2"][case.name][name]
@@ -271,23 +271,20 @@ def evaluate_checkpoint(
     return result
 
 
-TOLERANCE = 1e-10  # relative deviation allowed for a declared invariance, in float64
-
-
 def check_checkpoint_invariance(checkpoint_path: Path, fields_path: Path, trials: int = 3) -> dict:
     """The symmetry checker on a trained network applied to one solved field, in float64.
 
     'violations' lists the transforms the model declares invariance to but deviates under by
-    more than TOLERANCE."""
+    more than `vcnn.symmetry.TOLERANCE`."""
     import torch
 
     from vcnn.data import load_case
     from vcnn.inference import predict_fields
-    from vcnn.symmetry import check_field_model
+    from vcnn.symmetry import TOLERANCE, check_field_model
 
     model, state = load_checkpoint(checkpoint_path)
     case = load_case(fields_path)
-    shape, spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
+    shape, spec = checkpoint_inputs(state)
     model = model.double()
 
     def predict(fields, periods):
@@ -303,6 +300,11 @@ def check_checkpoint_invariance(checkpoint_path: Path, fields_path: Path, trials
         "violations": report.violations(declared, TOLERANCE),
         "tolerance": TOLERANCE,
     }
+
+
+def checkpoint_inputs(state: dict):
+    """(cloud shape, FeatureSpec) that a checkpoint's network was trained with."""
+    return shape_from(state["cloud"]), FeatureSpec(**state["features"])
 
 
 def load_checkpoint(path: Path):

@@ -23,6 +23,7 @@ import numpy as np
 from meshes.fields import MeshFields
 
 KINDS = ("scalar", "vector", "tensor")
+TOLERANCE = 1e-10  # relative deviation (float64) above which a declared invariance fails
 
 
 def random_orthogonal(dim: int, rng: np.random.Generator, reflect: bool) -> np.ndarray:
@@ -60,17 +61,20 @@ class SymmetryReport:
     def worst(self) -> float:
         return max(self.deviations.values())
 
-    def violations(self, declared, tolerance: float = 1e-10) -> list[str]:
+    def violations(self, declared, tolerance: float = TOLERANCE) -> list[str]:
         """The transforms in `declared` (those the model claims invariance to) it deviates under."""
         return [name for name, value in self.deviations.items() if name in declared and value > tolerance]
 
     def table(self, declared=None) -> str:
         """Markdown table; with `declared`, a column saying whether each invariance is claimed."""
-        if declared is None:
-            rows = [f"| {name} | {value:.2e} |" for name, value in self.deviations.items()]
-            return "\n".join(["| transform | worst relative deviation |", "|---|---|", *rows])
-        rows = [f"| {name} | {value:.2e} | {'yes' if name in declared else 'no'} |" for name, value in self.deviations.items()]
-        return "\n".join(["| transform | worst relative deviation | declared invariant |", "|---|---|---|", *rows])
+        header, rule = "| transform | worst relative deviation |", "|---|---|"
+        if declared is not None:
+            header, rule = header + " declared invariant |", rule + "---|"
+        rows = [
+            f"| {name} | {value:.2e} |" + ("" if declared is None else f" {'yes' if name in declared else 'no'} |")
+            for name, value in self.deviations.items()
+        ]
+        return "\n".join([header, rule, *rows])
 
     def as_dict(self) -> dict:
         return {"worst_relative_deviation": dict(self.deviations)}
@@ -120,19 +124,23 @@ def check_field_model(
 
 
 def moved(fields: MeshFields, rotation: np.ndarray, shift: np.ndarray | None = None, order: np.ndarray | None = None) -> MeshFields:
-    """The field in another frame: x -> R x + t, arrays transformed, nodes renumbered by `order`."""
+    """The field in another frame: x -> R x + t, arrays transformed, nodes renumbered by `order`;
+    period vectors in the metadata ('periods') turn with it."""
     shift = np.zeros(fields.dim) if shift is None else shift
     order = np.arange(fields.num_nodes) if order is None else order
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     data = {name: transform(fields[name], fields.kind(name), rotation)[order] for name in fields.point_data}
+    metadata = dict(fields.metadata)
+    if metadata.get("periods") is not None:
+        metadata["periods"] = (np.asarray(metadata["periods"], dtype=float) @ rotation.T).tolist()
     return MeshFields(
         fields.points[order] @ rotation.T + shift,
         inverse[fields.cells],
         fields.cell_type,
         fields.weights[order],
         data,
-        dict(fields.metadata),
+        metadata,
     )
 
 

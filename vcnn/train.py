@@ -48,7 +48,7 @@ class TrainingConfig:
     patience: int = 20  # epochs without validation improvement before stopping
     seed: int = 0
     device: str = "auto"
-    max_minutes: float | None = None  # stop after the first epoch that ends past this wall time
+    max_minutes: float | None = None  # stop after the epoch that takes the run past this time (resumes included)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.n_points < 1 or self.patience < 1:
@@ -153,7 +153,6 @@ def train(
         if since_best >= config.patience:
             return history
 
-    clock = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         net.train()
         started = time.perf_counter()
@@ -172,9 +171,7 @@ def train(
         scheduler.step()
         if world > 1:
             torch.distributed.all_reduce(sums)
-        errors = relative_errors(model, validation, training.shape, training.spec, device) if lead else None
-        out_of_time = config.max_minutes is not None and time.perf_counter() - clock > 60 * config.max_minutes
-        errors, out_of_time = _from_rank0((errors, out_of_time))
+        errors = _from_rank0(relative_errors(model, validation, training.shape, training.spec, device) if lead else None)
         score = mean_error(errors)
         record = {
             "epoch": epoch,
@@ -184,6 +181,9 @@ def train(
             "seconds": time.perf_counter() - started,
         }
         history.append(record)
+        # rank 0's clock decides, so that every rank stops after the same epoch
+        spent = _from_rank0(sum(h["seconds"] for h in history))
+        out_of_time = config.max_minutes is not None and spent > 60 * config.max_minutes
         improved = score < best
         best, since_best = (score, 0) if improved else (best, since_best + 1)
         if lead:

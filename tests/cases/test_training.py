@@ -93,18 +93,34 @@ def test_evaluate_and_check_invariance(trained, tmp_path):
     assert max(deviations.values()) < 1e-10 and report["violations"] == []
 
 
-def test_a_frame_dependent_baseline_is_reported_but_not_flagged(trained, tmp_path):
-    """raw_cloud declares only translation and permutation invariance: the checker measures its
-    rotation deviation and exits 0; a vector-cloud checkpoint whose class lies would exit 1."""
+def raw_cloud_checkpoint(trained, tmp_path):
+    """A one-epoch raw_cloud network on the tiny study, and a field to check it on."""
     study_dir, _, _ = trained
     run = tmp_path / "raw"
     assert vcnn("train", write_study(study_dir, name="raw", kind="raw_cloud", epochs=1), "--out", run, "-q").returncode == 0
-    check = vcnn("check-invariance", "--model", run / "last.pt", "--fields", study_dir / "data/cases/alpha_1.0000", "--json", tmp_path / "inv.json")
+    return run / "last.pt", study_dir / "data/cases/alpha_1.0000"
+
+
+def test_a_frame_dependent_baseline_is_reported_but_not_flagged(trained, tmp_path):
+    """raw_cloud declares only translation and permutation invariance: the checker measures its
+    rotation deviation and exits 0; the same network claiming rotation invariance exits 1."""
+    checkpoint, fields = raw_cloud_checkpoint(trained, tmp_path)
+    check = vcnn("check-invariance", "--model", checkpoint, "--fields", fields, "--json", tmp_path / "inv.json")
     assert check.returncode == 0, check.stderr
     report = json.loads((tmp_path / "inv.json").read_text())
     assert report["declared_invariant_to"] == ["translation", "permutation"]
     assert report["worst_relative_deviation"]["rotation"] > 1e-6
     assert "| rotation |" in check.stdout and "| no |" in check.stdout
+
+
+def test_a_violated_declaration_exits_1(trained, tmp_path, monkeypatch, capsys):
+    from cases.cli import main
+    from vcnn.models import ALL_TRANSFORMS, RawCloudNet
+
+    checkpoint, fields = raw_cloud_checkpoint(trained, tmp_path)
+    monkeypatch.setattr(RawCloudNet, "invariant_to", ALL_TRANSFORMS)  # a false claim
+    assert main(["check-invariance", "--model", str(checkpoint), "--fields", str(fields)]) == 1
+    assert "declared invariance violated: rotation, reflection" in capsys.readouterr().err
 
 
 def test_data_parallel_training_under_torchrun(trained, tmp_path):

@@ -68,6 +68,12 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     assert [h["train_loss"] for h in resumed] == [h["train_loss"] for h in straight]
 
 
+def test_wall_time_budget_stops_after_the_epoch_that_spends_it(tmp_path):
+    model, training, validation, config = setup(5)
+    budget = TrainingConfig(**{**config.__dict__, "max_minutes": 1e-6})
+    assert len(train(model, training, validation, budget, tmp_path, progress=False)) == 1
+
+
 def test_bad_checkpoints_are_refused(tmp_path):
     with pytest.raises(VcnnError, match="does not exist"):
         checkpoint.load(tmp_path / "none.pt")
