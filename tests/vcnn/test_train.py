@@ -1,5 +1,6 @@
 """Training: loss decreases, checkpoints load with weights_only, resume is exact, bad files fail."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,7 +15,7 @@ from vcnn.data import Case, CloudBatches, feature_statistics
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.models import CloudNetConfig, VectorCloudNet
-from vcnn.train import TrainingConfig, train
+from vcnn.train import TrainingConfig, lr_factor, train
 
 SPEC = FeatureSpec(scalars=("strain_rate", "speed", "proximity", "upwind_proximity"))
 
@@ -58,14 +59,44 @@ def test_training_learns_and_writes_checkpoints_and_metrics(tmp_path):
         assert torch.equal(a, b)
 
 
-def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("schedule", ["exponential", "cosine"])
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, schedule):
     model, training, validation, config = setup(5)
+    config = dataclasses.replace(config, schedule=schedule, warmup=1.5)
     straight = train(model, training, validation, config, tmp_path / "straight", progress=False)
     model, training, validation, _ = setup(5)
-    train(model, training, validation, TrainingConfig(**{**config.__dict__, "epochs": 3}), tmp_path / "resumed", progress=False)
+    epoch = training.epoch
+
+    def killed_at_epoch_3(number, *args):
+        if number == 3:
+            raise Killed
+        return epoch(number, *args)
+
+    training.epoch = killed_at_epoch_3
+    with pytest.raises(Killed):
+        train(model, training, validation, config, tmp_path / "resumed", progress=False)
     model, training, validation, _ = setup(5)
     resumed = train(model, training, validation, config, tmp_path / "resumed", resume=True, progress=False)
+    assert [h["learning_rate"] for h in resumed] == [h["learning_rate"] for h in straight]
     assert [h["train_loss"] for h in resumed] == [h["train_loss"] for h in straight]
+
+
+def test_learning_rate_schedules():
+    cosine = lr_factor(TrainingConfig(epochs=4, schedule="cosine", warmup=1), steps_per_epoch=10)
+    assert cosine(0) == pytest.approx(0.1)  # warm-up: 1/10 of the rate on the first step
+    assert cosine(4) == pytest.approx(0.5 * (1 + np.cos(np.pi * 4 / 40)) / 2)
+    assert cosine(20) == pytest.approx(0.5)  # half-way through the run
+    assert cosine(39) < 2e-3  # annealed at the end
+    exponential = lr_factor(TrainingConfig(epochs=4, lr_decay=0.5), steps_per_epoch=10)
+    assert [exponential(s) for s in (0, 9, 10, 25)] == [1, 1, 0.5, 0.25]
+    with pytest.raises(VcnnError, match="unknown schedule"):
+        TrainingConfig(schedule="step")
+    with pytest.raises(VcnnError, match="warmup"):
+        TrainingConfig(epochs=2, warmup=2)
 
 
 def test_wall_time_budget_stops_after_the_epoch_that_spends_it(tmp_path):
