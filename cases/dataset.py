@@ -29,6 +29,7 @@ MANIFEST = "manifest.json"
 FAMILY = "hills-transport"
 ARRAYS = ("velocity", "pressure", "concentration", "strain_rate", "wall_distance", "mixing_length")
 """The point arrays of every case of the family (what `vcnn solve hills-transport` writes)."""
+VECTOR_ARRAYS = ("velocity",)
 
 
 def parse_alphas(specs: list[str]) -> list[float]:

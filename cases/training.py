@@ -12,7 +12,7 @@ import logging
 import tomllib
 from pathlib import Path
 
-from cases.dataset import ARRAYS, case_name, load_manifest, parse_alphas, sweep
+from cases.dataset import ARRAYS, VECTOR_ARRAYS, case_name, load_manifest, parse_alphas, sweep
 from cases.errors import CaseError
 from cases.rundir import write_json
 from vcnn.clouds import Ball, Ellipse, KNearest
@@ -66,7 +66,7 @@ class Study:
             n_vectors=len(self.features.vectors),
             dim=2,
             outputs=self.targets,
-            **self.model,
+            **{"output_kinds": tuple("vector" if name in VECTOR_ARRAYS else "scalar" for name in self.targets), **self.model},
         )
 
     def checkpoint_extra(self) -> dict:
@@ -246,7 +246,7 @@ def evaluate_checkpoint(
         alphas = [c["alpha"] for c in manifest["cases"]]
     cases = load_cases(data, alphas)
     shape, spec = checkpoint_inputs(state)
-    check_targets(cases, tuple(state["targets"]))
+    check_targets(cases, tuple(state["targets"]), model.config.output_kinds)
     result = {"checkpoint": str(checkpoint_path), "data": str(data), "relative_l2": {}}
     if rotate_deg is not None:
         result.update(rotate_deg=rotate_deg, rotated_relative_l2={})

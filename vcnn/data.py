@@ -48,13 +48,20 @@ def load_case(path: str | Path, name: str | None = None) -> Case:
     return Case(name or Path(path).name, fields)
 
 
-def check_targets(cases: list[Case], targets: tuple[str, ...]) -> None:
+def check_targets(cases: list[Case], targets: tuple[str, ...], kinds: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The kinds (scalar, vector, tensor) of the targets, the same in every case; VcnnError if a
+    target is missing, non-finite, of another kind than in the first case or than `kinds`."""
     for case in cases:
         for name in targets:
-            if name not in case.fields.point_data or case.fields.kind(name) != "scalar":
-                raise VcnnError(f"case {case.name} has no scalar target {name!r}")
+            if name not in case.fields.point_data:
+                raise VcnnError(f"case {case.name} has no target {name!r}")
             if not np.isfinite(case.fields[name]).all():
                 raise VcnnError(f"case {case.name}: target {name!r} holds NaN or infinite values")
+        found = tuple(case.fields.kind(name) for name in targets)
+        kinds = found if kinds is None else kinds
+        if found != kinds:
+            raise VcnnError(f"case {case.name}: targets {list(targets)} are {list(found)}, expected {list(kinds)}")
+    return tuple(kinds)
 
 
 @dataclasses.dataclass
@@ -62,7 +69,7 @@ class Batch:
     vectors: torch.Tensor  # (B, n, k, dim)
     scalars: torch.Tensor  # (B, n, f)
     weights: torch.Tensor  # (B, n)
-    targets: torch.Tensor  # (B, outputs)
+    targets: torch.Tensor  # (B, width): flat, in the layout of `CloudNetConfig.layout`
     node_weights: torch.Tensor  # (B,) for integral-weighted losses and errors
 
     def to(self, device) -> "Batch":
@@ -90,7 +97,7 @@ class CloudBatches:
             raise VcnnError("batch size and points per cloud must be positive")
         for case in cases:
             spec.check_fields(case.fields)
-        check_targets(cases, targets)
+        self.target_kinds = check_targets(cases, targets)
         self.cases, self.shape, self.spec, self.targets = cases, shape, spec, tuple(targets)
         self.batch_size, self.n_points, self.dtype = batch_size, n_points, dtype
 
@@ -123,13 +130,22 @@ class CloudBatches:
         if self.n_points is not None:
             clouds = clouds.sample(self.n_points, rng)
         vectors, scalars, weights = pad(cloud_features(fields, clouds, velocity[nodes], self.spec))
-        targets = np.stack([fields[name][nodes] for name in self.targets], axis=1)
+        targets = flat_targets(fields, nodes, self.targets, self.target_kinds)
         arrays = (vectors, scalars, weights, targets, fields.weights[nodes])
         return Batch(*(torch.as_tensor(a, dtype=self.dtype) for a in arrays))
 
 
+def flat_targets(fields: MeshFields, nodes: np.ndarray, names: tuple[str, ...], kinds: tuple[str, ...]) -> np.ndarray:
+    """(len(nodes), width) targets in the networks' flat layout: scalars, vectors, tensors."""
+    order = [name for kind in ("scalar", "vector", "tensor") for name, k in zip(names, kinds) if k == kind]
+    return np.concatenate([fields[name][nodes].reshape(len(nodes), -1) for name in order], axis=1)
+
+
 def feature_statistics(batches: CloudBatches, max_batches: int = 20, seed: int = 0) -> dict:
-    """Mean and standard deviation of the scalar features (weighted) and of the targets."""
+    """Mean and standard deviation of the scalar features (weighted) and of the flat targets.
+
+    For a vector target the mean is 0 and one scale serves all components; for a tensor the mean
+    is an isotropic c I and one scale serves all: maps that commute with every rotation."""
     scalar_sum = scalar_sq = weight_sum = 0.0
     targets = []
     for i, batch in enumerate(batches.epoch(0, seed)):
@@ -141,12 +157,32 @@ def feature_statistics(batches: CloudBatches, max_batches: int = 20, seed: int =
         scalar_sq = scalar_sq + (w * s**2).sum(dim=(0, 1))
         weight_sum = weight_sum + w.sum()
         targets.append(batch.targets.double())
-    mean = scalar_sum / weight_sum
-    std = (scalar_sq / weight_sum - mean**2).clamp_min(0).sqrt()
+    mean_s = scalar_sum / weight_sum
+    std = (scalar_sq / weight_sum - mean_s**2).clamp_min(0).sqrt()
     t = torch.cat(targets)
+    dim = batch.vectors.shape[-1]
+    out_mean, out_std, start = [], [], 0
+    for kind in ("scalar", "vector", "tensor"):
+        for _ in range(batches.target_kinds.count(kind)):
+            width = {"scalar": 1, "vector": dim, "tensor": dim * dim}[kind]
+            mean, scale = _output_statistics(t[:, start : start + width], kind, dim)
+            out_mean += mean.tolist()
+            out_std += [scale if scale > 1e-12 else 1.0] * width
+            start += width
     return {
-        "scalar_mean": mean.tolist(),
+        "scalar_mean": mean_s.tolist(),
         "scalar_std": torch.where(std > 1e-12, std, torch.ones_like(std)).tolist(),
-        "output_mean": t.mean(0).tolist(),
-        "output_std": torch.where(t.std(0) > 1e-12, t.std(0), torch.ones_like(t.std(0))).tolist(),
+        "output_mean": out_mean,
+        "output_std": out_std,
     }
+
+
+def _output_statistics(block: torch.Tensor, kind: str, dim: int) -> tuple[torch.Tensor, float]:
+    """(mean, scale) of one target's columns: for a vector 0, for a tensor c I (both commute with R)."""
+    if kind == "scalar":
+        return block.mean(0), float(block.std())
+    mean = torch.zeros(block.shape[1], dtype=block.dtype)
+    if kind == "tensor":
+        trace = block.reshape(-1, dim, dim).diagonal(dim1=1, dim2=2).sum(1).mean()
+        mean = (trace / dim * torch.eye(dim, dtype=block.dtype)).reshape(-1)
+    return mean, float((block - mean).pow(2).mean().sqrt())

@@ -20,7 +20,7 @@ def predict_fields(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> dict:
-    """Outputs of `model` at every node of `fields`, as {output name: (N,) array}."""
+    """Outputs of `model` at every node of `fields`: {name: (N,), (N, dim) or (N, dim, dim) array}."""
     velocity = fields[spec.velocity_field]
     clouds = build_clouds(fields.points, fields.points, shape, velocity, periods)
     parameter = next(model.parameters())
@@ -31,16 +31,20 @@ def predict_fields(
             index = np.arange(start, min(start + batch_size, len(clouds)))
             features = cloud_features(fields, clouds.subset(index), velocity[index], spec)
             tensors = [torch.as_tensor(a, dtype=dtype, device=device) for a in pad(features)]
-            results.append(model(*tensors).cpu().numpy().astype(float))
+            results.append(model(*tensors).cpu().double())
     model.to(device=parameter.device, dtype=parameter.dtype)
-    out = np.concatenate(results)
-    return {name: out[:, i] for i, name in enumerate(model.config.outputs)}
+    return {name: value.numpy() for name, value in model.split(torch.cat(results)).items()}
 
 
 def relative_l2(fields: MeshFields, predictions: dict) -> dict:
-    """{name: node-weighted relative L2 error of predictions[name] against fields[name]}."""
+    """{name: node-weighted relative L2 error of predictions[name] against fields[name]}
+    (for vectors and tensors, of their Euclidean and Frobenius norms)."""
     w = fields.weights
+
+    def squared(a):
+        return (np.reshape(a, (len(w), -1)) ** 2).sum(axis=1)
+
     return {
-        name: float(np.sqrt(w @ (value - fields[name]) ** 2 / (w @ fields[name] ** 2)))
+        name: float(np.sqrt(w @ squared(value - fields[name]) / (w @ squared(fields[name]))))
         for name, value in predictions.items()
     }

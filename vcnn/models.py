@@ -12,8 +12,17 @@
   the embedding next to its scalars (Deep Sets on raw coordinates). Invariant to translations
   and permutations only: the baseline that shows what a frame-dependent network does.
 
+Outputs are scalars (invariant), vectors (v -> R v) or symmetric tensors (T -> R T R^T), each
+named with its kind. The vector-cloud network makes equivariant ones from the rows of L (each row
+a vector that turns with the frame), as in the tensorial follow-up of VCNN: a vector is a
+combination of the rows with invariant coefficients from the fitting network, or the output of
+unitary-equivariant vector layers (Ma & Chan) on the rows; a tensor is L*^T C L* with C symmetric
+and invariant. A network returns one flat (B, width) tensor; `CloudNetConfig.layout` says which
+columns hold which output.
+
 Every model declares in `symmetry` how its inputs and outputs transform and which transforms it
-is invariant to; `vcnn.symmetry` checks the declaration.
+respects (`invariant_to`: outputs unchanged, or turned as declared); `vcnn.symmetry` checks the
+declaration.
 """
 
 from __future__ import annotations
@@ -45,16 +54,24 @@ class CloudNetConfig:
     m_prime: int = 4
     fitting: tuple[int, ...] = (128,)
     outputs: tuple[str, ...] = ("concentration",)
+    output_kinds: tuple[str, ...] = ()  # "scalar", "vector" or "tensor" per output; default all scalar
     activation: str = "tanh"
     # VectorCloudNet: LayerNorm on the invariant D before the fitting network. Not in the paper;
     # D is invariant, so any function of it is too. It sped up training a lot here (demo study,
     # 15 epochs: 15.5 % -> 8.3 % validation error).
     invariant_norm: bool = False
+    # VectorCloudNet vector outputs: () = invariant coefficients of L's rows; widths = Ma & Chan
+    # unitary-equivariant vector layers on L's rows (hidden widths, in vectors).
+    vector_head: tuple[int, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "embedding", tuple(int(w) for w in self.embedding))
         object.__setattr__(self, "fitting", tuple(int(w) for w in self.fitting))
+        object.__setattr__(self, "vector_head", tuple(int(w) for w in self.vector_head))
         object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "output_kinds", tuple(self.output_kinds) or ("scalar",) * len(self.outputs))
+        if len(self.output_kinds) != len(self.outputs) or set(self.output_kinds) - set(OUTPUT_KINDS):
+            raise ModelError(f"output_kinds must give one of {list(OUTPUT_KINDS)} for each of the outputs {list(self.outputs)}")
         if self.kind not in MODELS:
             raise ModelError(f"unknown model kind {self.kind!r}; choose from {sorted(MODELS)}")
         if self.dim not in (2, 3):
@@ -65,11 +82,31 @@ class CloudNetConfig:
             raise ModelError(f"m' must be between 1 and m = {self.embedding[-1]}, got {self.m_prime}")
         if self.activation not in ACTIVATIONS:
             raise ModelError(f"unknown activation {self.activation!r}; choose from {sorted(ACTIVATIONS)}")
-        if min(self.embedding + self.fitting, default=1) < 1:
+        if min(self.embedding + self.fitting + self.vector_head, default=1) < 1:
             raise ModelError("layer widths must be positive")
+        if self.kind == "local_mlp" and self.output_kinds != ("scalar",) * len(self.outputs):
+            raise ModelError("the local MLP sees no vectors: it has scalar outputs only")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def names(self, kind: str) -> tuple[str, ...]:
+        return tuple(n for n, k in zip(self.outputs, self.output_kinds) if k == kind)
+
+    def layout(self) -> dict[str, tuple[str, slice]]:
+        """{output: (kind, its columns in the flat output)}: scalars, then vectors (dim columns
+        each), then tensors (dim x dim, row-major), each group in the order of `outputs`."""
+        width = {"scalar": 1, "vector": self.dim, "tensor": self.dim**2}
+        layout, start = {}, 0
+        for kind in OUTPUT_KINDS:
+            for name in self.names(kind):
+                layout[name] = (kind, slice(start, start + width[kind]))
+                start += width[kind]
+        return layout
+
+    @property
+    def width(self) -> int:
+        return max(s.stop for _, s in self.layout().values())
 
 
 def mlp(widths: tuple[int, ...], activation: str, last_activation: bool) -> nn.Sequential:
@@ -82,6 +119,7 @@ def mlp(widths: tuple[int, ...], activation: str, last_activation: bool) -> nn.S
 
 
 ALL_TRANSFORMS = ("rotation", "reflection", "translation", "permutation")
+OUTPUT_KINDS = ("scalar", "vector", "tensor")
 
 
 class CloudNet(nn.Module):
@@ -92,12 +130,13 @@ class CloudNet(nn.Module):
     def __init__(self, config: CloudNetConfig):
         super().__init__()
         self.config = config
-        # Affine maps of the (invariant) input scalars and of the outputs, fitted to the training
-        # data and saved with the weights.
+        # Affine maps of the (invariant) input scalars and of the flat outputs, fitted to the
+        # training data and saved with the weights. For vectors and tensors they commute with the
+        # frame (`vcnn.data.feature_statistics`): one scale per output, a mean of 0 or c I.
         self.register_buffer("scalar_mean", torch.zeros(config.n_scalars))
         self.register_buffer("scalar_std", torch.ones(config.n_scalars))
-        self.register_buffer("output_mean", torch.zeros(len(config.outputs)))
-        self.register_buffer("output_std", torch.ones(len(config.outputs)))
+        self.register_buffer("output_mean", torch.zeros(config.width))
+        self.register_buffer("output_std", torch.ones(config.width))
 
     def set_normalization(self, statistics: dict) -> None:
         """Set the buffers from `vcnn.data.feature_statistics`."""
@@ -110,7 +149,7 @@ class CloudNet(nn.Module):
         """How inputs and outputs transform, and the transforms the outputs must not feel."""
         return {
             "inputs": {"vectors": "vector", "scalars": "scalar", "weights": "scalar"},
-            "outputs": {name: "scalar" for name in self.config.outputs},
+            "outputs": dict(zip(self.config.outputs, self.config.output_kinds)),
             "invariant_to": list(self.invariant_to),
         }
 
@@ -120,25 +159,94 @@ class CloudNet(nn.Module):
     def denormalized(self, outputs: torch.Tensor) -> torch.Tensor:
         return outputs * self.output_std + self.output_mean
 
+    def split(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The flat (B, width) outputs as {name: (B,), (B, dim) or (B, dim, dim)}."""
+        dim = self.config.dim
+        shapes = {"scalar": (), "vector": (dim,), "tensor": (dim, dim)}
+        return {name: outputs[:, cols].reshape((-1,) + shapes[kind]) for name, (kind, cols) in self.config.layout().items()}
+
 
 class VectorCloudNet(CloudNet):
-    """Invariant scalar outputs from a cloud of vectors and scalars."""
+    """Invariant scalars and equivariant vectors and tensors from a cloud of vectors and scalars."""
 
     def __init__(self, config: CloudNetConfig):
         super().__init__(config)
-        m = config.embedding[-1]
+        m, rows = config.embedding[-1], config.embedding[-1] * config.n_vectors
+        self.n_coefficients = {
+            "scalar": len(config.names("scalar")),
+            "vector": 0 if config.vector_head else rows * len(config.names("vector")),
+            "tensor": (config.m_prime * config.n_vectors) ** 2 * len(config.names("tensor")),
+        }
         self.embed = mlp((config.n_scalars,) + config.embedding, config.activation, last_activation=True)
-        self.fit = mlp((m * config.m_prime,) + config.fitting + (len(config.outputs),), config.activation, False)
+        self.fit = mlp((m * config.m_prime,) + config.fitting + (sum(self.n_coefficients.values()),), config.activation, False)
         self.norm = nn.LayerNorm(m * config.m_prime) if config.invariant_norm else nn.Identity()
+        if config.vector_head and config.names("vector"):
+            self.vector_head = UnitaryVectorHead((rows,) + config.vector_head + (len(config.names("vector")),))
 
     def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """vectors (B, n, k, dim), scalars (B, n, f), weights (B, n) summing to 1 -> (B, outputs)."""
+        """vectors (B, n, k, dim), scalars (B, n, f), weights (B, n) summing to 1 -> (B, width)."""
         batch, n = weights.shape
+        dim, m_prime = self.config.dim, self.config.m_prime
         q = vectors.reshape(batch, n, -1)  # each vector's components stay together: Q R~ with R~ orthogonal
         g = self.embed(self.normalized_scalars(scalars))  # (B, n, m)
         moments = torch.einsum("bn,bnm,bnc->bmc", weights, g, q)  # (B, m, k dim)
-        invariant = moments @ moments[:, : self.config.m_prime].transpose(1, 2)  # (B, m, m')
-        return self.denormalized(self.fit(self.norm(invariant.reshape(batch, -1))))
+        invariant = moments @ moments[:, :m_prime].transpose(1, 2)  # (B, m, m')
+        coefficients = self.fit(self.norm(invariant.reshape(batch, -1)))
+        scalar, vector, tensor = coefficients.split(list(self.n_coefficients.values()), dim=1)
+        rows = moments.reshape(batch, -1, dim)  # (B, m k, dim): vectors that turn with the frame
+        parts = [scalar]
+        if self.config.names("vector"):
+            if self.config.vector_head:
+                parts.append(self.vector_head(rows).reshape(batch, -1))
+            else:
+                parts.append((vector.reshape(batch, -1, rows.shape[1]) @ rows).reshape(batch, -1))
+        if self.config.names("tensor"):
+            first = rows[:, : m_prime * self.config.n_vectors]  # L*: the rows of the first m' embeddings
+            c = tensor.reshape(batch, -1, first.shape[1], first.shape[1])
+            symmetric = (c + c.transpose(2, 3)) / 2
+            parts.append(torch.einsum("zai,ztac,zcj->ztij", first, symmetric, first).reshape(batch, -1))
+        return self.denormalized(torch.cat(parts, dim=1))
+
+
+class UnitaryVectorLayer(nn.Module):
+    """Ma & Chan's unitary-equivariant layer on c vectors: y = x W + e B, e_i = x_i / |x_i|.
+
+    x is (B, c_in, dim) with vectors as rows; every term is a linear combination of the input
+    vectors or of their directions, so y turns (or reflects) with x.
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_in, c_out) / c_in**0.5)
+        self.direction = nn.Parameter(torch.zeros(c_in, c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norm = x.norm(dim=-1, keepdim=True)
+        e = x / torch.where(norm > 1e-12, norm, torch.ones_like(norm))
+        return torch.einsum("bid,io->bod", x, self.weight) + torch.einsum("bid,io->bod", e, self.direction)
+
+
+class VectorActivation(nn.Module):
+    """sigma(u) = u / (1 + |u|) + a u: scales each vector by a function of its length."""
+
+    def __init__(self, slope: float = 0.1):
+        super().__init__()
+        self.slope = nn.Parameter(torch.tensor(slope))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return u / (1 + u.norm(dim=-1, keepdim=True)) + self.slope * u
+
+
+class UnitaryVectorHead(nn.Sequential):
+    """Unitary-equivariant vector layers of the given widths (in vectors), activations between."""
+
+    def __init__(self, widths: tuple[int, ...]):
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(UnitaryVectorLayer(a, b))
+            if i < len(widths) - 2:
+                layers.append(VectorActivation())
+        super().__init__(*layers)
 
 
 class LocalMLP(CloudNet):
@@ -146,7 +254,7 @@ class LocalMLP(CloudNet):
 
     def __init__(self, config: CloudNetConfig):
         super().__init__(config)
-        widths = (config.n_scalars,) + config.embedding + config.fitting + (len(config.outputs),)
+        widths = (config.n_scalars,) + config.embedding + config.fitting + (config.width,)
         self.fit = mlp(widths, config.activation, False)
 
     def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -155,7 +263,8 @@ class LocalMLP(CloudNet):
 
 
 class RawCloudNet(CloudNet):
-    """Deep Sets on each member's scalars and raw vector components: not rotation invariant."""
+    """Deep Sets on each member's scalars and raw vector components: not rotation invariant.
+    Vector and tensor outputs are raw components, so they do not turn with the frame either."""
 
     invariant_to = ("translation", "permutation")
 
@@ -163,7 +272,7 @@ class RawCloudNet(CloudNet):
         super().__init__(config)
         width = config.n_scalars + config.n_vectors * config.dim
         self.embed = mlp((width,) + config.embedding, config.activation, last_activation=True)
-        self.fit = mlp((config.embedding[-1],) + config.fitting + (len(config.outputs),), config.activation, False)
+        self.fit = mlp((config.embedding[-1],) + config.fitting + (config.width,), config.activation, False)
 
     def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         batch, n = weights.shape

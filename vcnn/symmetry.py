@@ -10,7 +10,7 @@ Two levels share the transforms:
   user applies it (clouds, features and network together): node coordinates are rotated,
   reflected and translated, node order permuted, vector and tensor arrays transformed.
 - `check_cloud_model`: a network on cloud tensors (vectors, scalars, weights), with member
-  permutations within each cloud.
+  permutations within each cloud, against the kinds its `symmetry` declares.
 """
 
 from __future__ import annotations
@@ -145,24 +145,28 @@ def moved(fields: MeshFields, rotation: np.ndarray, shift: np.ndarray | None = N
 
 
 def check_cloud_model(model, vectors, scalars, weights, trials: int = 3, seed: int = 0) -> SymmetryReport:
-    """Check a torch cloud network (declared scalar outputs) in float64.
+    """Check a torch cloud network against its declared output kinds, in float64.
 
-    vectors (B, n, k, dim), scalars (B, n, f), weights (B, n): numpy arrays.
+    vectors (B, n, k, dim), scalars (B, n, f), weights (B, n): numpy arrays. Scalar outputs must
+    not change, vector outputs must turn as R v and tensor outputs as R T R^T.
     """
     import torch
 
     rng = np.random.default_rng(seed)
     model = model.double().eval()
+    kinds = model.symmetry["outputs"]
     dim = vectors.shape[-1]
 
     def run(v, s, w):
         with torch.no_grad():
-            return model(torch.from_numpy(v), torch.from_numpy(s), torch.from_numpy(w)).numpy()
+            out = model(torch.from_numpy(v), torch.from_numpy(s), torch.from_numpy(w))
+        return {name: value.numpy() for name, value in model.split(out).items()}
 
-    base = {"out": run(vectors, scalars, weights)}
+    base = run(vectors, scalars, weights)
     deviations = {"rotation": 0.0, "reflection": 0.0, "permutation": 0.0}
     for _ in range(trials):
         for name in deviations:
+            rotation = np.eye(dim)
             if name == "permutation":
                 order = np.argsort(rng.random(weights.shape), axis=1)  # a permutation per cloud
                 v = np.take_along_axis(vectors, order[:, :, None, None], axis=1)
@@ -171,5 +175,6 @@ def check_cloud_model(model, vectors, scalars, weights, trials: int = 3, seed: i
             else:
                 rotation = random_orthogonal(dim, rng, reflect=name == "reflection")
                 v, s, w = vectors @ rotation.T, scalars, weights
-            deviations[name] = max(deviations[name], _relative(base, {"out": run(v, s, w)}))
+            expected = {k: transform(value, kinds[k], rotation) for k, value in base.items()}
+            deviations[name] = max(deviations[name], _relative(expected, run(v, s, w)))
     return SymmetryReport(deviations)

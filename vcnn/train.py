@@ -150,7 +150,12 @@ def train(
 
     Validation: relative L2 error on the `validation` cases with full clouds, every epoch.
     """
-    check_targets(validation, training.targets)
+    if model.config.outputs != training.targets or model.config.output_kinds != training.target_kinds:
+        raise VcnnError(
+            f"the network's outputs {dict(zip(model.config.outputs, model.config.output_kinds))} do not match the "
+            f"training targets {dict(zip(training.targets, training.target_kinds))}"
+        )
+    check_targets(validation, training.targets, training.target_kinds)
     out = Path(out)
     rank, world = world_position()
     lead = rank == 0
