@@ -19,10 +19,17 @@ def predict_fields(
     batch_size: int = 2048,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    max_elements: int = 2**26,
 ) -> dict:
-    """Outputs of `model` at every node of `fields`: {name: (N,), (N, dim) or (N, dim, dim) array}."""
+    """Outputs of `model` at every node of `fields`: {name: (N,), (N, dim) or (N, dim, dim) array}.
+
+    Batches hold at most `batch_size` clouds, fewer when the model's largest intermediate tensor
+    would pass `max_elements` (pairwise networks on large clouds).
+    """
     velocity = fields[spec.velocity_field]
     clouds = build_clouds(fields.points, fields.points, shape, velocity, periods)
+    largest = int(np.diff(clouds.offsets).max())
+    batch_size = max(1, min(batch_size, max_elements // model.elements_per_cloud(largest)))
     parameter = next(model.parameters())
     model = model.to(device=device, dtype=dtype).eval()
     results = []

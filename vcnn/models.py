@@ -8,6 +8,12 @@
   the choice of cloud points (a weighted average) holds by construction, not by training.
 - `LocalMLP`: a fitting network on the cloud average of the invariant scalars; with a
   one-point cloud (`KNearest(k=1)`: the query node itself) it is the classic local closure.
+- `GraphKernelNet` (Li et al. 2020 graph kernel network, an edge-conditioned convolution on the
+  fully connected graph of the cloud's members): node features updated by v_i <- act(W v_i +
+  sum_j w_j K(e_ij) v_j) with the matrix K(e_ij) from a kernel network. In the frame-invariant form
+  of Zafar et al. 2022 (`graph_kernel`) nodes carry invariant scalars and edges the dot products
+  of the members' vectors (Q_i Q_j^T) and the scalars of both ends; in the original form
+  (`graph_kernel_raw`) nodes and edges carry raw vector components. Cost grows as n^2.
 - `RawCloudNet`: the same embedding and average, but each member's raw vector components enter
   the embedding next to its scalars (Deep Sets on raw coordinates). Invariant to translations
   and permutations only: the baseline that shows what a frame-dependent network does.
@@ -63,11 +69,15 @@ class CloudNetConfig:
     # VectorCloudNet vector outputs: () = invariant coefficients of L's rows; widths = Ma & Chan
     # unitary-equivariant vector layers on L's rows (hidden widths, in vectors).
     vector_head: tuple[int, ...] = ()
+    # GraphKernelNet: number of kernel layers (node width = embedding[-1]) and the kernel network's hidden widths
+    graph_layers: int = 2
+    kernel: tuple[int, ...] = (32,)
 
     def __post_init__(self):
         object.__setattr__(self, "embedding", tuple(int(w) for w in self.embedding))
         object.__setattr__(self, "fitting", tuple(int(w) for w in self.fitting))
         object.__setattr__(self, "vector_head", tuple(int(w) for w in self.vector_head))
+        object.__setattr__(self, "kernel", tuple(int(w) for w in self.kernel))
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "output_kinds", tuple(self.output_kinds) or ("scalar",) * len(self.outputs))
         if len(self.output_kinds) != len(self.outputs) or set(self.output_kinds) - set(OUTPUT_KINDS):
@@ -82,10 +92,10 @@ class CloudNetConfig:
             raise ModelError(f"m' must be between 1 and m = {self.embedding[-1]}, got {self.m_prime}")
         if self.activation not in ACTIVATIONS:
             raise ModelError(f"unknown activation {self.activation!r}; choose from {sorted(ACTIVATIONS)}")
-        if min(self.embedding + self.fitting + self.vector_head, default=1) < 1:
-            raise ModelError("layer widths must be positive")
-        if self.kind == "local_mlp" and self.output_kinds != ("scalar",) * len(self.outputs):
-            raise ModelError("the local MLP sees no vectors: it has scalar outputs only")
+        if min(self.embedding + self.fitting + self.vector_head + self.kernel, default=1) < 1 or self.graph_layers < 1:
+            raise ModelError("layer widths and graph_layers must be positive")
+        if self.kind not in ("vector_cloud", "raw_cloud") and self.output_kinds != ("scalar",) * len(self.outputs):
+            raise ModelError(f"a {self.kind} network has scalar outputs only")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -152,6 +162,10 @@ class CloudNet(nn.Module):
             "outputs": dict(zip(self.config.outputs, self.config.output_kinds)),
             "invariant_to": list(self.invariant_to),
         }
+
+    def elements_per_cloud(self, n: int) -> int:
+        """Size of the largest intermediate tensor for one cloud of n members (sets batch sizes)."""
+        return n * max(self.config.embedding + self.config.fitting)
 
     def normalized_scalars(self, scalars: torch.Tensor) -> torch.Tensor:
         return (scalars - self.scalar_mean) / self.scalar_std
@@ -281,7 +295,58 @@ class RawCloudNet(CloudNet):
         return self.denormalized(self.fit(pooled))
 
 
-MODELS = {"vector_cloud": VectorCloudNet, "local_mlp": LocalMLP, "raw_cloud": RawCloudNet}
+class GraphKernelNet(CloudNet):
+    """Edge-conditioned convolution on the fully connected cloud graph, invariant edge features."""
+
+    raw = False
+
+    def __init__(self, config: CloudNetConfig):
+        super().__init__(config)
+        f, k, dim, h = config.n_scalars, config.n_vectors, config.dim, config.embedding[-1]
+        node_in = f + (k * dim if self.raw else 0)
+        edge_in = 2 * f + (2 * k * dim if self.raw else k * k)
+        self.lift = mlp((node_in,) + config.embedding, config.activation, last_activation=True)
+        self.kernels = nn.ModuleList(mlp((edge_in,) + config.kernel + (h * h,), config.activation, False) for _ in range(config.graph_layers))
+        self.linears = nn.ModuleList(nn.Linear(h, h) for _ in range(config.graph_layers))
+        self.activation = ACTIVATIONS[config.activation]()
+        self.fit = mlp((h,) + config.fitting + (config.width,), config.activation, False)
+
+    def elements_per_cloud(self, n: int) -> int:
+        return n * n * self.config.embedding[-1] ** 2  # one h x h kernel matrix per pair of members
+
+    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        batch, n = weights.shape
+        s = self.normalized_scalars(scalars)
+        q = vectors.reshape(batch, n, -1)
+        if self.raw:
+            nodes, pair = torch.cat([s, q], dim=-1), q
+            edges = [pair[:, :, None].expand(-1, -1, n, -1), pair[:, None].expand(-1, n, -1, -1)]
+        else:  # Q_i Q_j^T: every dot product between a vector of member i and one of member j
+            nodes = s
+            edges = [torch.einsum("bikd,bjld->bijkl", vectors, vectors).reshape(batch, n, n, -1)]
+        edges = torch.cat(edges + [s[:, :, None].expand(-1, -1, n, -1), s[:, None].expand(-1, n, -1, -1)], dim=-1)
+        v = self.lift(nodes)  # (B, n, h)
+        h = v.shape[-1]
+        for kernel, linear in zip(self.kernels, self.linears):
+            matrices = kernel(edges).reshape(batch, n, n, h, h)
+            v = self.activation(linear(v) + torch.einsum("bijhg,bjg,bj->bih", matrices, v, weights))
+        return self.denormalized(self.fit(torch.einsum("bn,bnh->bh", weights, v)))
+
+
+class RawGraphKernelNet(GraphKernelNet):
+    """The original graph kernel network: raw vector components on nodes and edges."""
+
+    raw = True
+    invariant_to = ("translation", "permutation")
+
+
+MODELS = {
+    "vector_cloud": VectorCloudNet,
+    "local_mlp": LocalMLP,
+    "raw_cloud": RawCloudNet,
+    "graph_kernel": GraphKernelNet,
+    "graph_kernel_raw": RawGraphKernelNet,
+}
 
 
 def build_model(config: CloudNetConfig) -> CloudNet:
