@@ -14,6 +14,11 @@
   of Zafar et al. 2022 (`graph_kernel`) nodes carry invariant scalars and edges the dot products
   of the members' vectors (Q_i Q_j^T) and the scalars of both ends; in the original form
   (`graph_kernel_raw`) nodes and edges carry raw vector components. Cost grows as n^2.
+- `MessagePassingNet` (PaiNN / EGNN style): each member carries h invariant scalars and h vectors
+  (initially linear in its own vectors); messages on the fully connected, quadrature-weighted
+  cloud graph are built from invariants only (dot products, lengths of Q_j - Q_i) and move vectors
+  along the other members' vectors and along Q_j - Q_i; a gated update mixes the vector channels.
+  Scalar outputs from the pooled scalars, vector outputs from gated pooled vectors.
 - `RawCloudNet`: the same embedding and average, but each member's raw vector components enter
   the embedding next to its scalars (Deep Sets on raw coordinates). Invariant to translations
   and permutations only: the baseline that shows what a frame-dependent network does.
@@ -94,8 +99,9 @@ class CloudNetConfig:
             raise ModelError(f"unknown activation {self.activation!r}; choose from {sorted(ACTIVATIONS)}")
         if min(self.embedding + self.fitting + self.vector_head + self.kernel, default=1) < 1 or self.graph_layers < 1:
             raise ModelError("layer widths and graph_layers must be positive")
-        if self.kind not in ("vector_cloud", "raw_cloud") and self.output_kinds != ("scalar",) * len(self.outputs):
-            raise ModelError(f"a {self.kind} network has scalar outputs only")
+        allowed = {"vector_cloud": OUTPUT_KINDS, "raw_cloud": OUTPUT_KINDS, "message_passing": ("scalar", "vector")}
+        if set(self.output_kinds) - set(allowed.get(self.kind, ("scalar",))):
+            raise ModelError(f"a {self.kind} network has {' and '.join(allowed.get(self.kind, ('scalar',)))} outputs only")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -340,12 +346,62 @@ class RawGraphKernelNet(GraphKernelNet):
     invariant_to = ("translation", "permutation")
 
 
+class MessagePassingNet(CloudNet):
+    """Equivariant message passing on the cloud graph (PaiNN-style scalar and vector channels)."""
+
+    def __init__(self, config: CloudNetConfig):
+        super().__init__(config)
+        f, k, h = config.n_scalars, config.n_vectors, config.embedding[-1]
+        self.lift = mlp((f,) + config.embedding, config.activation, last_activation=True)
+        self.lift_vectors = nn.Linear(k, h, bias=False)
+        edge_in = k * k + k  # Q_i Q_j^T and |Q_j - Q_i| per vector feature
+        self.filters = nn.ModuleList(mlp((edge_in,) + config.kernel + ((2 + k) * h,), config.activation, False) for _ in range(config.graph_layers))
+        self.node_nets = nn.ModuleList(mlp((h, h, (2 + k) * h), config.activation, False) for _ in range(config.graph_layers))
+        self.mix = nn.ModuleList(nn.Linear(h, 2 * h, bias=False) for _ in range(config.graph_layers))
+        self.gates = nn.ModuleList(mlp((2 * h, h, 3 * h), config.activation, False) for _ in range(config.graph_layers))
+        if config.names("scalar"):
+            self.fit = mlp((h,) + config.fitting + (len(config.names("scalar")),), config.activation, False)
+        if config.names("vector"):
+            self.vector_gate = nn.Linear(h, h * len(config.names("vector")))
+
+    def elements_per_cloud(self, n: int) -> int:
+        return n * n * (2 + self.config.n_vectors) * self.config.embedding[-1]
+
+    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        batch, n, k, dim = vectors.shape
+        s = self.lift(self.normalized_scalars(scalars))  # (B, n, h)
+        v = self.lift_vectors(vectors.transpose(2, 3)).transpose(2, 3)  # (B, n, h, dim)
+        h = s.shape[-1]
+        difference = vectors[:, None] - vectors[:, :, None]  # (B, i, j, k, dim): Q_j - Q_i
+        edges = torch.cat(
+            [torch.einsum("bikd,bjld->bijkl", vectors, vectors).reshape(batch, n, n, -1), difference.norm(dim=-1)], dim=-1
+        )
+        for filters, node_net, mix, gate in zip(self.filters, self.node_nets, self.mix, self.gates):
+            x = filters(edges) * node_net(s)[:, None]  # (B, i, j, (2 + k) h), invariant
+            ds, dvv, dvs = x.split([h, h, k * h], dim=-1)
+            s = s + torch.einsum("bijh,bj->bih", ds, weights)
+            v = v + torch.einsum("bijh,bjhd,bj->bihd", dvv, v, weights)
+            v = v + torch.einsum("bijhk,bijkd,bj->bihd", dvs.reshape(batch, n, n, h, k), difference, weights)
+            uv, wv = mix(v.transpose(2, 3)).transpose(2, 3).split([h, h], dim=2)  # (B, n, h, dim) each
+            a_vv, a_sv, a_ss = gate(torch.cat([s, wv.norm(dim=-1)], dim=-1)).split([h, h, h], dim=-1)
+            v = v + a_vv[..., None] * uv
+            s = s + a_sv * (uv * wv).sum(-1) + a_ss
+        parts = []
+        if self.config.names("scalar"):
+            parts.append(self.fit(torch.einsum("bn,bnh->bh", weights, s)))
+        if self.config.names("vector"):
+            gated = self.vector_gate(s).reshape(batch, n, -1, h)  # (B, n, outputs, h), invariant
+            parts.append(torch.einsum("bn,bnoh,bnhd->bod", weights, gated, v).reshape(batch, -1))
+        return self.denormalized(torch.cat(parts, dim=1))
+
+
 MODELS = {
     "vector_cloud": VectorCloudNet,
     "local_mlp": LocalMLP,
     "raw_cloud": RawCloudNet,
     "graph_kernel": GraphKernelNet,
     "graph_kernel_raw": RawGraphKernelNet,
+    "message_passing": MessagePassingNet,
 }
 
 

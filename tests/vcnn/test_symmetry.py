@@ -34,7 +34,7 @@ def random_field(dim: int, n: int = 400, seed: int = 0) -> MeshFields:
 def model_for(dim: int, spec: FeatureSpec, seed: int = 0, kind: str = "vector_cloud", **options) -> torch.nn.Module:
     torch.manual_seed(seed)
     sizes = {"embedding": (16, 16), "m_prime": 4, "fitting": (32,)}
-    if kind.startswith("graph_kernel"):  # cost grows as n^2 h^2: small widths
+    if kind.startswith("graph_kernel") or kind == "message_passing":  # pairwise: cost grows as n^2, small widths
         sizes = {"embedding": (8, 8), "kernel": (8,), "fitting": (16,)}
     config = CloudNetConfig(kind=kind, n_scalars=len(spec.scalars), n_vectors=len(spec.vectors), dim=dim, outputs=("c", "nu_t"), **sizes, **options)
     return build_model(config).double()
@@ -44,7 +44,7 @@ def test_paper_sized_network_has_39553_parameters():
     assert sum(p.numel() for p in VectorCloudNet(CloudNetConfig()).parameters()) == 39553
 
 
-@pytest.mark.parametrize("kind, options", [("vector_cloud", {}), ("vector_cloud", {"invariant_norm": True}), ("graph_kernel", {})])
+@pytest.mark.parametrize("kind, options", [("vector_cloud", {}), ("vector_cloud", {"invariant_norm": True}), ("graph_kernel", {}), ("message_passing", {})])
 @pytest.mark.parametrize("dim", [2, 3])
 def test_network_level_invariance(dim, kind, options):
     rng = np.random.default_rng(dim)
@@ -75,10 +75,11 @@ def test_field_pipeline_invariance(dim, vectors):
     assert "| rotation |" in report.table()
 
 
-@pytest.mark.parametrize("kind", ["local_mlp", "raw_cloud", "graph_kernel", "graph_kernel_raw"])
+@pytest.mark.parametrize("kind", ["local_mlp", "raw_cloud", "graph_kernel", "graph_kernel_raw", "message_passing"])
 @pytest.mark.parametrize("dim", [2, 3])
 def test_other_networks_keep_their_declared_symmetry(kind, dim):
-    fields = random_field(dim, n=150 if kind.startswith("graph") else 400)
+    pairwise = kind.startswith("graph") or kind == "message_passing"
+    fields = random_field(dim, n=150 if pairwise else 400)
     spec = FeatureSpec()
     model = model_for(dim, spec, kind=kind)
     shape = Ellipse() if dim == 2 else Ball(0.35)
@@ -87,7 +88,7 @@ def test_other_networks_keep_their_declared_symmetry(kind, dim):
     def predict(f, p):
         return predict_fields(model, f, shape, spec, periods=p, dtype=torch.float64)
 
-    report = check_field_model(predict, fields, {"c": "scalar", "nu_t": "scalar"}, periods=periods, trials=1 if kind.startswith("graph") else 3)
+    report = check_field_model(predict, fields, {"c": "scalar", "nu_t": "scalar"}, periods=periods, trials=1 if pairwise else 3)
     assert not report.violations(model.symmetry["invariant_to"], TOL)
     if kind.startswith("raw") or kind.endswith("raw"):  # declared not rotation invariant, and measurably not
         assert report.violations(ALL_TRANSFORMS, TOL) == ["rotation", "reflection"]
