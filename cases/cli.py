@@ -99,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--rotate", type=float, metavar="DEG", help="also evaluate every case turned by DEG degrees")
     evaluate.set_defaults(run=_evaluate)
 
+    frames = sub.add_parser("frames", help="turn a whole test field by several angles and compare each network's error")
+    frames.add_argument("--model", action="append", required=True, metavar="LABEL=CKPT", help="a network to compare; repeatable")
+    frames.add_argument("--fields", type=Path, required=True, help="a solved case directory (fields.vtu + meta.json)")
+    frames.add_argument("--angles", default="0,35,70,90,180", help="rotation angles in degrees (default 0,35,70,90,180)")
+    frames.add_argument("--out", type=Path, help="write frames.json and frames.png here")
+    frames.set_defaults(run=_frames)
+
     check = sub.add_parser("check-invariance", help="rotate, reflect, translate and permute a field; compare predictions")
     check.add_argument("--model", type=Path, required=True, help="checkpoint")
     check.add_argument("--fields", type=Path, required=True, help="a solved case directory (fields.vtu + meta.json)")
@@ -180,6 +187,23 @@ def _evaluate(args) -> int:
     for case, values in errors.items():
         cells = [values[t] for t in targets] + [rotated[case][t] for t in targets if rotated]
         print(f"| {case} | " + " | ".join(f"{100 * v:.3f}" for v in cells) + " |")
+    return 0
+
+
+def _frames(args) -> int:
+    from cases.frames import frame_study, table
+
+    checkpoints = {}
+    for item in args.model:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise CaseError(f"--model takes LABEL=CHECKPOINT, got {item!r}")
+        checkpoints[label] = Path(path)
+    try:
+        angles = [float(a) for a in args.angles.split(",")]
+    except ValueError:
+        raise CaseError(f"--angles takes numbers separated by commas, got {args.angles!r}") from None
+    print(table(frame_study(checkpoints, args.fields, angles, args.out)))
     return 0
 
 

@@ -55,6 +55,22 @@ def learning_curves_png(histories: dict, path: str | Path) -> Path:
     return _save_png(fig, path)
 
 
+def frames_png(frames: dict, predictions: dict, path: str | Path) -> Path:
+    """A grid of predictions: one row per network ({label: {angle: values}}), one column per frame
+    ({angle: the turned MeshFields}); each row shares one colour scale."""
+    plt = _pyplot()
+    rows, columns = len(predictions), len(frames)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), dpi=100, squeeze=False)
+    for row, (label, values) in enumerate(predictions.items()):
+        limits = (min(v.min() for v in values.values()), max(v.max() for v in values.values()))
+        for column, (angle, fields) in enumerate(frames.items()):
+            ax = axes[row, column]
+            _draw(fig, ax, fields, values[angle], f"{label}, {angle:g} deg", "viridis", limits)
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+    return _save_png(fig, path)
+
+
 def _pyplot():
     import matplotlib
 

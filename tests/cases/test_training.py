@@ -113,6 +113,28 @@ def test_a_frame_dependent_baseline_is_reported_but_not_flagged(trained, tmp_pat
     assert "| rotation |" in check.stdout and "| no |" in check.stdout
 
 
+def test_frame_rotation_study(trained, tmp_path):
+    """`vcnn frames`: the invariant network's error is the same in every frame (float32), the
+    frame-dependent one's is not; JSON, figure and table are written; bad input exits 2."""
+    _, run, _ = trained
+    raw, fields = raw_cloud_checkpoint(trained, tmp_path)
+    out = tmp_path / "frames"
+    result = vcnn("frames", "--model", f"vcnn={run / 'best.pt'}", "--model", f"raw={raw}", "--fields", fields, "--angles", "0,35,90,180", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "| vcnn |" in result.stdout and "35 deg" in result.stdout
+    study = json.loads((out / "frames.json").read_text())
+    vcnn_errors = [e["concentration"] for e in study["networks"]["vcnn"]["relative_l2"].values()]
+    raw_errors = [e["concentration"] for e in study["networks"]["raw"]["relative_l2"].values()]
+    assert len(vcnn_errors) == 4 and study["networks"]["vcnn"]["spread"]["concentration"] < 1e-5
+    assert study["networks"]["raw"]["spread"]["concentration"] > 1e-3
+    assert max(vcnn_errors) - min(vcnn_errors) < 1e-5 * min(vcnn_errors) and max(raw_errors) > min(raw_errors)
+    assert (out / "frames.png").stat().st_size > 10_000
+    bad = vcnn("frames", "--model", "no-label", "--fields", fields)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "LABEL=CHECKPOINT" in bad.stderr
+    missing = vcnn("frames", "--model", f"x={tmp_path / 'none.pt'}", "--fields", fields, "--out", tmp_path / "never")
+    assert missing.returncode == 2 and not (tmp_path / "never").exists()
+
+
 def test_a_violated_declaration_exits_1(trained, tmp_path, monkeypatch, capsys):
     from cases.cli import main
     from vcnn.models import ALL_TRANSFORMS, RawCloudNet
