@@ -68,6 +68,19 @@ def _parser() -> argparse.ArgumentParser:
     hills.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     hills.set_defaults(run=_solve_hills_transport)
 
+    airfoil = cases.add_parser("airfoil-transport", help="NACA airfoil at an angle of attack: Navier-Stokes + the same scalar transport")
+    airfoil.add_argument("--aoa", type=float, required=True, help="angle of attack in degrees (airfoil turned nose-up)")
+    airfoil.add_argument("--out", type=Path, required=True, help="output directory (must be empty or new)")
+    airfoil.add_argument("--code", default="0012", help="NACA 4-digit code (default 0012)")
+    airfoil.add_argument("--reynolds", type=float, default=100.0, help="chord Reynolds number (default 100)")
+    airfoil.add_argument("--radius", type=float, default=10.0, help="far-field radius in chords (default 10)")
+    airfoil.add_argument("--wall-size", type=float, default=0.01, help="cell size on the airfoil in chords (default 0.01)")
+    airfoil.add_argument("--far-size", type=float, default=0.5, help="cell size at the far field in chords (default 0.5)")
+    airfoil.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    airfoil.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
+    airfoil.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    airfoil.set_defaults(run=_solve_airfoil_transport, reference=None)
+
     dataset = sub.add_parser("dataset", help="solve a family of cases into one dataset directory (resumable)")
     families = dataset.add_subparsers(dest="family", required=True)
     sweep = families.add_parser("hills-transport", help="periodic hills over a list or range of alpha")
@@ -135,7 +148,23 @@ def _solve_hills_transport(args) -> int:
     check_output(args.out, args.overwrite)
     if args.reference is not None and not args.reference.is_file():
         raise CaseError(f"reference file {args.reference} does not exist")
-    return _run_solve(args, config)
+    return _run_solve(args, config, hills_transport)
+
+
+def _solve_airfoil_transport(args) -> int:
+    from cases import airfoil_transport
+    from cases.rundir import check_output
+
+    config = airfoil_transport.AirfoilTransportConfig(
+        angle_of_attack=args.aoa,
+        code=args.code,
+        reynolds=args.reynolds,
+        radius=args.radius,
+        wall_size=args.wall_size,
+        far_size=args.far_size,
+    )
+    check_output(args.out, args.overwrite)
+    return _run_solve(args, config, airfoil_transport)
 
 
 def _dataset(args) -> int:
@@ -224,8 +253,9 @@ def _check_invariance(args) -> int:
     return 0
 
 
-def _run_solve(args, config) -> int:
-    """Collective part: everything after validation (FEniCSx imported only here)."""
+def _run_solve(args, config, case) -> int:
+    """Collective part: everything after validation (FEniCSx imported only here). `case` is
+    the case module (`hills_transport` or `airfoil_transport`)."""
     from mpi4py import MPI
 
     from cases import hills_transport
@@ -236,16 +266,17 @@ def _run_solve(args, config) -> int:
     comm = MPI.COMM_WORLD
     with staged_output(args.out, args.overwrite, comm) as stage:
         _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet, stderr=comm.rank == 0)
-        solution = hills_transport.solve(config, comm, msh_path=stage / "mesh.msh")
+        solution = case.solve(config, comm, msh_path=stage / "mesh.msh")
         solution.domain.write_xdmf(stage / "mesh.xdmf")
         metadata = {
-            "case": "hills-transport",
+            "case": args.case,
             "config": dataclasses.asdict(config),
             "statistics": solution.statistics(),
             "mpi_ranks": comm.size,
-            "periods": [[solution.domain.length, 0.0]],
             **provenance(),
         }
+        if case is hills_transport:
+            metadata["periods"] = [[solution.domain.length, 0.0]]
         if args.reference is not None:
             metadata["reference_comparison"] = hills_transport.compare_with_reference(solution, args.reference)
         fields = hills_transport.mesh_fields(solution, metadata)

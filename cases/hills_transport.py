@@ -150,8 +150,9 @@ def solve(config: HillsTransportConfig, comm=None, msh_path: str | Path | None =
     return CaseSolution(config, domain, flow, transport, distance, lm, timings)
 
 
-def mesh_fields(solution: CaseSolution, metadata: dict):
-    """The solution on the mesh nodes as MeshFields (rank 0; None elsewhere)."""
+def mesh_fields(solution, metadata: dict):
+    """The solution on the mesh nodes as MeshFields (rank 0; None elsewhere). Any solution with
+    `domain`, `flow`, `transport`, `wall_distance` and `mixing_length` (the airfoil case's too)."""
     from solvers.export import sampled, to_mesh_fields
     from solvers.transport import strain_rate_magnitude
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from meshes.errors import MeshError
+from meshes.periodic_domain import write_xdmf
 
 AIRFOIL_TAGS = {"fluid": 1, "airfoil": 1, "inflow": 2, "outflow": 3}
 """Physical tags: cells carry 'fluid'; facets 'airfoil', 'inflow' and 'outflow'."""
@@ -87,9 +88,14 @@ class AirfoilDomain:
     facet_tags: object  # dolfinx.mesh.MeshTags
     geometry: AirfoilGeometry
 
+    tags = AIRFOIL_TAGS
+
     @property
     def comm(self):
         return self.mesh.comm
+
+    def write_xdmf(self, path: str | Path) -> None:
+        write_xdmf(self.mesh, self.facet_tags, path)
 
 
 def airfoil_domain(geometry: AirfoilGeometry, comm=None, msh_path: str | Path | None = None) -> AirfoilDomain:

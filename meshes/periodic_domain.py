@@ -70,13 +70,17 @@ class PeriodicDomain:
         return self.mesh.comm
 
     def write_xdmf(self, path: str | Path) -> None:
-        """Write the mesh and its facet tags to XDMF (collective)."""
-        from dolfinx.io import XDMFFile
+        write_xdmf(self.mesh, self.facet_tags, path)
 
-        self.mesh.topology.create_connectivity(self.mesh.topology.dim - 1, self.mesh.topology.dim)
-        with XDMFFile(self.comm, str(path), "w") as xdmf:
-            xdmf.write_mesh(self.mesh)
-            xdmf.write_meshtags(self.facet_tags)
+
+def write_xdmf(mesh, facet_tags, path: str | Path) -> None:
+    """Write a mesh and its facet tags to XDMF (collective)."""
+    from dolfinx.io import XDMFFile
+
+    mesh.topology.create_connectivity(mesh.topology.dim - 1, mesh.topology.dim)
+    with XDMFFile(mesh.comm, str(path), "w") as xdmf:
+        xdmf.write_mesh(mesh)
+        xdmf.write_meshtags(facet_tags)
 
 
 def build_periodic_domain(

@@ -3,9 +3,10 @@
 Nodes are ordered by their index in the mesh generator's input, so serial and parallel runs
 produce identical files. Lagrange functions are sampled at the nodes (exact: the nodes are
 Lagrange points of every degree); scalar UFL expressions (e.g. |S|, discontinuous) are
-L2-projected onto the periodic P1 space first, so that a node on the left boundary and its
-partner on the right get the same value (a plain projection sees each of them from one side
-only); continuous expressions can be passed through `sampled` instead.
+L2-projected onto P1 first, on a `PeriodicDomain` onto the periodic P1 space, so that a node on
+the left boundary and its partner on the right get the same value (a plain projection sees each
+of them from one side only); continuous expressions can be passed through `sampled` instead.
+`domain` is any object with `mesh` and `comm` (a `PeriodicDomain` or an `AirfoilDomain`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from meshes.fields import MeshFields
 from meshes.periodic_domain import PeriodicDomain
 
 
-def node_values(domain: PeriodicDomain, values) -> np.ndarray:
+def node_values(domain, values) -> np.ndarray:
     """Values of a Function or UFL expression at this rank's mesh (geometry) nodes."""
     mesh = domain.mesh
     shape = values.ufl_shape
@@ -31,7 +32,7 @@ def node_values(domain: PeriodicDomain, values) -> np.ndarray:
         space = fem.TensorFunctionSpace(mesh, ("Lagrange", 1), shape=shape)
     if isinstance(values, fem.Function):
         p1 = _interpolate(values, space)
-    elif len(shape) == 0:
+    elif len(shape) == 0 and isinstance(domain, PeriodicDomain):
         p1 = _periodic_projection(domain, values, space)
     else:
         p1 = _project(values, space)
@@ -43,7 +44,7 @@ def node_values(domain: PeriodicDomain, values) -> np.ndarray:
     return out.reshape((-1,) + shape)
 
 
-def to_mesh_fields(domain: PeriodicDomain, arrays: dict, metadata: dict | None = None) -> MeshFields | None:
+def to_mesh_fields(domain, arrays: dict, metadata: dict | None = None) -> MeshFields | None:
     """Gather named Functions/expressions into a MeshFields on rank 0 (None on other ranks)."""
     mesh, comm = domain.mesh, domain.comm
     index = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)

@@ -15,14 +15,13 @@ import math
 import time
 from typing import Callable
 
-import dolfinx_mpc
 import numpy as np
 import ufl
 from dolfinx import fem
 from mpi4py import MPI
 
 from solvers.errors import SolverError
-from solvers.newton import LinearSystem, NewtonStats, newton
+from solvers.newton import LinearSystem, NewtonStats, newton, unconstrained
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +97,7 @@ def solve_external_flow(
             g.interpolate(values)
         bcs.append(fem.dirichletbc(g, fem.locate_dofs_topological((space.sub(0), V), fdim, facets), space.sub(0)))
 
-    mpc = dolfinx_mpc.MultiPointConstraint(space)
-    mpc.finalize()
+    mpc = unconstrained(space)
     state = fem.Function(mpc.function_space)
     correction = fem.Function(mpc.function_space)
     fem.petsc.set_bc(state.vector, bcs)  # the Newton corrections then vanish on Dirichlet dofs

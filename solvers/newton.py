@@ -23,6 +23,13 @@ from solvers.errors import ConvergenceError
 log = logging.getLogger(__name__)
 
 
+def unconstrained(space) -> dolfinx_mpc.MultiPointConstraint:
+    """A finalized constraint with no constraints: non-periodic problems share `LinearSystem`."""
+    mpc = dolfinx_mpc.MultiPointConstraint(space)
+    mpc.finalize()
+    return mpc
+
+
 class LinearSystem:
     """A bilinear form assembled with the constraint, factorised once, solved for many right-hand sides.
 

@@ -2,7 +2,8 @@
 
     u . grad c - D lap c + zeta sqrt(|c|) c = gamma l_m |S|^2 (+ source),   c = 0 on walls,
 
-periodic in x, Lagrange elements, SUPG-stabilised, solved by Newton. The Jacobian of the
+periodic in x (on a `PeriodicDomain`; on any other domain c = 0 on the given facets and zero
+diffusive flux elsewhere, e.g. at an outflow), Lagrange elements, SUPG-stabilised, solved by Newton. The Jacobian of the
 reaction is written out, 1.5 zeta sqrt(|c|) dc, because UFL's derivative of sqrt(|c|) c is
 0 * inf at c = 0, which is where Newton starts.
 """
@@ -19,7 +20,7 @@ from dolfinx import fem
 
 from meshes.periodic_domain import TAGS, PeriodicDomain
 from solvers.errors import SolverError
-from solvers.newton import LinearSystem, NewtonStats, newton
+from solvers.newton import LinearSystem, NewtonStats, newton, unconstrained
 from solvers.periodic import periodic_constraint
 
 
@@ -58,21 +59,28 @@ def strain_rate_magnitude(u):
 
 
 def solve_transport(
-    domain: PeriodicDomain,
+    domain,
     velocity,
     mixing_length,
     params: TransportParameters = TransportParameters(),
     source=None,
     initial: fem.Function | None = None,
+    zero_facets: np.ndarray | None = None,
 ) -> TransportSolution:
-    """Solve for c given a velocity and a mixing length (UFL expressions or Functions)."""
+    """Solve for c given a velocity and a mixing length (UFL expressions or Functions).
+
+    c = 0 on `zero_facets` (default: both walls of a `PeriodicDomain`)."""
     start = time.perf_counter()
     mesh = domain.mesh
+    periodic = isinstance(domain, PeriodicDomain)
     space = fem.FunctionSpace(mesh, ("Lagrange", params.degree))
-    walls = np.concatenate([domain.facet_tags.find(TAGS["bottom"]), domain.facet_tags.find(TAGS["top"])])
-    dofs = fem.locate_dofs_topological(space, mesh.topology.dim - 1, walls)
+    if zero_facets is None:
+        if not periodic:
+            raise SolverError("give the facets where c = 0 (zero_facets)")
+        zero_facets = np.concatenate([domain.facet_tags.find(TAGS["bottom"]), domain.facet_tags.find(TAGS["top"])])
+    dofs = fem.locate_dofs_topological(space, mesh.topology.dim - 1, zero_facets)
     bcs = [fem.dirichletbc(0.0, dofs, space)]
-    mpc = periodic_constraint(domain, space, bcs)
+    mpc = periodic_constraint(domain, space, bcs) if periodic else unconstrained(space)
     c = fem.Function(mpc.function_space, name="concentration")
     if initial is not None:
         c.interpolate(initial)

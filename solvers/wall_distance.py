@@ -1,7 +1,7 @@
 """Exact distance to the nearest wall facet, periodic images included.
 
 Wall facets (segments in 2-D) are gathered on every rank (there are O(sqrt(cells)) of them)
-and copied one period left and right. For each query point a KD-tree over the segment
+and, on a `PeriodicDomain`, copied one period left and right. For each query point a KD-tree over the segment
 midpoints proposes candidates, the exact point-segment distance is taken over them, and the
 candidate set grows until it provably contains the nearest segment: any segment whose midpoint
 is farther than d + L/2 (L the longest segment) cannot be closer than d.
@@ -18,17 +18,22 @@ from meshes.periodic_domain import TAGS, PeriodicDomain
 from solvers.errors import SolverError
 
 
-def wall_segments(domain: PeriodicDomain, walls=("bottom", "top")) -> np.ndarray:
-    """(M, 2, 2) end points of all wall facets, on every rank, with their periodic images."""
+def wall_segments(domain, walls=("bottom", "top")) -> np.ndarray:
+    """(M, 2, 2) end points of all wall facets, on every rank, with their periodic images on a
+    `PeriodicDomain`. `walls` are facet tag names of the domain's tag table."""
     mesh = domain.mesh
     if mesh.topology.dim != 2:
         raise SolverError("wall distance is implemented for 2-D meshes")
-    facets = np.concatenate([domain.facet_tags.find(TAGS[name]) for name in walls])
+    periodic = isinstance(domain, PeriodicDomain)
+    tags = TAGS if periodic else domain.tags
+    facets = np.concatenate([domain.facet_tags.find(tags[name]) for name in walls])
     nodes = entities_to_geometry(mesh._mesh, 1, facets.astype(np.int32), False)  # the C++ mesh in 0.5.2
     local = mesh.geometry.x[nodes][:, :, :2]
     segments = np.concatenate(mesh.comm.allgather(local))
     if len(segments) == 0:
         raise SolverError(f"no wall facets tagged {walls}")
+    if not periodic:
+        return segments
     shift = np.array([domain.length, 0.0])
     return np.concatenate([segments, segments - shift, segments + shift])
 
@@ -59,7 +64,7 @@ def distance_to_segments(points: np.ndarray, segments: np.ndarray) -> np.ndarray
     return result
 
 
-def wall_distance(domain: PeriodicDomain, space: fem.FunctionSpace, walls=("bottom", "top")) -> fem.Function:
+def wall_distance(domain, space: fem.FunctionSpace, walls=("bottom", "top")) -> fem.Function:
     """The distance to the nearest wall, interpolated (at the dof points) into a scalar `space`."""
     d = fem.Function(space, name="wall_distance")
     d.x.array[:] = distance_to_segments(space.tabulate_dof_coordinates(), wall_segments(domain, walls))

@@ -1,0 +1,127 @@
+"""The frame case: laminar flow around a NACA 4-digit airfoil at an angle of attack, and the same
+scalar transport as the hills case.
+
+mesh (gmsh, far field at `radius` chords) -> steady Navier-Stokes (uniform inflow along +x,
+no slip on the airfoil, do-nothing outflow, Reynolds continuation) -> wall distance to the
+airfoil and mixing length -> nonlinear transport with c = 0 on the airfoil and at the inflow
+-> MeshFields. Chord 1, free-stream speed 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+from cases.errors import CaseError
+from meshes.errors import MeshError
+from solvers.errors import SolverError
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class AirfoilTransportConfig:
+    """Everything that defines one solve. Validated on construction, before any work."""
+
+    angle_of_attack: float
+    code: str = "0012"
+    reynolds: float = 100.0  # chord and free-stream speed: nu = 0.01 as in the hills case
+    radius: float = 10.0
+    wall_size: float = 0.01
+    far_size: float = 0.5
+    diffusivity: float = 0.1
+    reaction: float = 3.0
+    production: float = 6.3246
+    kappa: float = 0.41
+    mixing_length_cap: float = 0.135
+    transport_degree: int = 2
+    continuation: int = 3
+    max_newton: int = 25
+
+    def __post_init__(self):
+        try:
+            self.geometry
+            self.flow_parameters
+            self.transport_parameters
+        except (MeshError, SolverError) as err:
+            raise CaseError(str(err)) from None
+        if not (self.kappa > 0 and self.mixing_length_cap > 0):
+            raise CaseError("kappa and the mixing-length cap must be positive")
+
+    @property
+    def geometry(self):
+        from meshes.airfoil import AirfoilGeometry
+
+        return AirfoilGeometry(self.code, self.angle_of_attack, self.radius, self.wall_size, self.far_size)
+
+    @property
+    def flow_parameters(self):
+        from solvers.external_flow import ExternalFlowParameters
+
+        return ExternalFlowParameters(self.reynolds, continuation=self.continuation, max_iterations=self.max_newton)
+
+    @property
+    def transport_parameters(self):
+        from solvers.transport import TransportParameters
+
+        return TransportParameters(
+            self.diffusivity, self.reaction, self.production, self.transport_degree, max_iterations=self.max_newton
+        )
+
+
+@dataclasses.dataclass
+class AirfoilSolution:
+    config: AirfoilTransportConfig
+    domain: object
+    flow: object
+    transport: object
+    wall_distance: object
+    mixing_length: object
+    timings: dict
+
+    def statistics(self) -> dict:
+        """Iterations, residual histories and timings, for meta.json."""
+        return {
+            "navier_stokes": [s.as_dict() for s in self.flow.stats],
+            "transport": self.transport.stats.as_dict(),
+            "timings_s": self.timings,
+            "mesh": {
+                "nodes": self.domain.mesh.geometry.index_map().size_global,
+                "cells": self.domain.mesh.topology.index_map(2).size_global,
+            },
+        }
+
+
+def solve(config: AirfoilTransportConfig, comm=None, msh_path: str | Path | None = None) -> AirfoilSolution:
+    """Mesh, flow, wall distance and transport at one angle of attack (collective under MPI)."""
+    import numpy as np
+    from dolfinx import fem
+
+    from meshes.airfoil import AIRFOIL_TAGS, airfoil_domain
+    from solvers.external_flow import solve_external_flow
+    from solvers.transport import solve_transport
+    from solvers.wall_distance import mixing_length, wall_distance
+
+    timings = {}
+    start = time.perf_counter()
+    domain = airfoil_domain(config.geometry, comm, msh_path)
+    timings["mesh"] = time.perf_counter() - start
+    log.info("mesh: %d cells, NACA %s at %g degrees", domain.mesh.topology.index_map(2).size_global, config.code, config.angle_of_attack)
+
+    tags = domain.facet_tags
+    flow = solve_external_flow(domain.mesh, tags, [AIRFOIL_TAGS["inflow"]], [AIRFOIL_TAGS["airfoil"]], config.flow_parameters)
+    timings["navier_stokes"] = flow.seconds
+    log.info("flow: %s Newton iterations over the Reynolds steps", [s.iterations for s in flow.stats])
+
+    start = time.perf_counter()
+    distance = wall_distance(domain, fem.FunctionSpace(domain.mesh, ("Lagrange", config.transport_degree)), walls=("airfoil",))
+    lm = mixing_length(distance, config.kappa, config.mixing_length_cap)
+    timings["wall_distance"] = time.perf_counter() - start
+
+    zero = np.concatenate([tags.find(AIRFOIL_TAGS["airfoil"]), tags.find(AIRFOIL_TAGS["inflow"])])
+    transport = solve_transport(domain, flow.velocity, lm, config.transport_parameters, zero_facets=zero)
+    timings["transport"] = transport.seconds
+    log.info("transport: %d Newton iterations", transport.stats.iterations)
+    return AirfoilSolution(config, domain, flow, transport, distance, lm, timings)
