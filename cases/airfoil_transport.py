@@ -20,6 +20,9 @@ from solvers.errors import SolverError
 
 log = logging.getLogger(__name__)
 
+FIGURE_WINDOW = ((-1.0, 5.0), (-1.5, 1.5))
+"""What the figures show: the airfoil and its near wake, in chords."""
+
 
 @dataclasses.dataclass(frozen=True)
 class AirfoilTransportConfig:

@@ -283,8 +283,9 @@ def _run_solve(args, config, case) -> int:
         if comm.rank == 0:
             fields.write(stage)
             if not args.no_figures:
-                field_png(fields, "velocity", stage / "velocity_magnitude.png", "|u|")
-                field_png(fields, "concentration", stage / "concentration.png", "c")
+                window = getattr(case, "FIGURE_WINDOW", None)
+                field_png(fields, "velocity", stage / "velocity_magnitude.png", "|u|", window)
+                field_png(fields, "concentration", stage / "concentration.png", "c", window)
             summary = {"out": str(args.out), **metadata["statistics"]["timings_s"]}
             if "reference_comparison" in metadata:
                 summary.update(metadata["reference_comparison"])

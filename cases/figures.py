@@ -13,12 +13,16 @@ import numpy as np
 from meshes.fields import MeshFields
 
 
-def field_png(fields: MeshFields, name: str, path: str | Path, title: str | None = None) -> Path:
-    """Colour a 2-D mesh by a point array (vectors by their magnitude) and save a PNG."""
+def field_png(fields: MeshFields, name: str, path: str | Path, title: str | None = None, window=None) -> Path:
+    """Colour a 2-D mesh by a point array (vectors by their magnitude) and save a PNG; `window`
+    ((xmin, xmax), (ymin, ymax)) zooms in (default: the whole mesh)."""
     plt = _pyplot()
-    extent = np.ptp(_check_2d(fields).points, axis=0)
+    window = window or tuple(zip(_check_2d(fields).points.min(axis=0), fields.points.max(axis=0)))
+    extent = [hi - lo for lo, hi in window]
     fig, ax = plt.subplots(figsize=(12, 12 * extent[1] / extent[0] + 1.2), dpi=120)
     _draw(fig, ax, fields, _magnitude(fields[name]), title or name, "viridis")
+    ax.set_xlim(*window[0])
+    ax.set_ylim(*window[1])
     return _save_png(fig, path)
 
 
