@@ -66,6 +66,7 @@ def frames_png(frames: dict, predictions: dict, path: str | Path) -> Path:
     rows, columns = len(predictions), len(frames)
     fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), dpi=100, squeeze=False)
     for row, (label, values) in enumerate(predictions.items()):
+        values = {angle: _magnitude(v) for angle, v in values.items()}  # vectors and tensors by their size
         limits = (min(v.min() for v in values.values()), max(v.max() for v in values.values()))
         for column, (angle, fields) in enumerate(frames.items()):
             ax = axes[row, column]
