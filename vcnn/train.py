@@ -175,6 +175,8 @@ def train(
         restored, state = checkpoint.load(last, map_location=device)
         if restored.config != model.config:
             raise VcnnError(f"{last} was trained with another model configuration")
+        if "lr_lambdas" not in state["scheduler"]:  # schedules stepped per epoch before the cosine option
+            raise VcnnError(f"{last} was written by an earlier vcnn whose schedule cannot be resumed; start a new run")
         model.load_state_dict(restored.state_dict())
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

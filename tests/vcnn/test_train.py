@@ -85,6 +85,16 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, schedule):
     assert [h["train_loss"] for h in resumed] == [h["train_loss"] for h in straight]
 
 
+def test_a_run_from_the_per_epoch_schedule_is_refused_on_resume(tmp_path):
+    model, training, validation, config = setup(2)
+    train(model, training, validation, dataclasses.replace(config, epochs=1), tmp_path, progress=False)
+    restored, state = checkpoint.load(tmp_path / "last.pt")
+    state["scheduler"] = {"gamma": 0.98, "last_epoch": 1}  # what ExponentialLR saved
+    checkpoint.save(tmp_path / "last.pt", restored, **{k: v for k, v in state.items() if k not in ("format", "model", "state_dict")})
+    with pytest.raises(VcnnError, match="earlier vcnn"):
+        train(model, training, validation, config, tmp_path, resume=True, progress=False)
+
+
 def test_learning_rate_schedules():
     cosine = lr_factor(TrainingConfig(epochs=4, schedule="cosine", warmup=1), steps_per_epoch=10)
     assert cosine(0) == pytest.approx(0.1)  # warm-up: 1/10 of the rate on the first step
