@@ -8,17 +8,8 @@
   the choice of cloud points (a weighted average) holds by construction, not by training.
 - `LocalMLP`: a fitting network on the cloud average of the invariant scalars; with a
   one-point cloud (`KNearest(k=1)`: the query node itself) it is the classic local closure.
-- `GraphKernelNet` (Li et al. 2020 graph kernel network, an edge-conditioned convolution on the
-  fully connected graph of the cloud's members): node features updated by v_i <- act(W v_i +
-  sum_j w_j K(e_ij) v_j) with the matrix K(e_ij) from a kernel network. In the frame-invariant form
-  of Zafar et al. 2022 (`graph_kernel`) nodes carry invariant scalars and edges the dot products
-  of the members' vectors (Q_i Q_j^T) and the scalars of both ends; in the original form
-  (`graph_kernel_raw`) nodes and edges carry raw vector components. Cost grows as n^2.
-- `MessagePassingNet` (PaiNN / EGNN style): each member carries h invariant scalars and h vectors
-  (initially linear in its own vectors); messages on the fully connected, quadrature-weighted
-  cloud graph are built from invariants only (dot products, lengths of Q_j - Q_i) and move vectors
-  along the other members' vectors and along Q_j - Q_i; a gated update mixes the vector channels.
-  Scalar outputs from the pooled scalars, vector outputs from gated pooled vectors.
+- `graph_kernel`, `graph_kernel_raw`, `message_passing`: pairwise networks on the cloud graph
+  (`vcnn.graph_models`).
 - `RawCloudNet`: the same embedding and average, but each member's raw vector components enter
   the embedding next to its scalars (Deep Sets on raw coordinates). Invariant to translations
   and permutations only: the baseline that shows what a frame-dependent network does.
@@ -27,7 +18,7 @@ Outputs are scalars (invariant), vectors (v -> R v) or symmetric tensors (T -> R
 named with its kind. The vector-cloud network makes equivariant ones from the rows of L (each row
 a vector that turns with the frame), as in the tensorial follow-up of VCNN: a vector is a
 combination of the rows with invariant coefficients from the fitting network, or the output of
-unitary-equivariant vector layers (Ma & Chan) on the rows; a tensor is L*^T C L* with C symmetric
+unitary-equivariant vector layers (Ma & Chan, `vcnn.layers`) on the rows; a tensor is L*^T C L* with C symmetric
 and invariant. A network returns one flat (B, width) tensor; `CloudNetConfig.layout` says which
 columns hold which output.
 
@@ -44,8 +35,8 @@ import torch
 from torch import nn
 
 from vcnn.errors import VcnnError
+from vcnn.layers import ACTIVATIONS, UnitaryVectorHead, mlp
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "softplus": nn.Softplus}
 
 
 class ModelError(VcnnError):
@@ -87,8 +78,8 @@ class CloudNetConfig:
         object.__setattr__(self, "output_kinds", tuple(self.output_kinds) or ("scalar",) * len(self.outputs))
         if len(self.output_kinds) != len(self.outputs) or set(self.output_kinds) - set(OUTPUT_KINDS):
             raise ModelError(f"output_kinds must give one of {list(OUTPUT_KINDS)} for each of the outputs {list(self.outputs)}")
-        if self.kind not in MODELS:
-            raise ModelError(f"unknown model kind {self.kind!r}; choose from {sorted(MODELS)}")
+        if self.kind not in KINDS:
+            raise ModelError(f"unknown model kind {self.kind!r}; choose from {sorted(KINDS)}")
         if self.dim not in (2, 3):
             raise ModelError(f"dim must be 2 or 3, got {self.dim}")
         if self.n_scalars < 1 or self.n_vectors < 1 or not self.embedding or not self.outputs:
@@ -125,17 +116,9 @@ class CloudNetConfig:
         return max(s.stop for _, s in self.layout().values())
 
 
-def mlp(widths: tuple[int, ...], activation: str, last_activation: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        layers.append(nn.Linear(a, b))
-        if last_activation or i < len(widths) - 2:
-            layers.append(ACTIVATIONS[activation]())
-    return nn.Sequential(*layers)
-
-
 ALL_TRANSFORMS = ("rotation", "reflection", "translation", "permutation")
 OUTPUT_KINDS = ("scalar", "vector", "tensor")
+KINDS = ("vector_cloud", "local_mlp", "raw_cloud", "graph_kernel", "graph_kernel_raw", "message_passing")
 
 
 class CloudNet(nn.Module):
@@ -228,47 +211,6 @@ class VectorCloudNet(CloudNet):
         return self.denormalized(torch.cat(parts, dim=1))
 
 
-class UnitaryVectorLayer(nn.Module):
-    """Ma & Chan's unitary-equivariant layer on c vectors: y = x W + e B, e_i = x_i / |x_i|.
-
-    x is (B, c_in, dim) with vectors as rows; every term is a linear combination of the input
-    vectors or of their directions, so y turns (or reflects) with x.
-    """
-
-    def __init__(self, c_in: int, c_out: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(c_in, c_out) / c_in**0.5)
-        self.direction = nn.Parameter(torch.zeros(c_in, c_out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        norm = x.norm(dim=-1, keepdim=True)
-        e = x / torch.where(norm > 1e-12, norm, torch.ones_like(norm))
-        return torch.einsum("bid,io->bod", x, self.weight) + torch.einsum("bid,io->bod", e, self.direction)
-
-
-class VectorActivation(nn.Module):
-    """sigma(u) = u / (1 + |u|) + a u: scales each vector by a function of its length."""
-
-    def __init__(self, slope: float = 0.1):
-        super().__init__()
-        self.slope = nn.Parameter(torch.tensor(slope))
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        return u / (1 + u.norm(dim=-1, keepdim=True)) + self.slope * u
-
-
-class UnitaryVectorHead(nn.Sequential):
-    """Unitary-equivariant vector layers of the given widths (in vectors), activations between."""
-
-    def __init__(self, widths: tuple[int, ...]):
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-            layers.append(UnitaryVectorLayer(a, b))
-            if i < len(widths) - 2:
-                layers.append(VectorActivation())
-        super().__init__(*layers)
-
-
 class LocalMLP(CloudNet):
     """Outputs from the cloud-averaged invariant scalars alone (no vectors)."""
 
@@ -301,110 +243,16 @@ class RawCloudNet(CloudNet):
         return self.denormalized(self.fit(pooled))
 
 
-class GraphKernelNet(CloudNet):
-    """Edge-conditioned convolution on the fully connected cloud graph, invariant edge features."""
-
-    raw = False
-
-    def __init__(self, config: CloudNetConfig):
-        super().__init__(config)
-        f, k, dim, h = config.n_scalars, config.n_vectors, config.dim, config.embedding[-1]
-        node_in = f + (k * dim if self.raw else 0)
-        edge_in = 2 * f + (2 * k * dim if self.raw else k * k)
-        self.lift = mlp((node_in,) + config.embedding, config.activation, last_activation=True)
-        self.kernels = nn.ModuleList(mlp((edge_in,) + config.kernel + (h * h,), config.activation, False) for _ in range(config.graph_layers))
-        self.linears = nn.ModuleList(nn.Linear(h, h) for _ in range(config.graph_layers))
-        self.activation = ACTIVATIONS[config.activation]()
-        self.fit = mlp((h,) + config.fitting + (config.width,), config.activation, False)
-
-    def elements_per_cloud(self, n: int) -> int:
-        return n * n * self.config.embedding[-1] ** 2  # one h x h kernel matrix per pair of members
-
-    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        batch, n = weights.shape
-        s = self.normalized_scalars(scalars)
-        q = vectors.reshape(batch, n, -1)
-        if self.raw:
-            nodes, pair = torch.cat([s, q], dim=-1), q
-            edges = [pair[:, :, None].expand(-1, -1, n, -1), pair[:, None].expand(-1, n, -1, -1)]
-        else:  # Q_i Q_j^T: every dot product between a vector of member i and one of member j
-            nodes = s
-            edges = [torch.einsum("bikd,bjld->bijkl", vectors, vectors).reshape(batch, n, n, -1)]
-        edges = torch.cat(edges + [s[:, :, None].expand(-1, -1, n, -1), s[:, None].expand(-1, n, -1, -1)], dim=-1)
-        v = self.lift(nodes)  # (B, n, h)
-        h = v.shape[-1]
-        for kernel, linear in zip(self.kernels, self.linears):
-            matrices = kernel(edges).reshape(batch, n, n, h, h)
-            v = self.activation(linear(v) + torch.einsum("bijhg,bjg,bj->bih", matrices, v, weights))
-        return self.denormalized(self.fit(torch.einsum("bn,bnh->bh", weights, v)))
-
-
-class RawGraphKernelNet(GraphKernelNet):
-    """The original graph kernel network: raw vector components on nodes and edges."""
-
-    raw = True
-    invariant_to = ("translation", "permutation")
-
-
-class MessagePassingNet(CloudNet):
-    """Equivariant message passing on the cloud graph (PaiNN-style scalar and vector channels)."""
-
-    def __init__(self, config: CloudNetConfig):
-        super().__init__(config)
-        f, k, h = config.n_scalars, config.n_vectors, config.embedding[-1]
-        self.lift = mlp((f,) + config.embedding, config.activation, last_activation=True)
-        self.lift_vectors = nn.Linear(k, h, bias=False)
-        edge_in = k * k + k  # Q_i Q_j^T and |Q_j - Q_i| per vector feature
-        self.filters = nn.ModuleList(mlp((edge_in,) + config.kernel + ((2 + k) * h,), config.activation, False) for _ in range(config.graph_layers))
-        self.node_nets = nn.ModuleList(mlp((h, h, (2 + k) * h), config.activation, False) for _ in range(config.graph_layers))
-        self.mix = nn.ModuleList(nn.Linear(h, 2 * h, bias=False) for _ in range(config.graph_layers))
-        self.gates = nn.ModuleList(mlp((2 * h, h, 3 * h), config.activation, False) for _ in range(config.graph_layers))
-        if config.names("scalar"):
-            self.fit = mlp((h,) + config.fitting + (len(config.names("scalar")),), config.activation, False)
-        if config.names("vector"):
-            self.vector_gate = nn.Linear(h, h * len(config.names("vector")))
-
-    def elements_per_cloud(self, n: int) -> int:
-        return n * n * (2 + self.config.n_vectors) * self.config.embedding[-1]
-
-    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        batch, n, k, dim = vectors.shape
-        s = self.lift(self.normalized_scalars(scalars))  # (B, n, h)
-        v = self.lift_vectors(vectors.transpose(2, 3)).transpose(2, 3)  # (B, n, h, dim)
-        h = s.shape[-1]
-        difference = vectors[:, None] - vectors[:, :, None]  # (B, i, j, k, dim): Q_j - Q_i
-        edges = torch.cat(
-            [torch.einsum("bikd,bjld->bijkl", vectors, vectors).reshape(batch, n, n, -1), difference.norm(dim=-1)], dim=-1
-        )
-        for filters, node_net, mix, gate in zip(self.filters, self.node_nets, self.mix, self.gates):
-            x = filters(edges) * node_net(s)[:, None]  # (B, i, j, (2 + k) h), invariant
-            ds, dvv, dvs = x.split([h, h, k * h], dim=-1)
-            s = s + torch.einsum("bijh,bj->bih", ds, weights)
-            v = v + torch.einsum("bijh,bjhd,bj->bihd", dvv, v, weights)
-            v = v + torch.einsum("bijhk,bijkd,bj->bihd", dvs.reshape(batch, n, n, h, k), difference, weights)
-            uv, wv = mix(v.transpose(2, 3)).transpose(2, 3).split([h, h], dim=2)  # (B, n, h, dim) each
-            a_vv, a_sv, a_ss = gate(torch.cat([s, wv.norm(dim=-1)], dim=-1)).split([h, h, h], dim=-1)
-            v = v + a_vv[..., None] * uv
-            s = s + a_sv * (uv * wv).sum(-1) + a_ss
-        parts = []
-        if self.config.names("scalar"):
-            parts.append(self.fit(torch.einsum("bn,bnh->bh", weights, s)))
-        if self.config.names("vector"):
-            gated = self.vector_gate(s).reshape(batch, n, -1, h)  # (B, n, outputs, h), invariant
-            parts.append(torch.einsum("bn,bnoh,bnhd->bod", weights, gated, v).reshape(batch, -1))
-        return self.denormalized(torch.cat(parts, dim=1))
-
-
-MODELS = {
-    "vector_cloud": VectorCloudNet,
-    "local_mlp": LocalMLP,
-    "raw_cloud": RawCloudNet,
-    "graph_kernel": GraphKernelNet,
-    "graph_kernel_raw": RawGraphKernelNet,
-    "message_passing": MessagePassingNet,
-}
-
-
 def build_model(config: CloudNetConfig) -> CloudNet:
     """The network of `config.kind`."""
-    return MODELS[config.kind](config)
+    from vcnn.graph_models import GraphKernelNet, MessagePassingNet, RawGraphKernelNet
+
+    networks = {
+        "vector_cloud": VectorCloudNet,
+        "local_mlp": LocalMLP,
+        "raw_cloud": RawCloudNet,
+        "graph_kernel": GraphKernelNet,
+        "graph_kernel_raw": RawGraphKernelNet,
+        "message_passing": MessagePassingNet,
+    }
+    return networks[config.kind](config)
