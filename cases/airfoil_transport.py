@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from cases.errors import CaseError
+from cases.scalar_transport import CaseSolution, TransportCoefficients
 from meshes.errors import MeshError
 from solvers.errors import SolverError
 
@@ -25,7 +26,7 @@ FIGURE_WINDOW = ((-1.0, 5.0), (-1.5, 1.5))
 
 
 @dataclasses.dataclass(frozen=True)
-class AirfoilTransportConfig:
+class AirfoilTransportConfig(TransportCoefficients):
     """Everything that defines one solve. Validated on construction, before any work."""
 
     angle_of_attack: float
@@ -34,24 +35,15 @@ class AirfoilTransportConfig:
     radius: float = 10.0
     wall_size: float = 0.01
     far_size: float = 0.5
-    diffusivity: float = 0.1
-    reaction: float = 3.0
-    production: float = 6.3246
-    kappa: float = 0.41
-    mixing_length_cap: float = 0.135
-    transport_degree: int = 2
     continuation: int = 3
-    max_newton: int = 25
 
     def __post_init__(self):
         try:
             self.geometry
             self.flow_parameters
-            self.transport_parameters
         except (MeshError, SolverError) as err:
             raise CaseError(str(err)) from None
-        if not (self.kappa > 0 and self.mixing_length_cap > 0):
-            raise CaseError("kappa and the mixing-length cap must be positive")
+        super().__post_init__()
 
     @property
     def geometry(self):
@@ -65,36 +57,10 @@ class AirfoilTransportConfig:
 
         return ExternalFlowParameters(self.reynolds, continuation=self.continuation, max_iterations=self.max_newton)
 
-    @property
-    def transport_parameters(self):
-        from solvers.transport import TransportParameters
 
-        return TransportParameters(
-            self.diffusivity, self.reaction, self.production, self.transport_degree, max_iterations=self.max_newton
-        )
-
-
-@dataclasses.dataclass
-class AirfoilSolution:
-    config: AirfoilTransportConfig
-    domain: object
-    flow: object
-    transport: object
-    wall_distance: object
-    mixing_length: object
-    timings: dict
-
-    def statistics(self) -> dict:
-        """Iterations, residual histories and timings, for meta.json."""
-        return {
-            "navier_stokes": [s.as_dict() for s in self.flow.stats],
-            "transport": self.transport.stats.as_dict(),
-            "timings_s": self.timings,
-            "mesh": {
-                "nodes": self.domain.mesh.geometry.index_map().size_global,
-                "cells": self.domain.mesh.topology.index_map(2).size_global,
-            },
-        }
+class AirfoilSolution(CaseSolution):
+    def flow_statistics(self) -> list:
+        return [s.as_dict() for s in self.flow.stats]  # one Newton solve per Reynolds step
 
 
 def solve(config: AirfoilTransportConfig, comm=None, msh_path: str | Path | None = None) -> AirfoilSolution:

@@ -262,6 +262,7 @@ def _run_solve(args, config, case) -> int:
     from cases.figures import field_png
     from cases.provenance import provenance
     from cases.rundir import staged_output
+    from cases.scalar_transport import mesh_fields
 
     comm = MPI.COMM_WORLD
     with staged_output(args.out, args.overwrite, comm) as stage:
@@ -275,11 +276,11 @@ def _run_solve(args, config, case) -> int:
             "mpi_ranks": comm.size,
             **provenance(),
         }
-        if case is hills_transport:
-            metadata["periods"] = [[solution.domain.length, 0.0]]
+        if solution.periods is not None:
+            metadata["periods"] = solution.periods
         if args.reference is not None:
             metadata["reference_comparison"] = hills_transport.compare_with_reference(solution, args.reference)
-        fields = hills_transport.mesh_fields(solution, metadata)
+        fields = mesh_fields(solution, metadata)
         if comm.rank == 0:
             fields.write(stage)
             if not args.no_figures:

@@ -41,12 +41,12 @@ def frame_study(checkpoints: dict, fields_path: Path, angles=ANGLES, out: Path |
     drawn: dict = {}
     for label, (model, state) in loaded.items():
         shape, spec = checkpoint_inputs(state)
+        first = model.config.outputs[0]
         errors, drawn[label] = {}, {}
         for angle, turned in frames.items():
             log.info("frame study: %s at %g degrees", label, angle)
             predicted = predict_fields(model, turned.fields, shape, spec, turned.periods)
             errors[f"{angle:g}"] = relative_l2(turned.fields, predicted)
-            first = model.config.outputs[0]
             drawn[label][angle] = predicted[first]
         spread = {
             target: (max(e[target] for e in errors.values()) - min(e[target] for e in errors.values()))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cases.errors import CaseError
+from cases.scalar_transport import CaseSolution, TransportCoefficients
 from meshes import hill_profile
 from meshes.errors import MeshError
 from meshes.periodic_domain import Resolution
@@ -26,7 +27,7 @@ REFERENCE_SPACING = 0.045
 
 
 @dataclasses.dataclass(frozen=True)
-class HillsTransportConfig:
+class HillsTransportConfig(TransportCoefficients):
     """Everything that defines one solve. Validated on construction, before any work."""
 
     alpha: float
@@ -35,13 +36,6 @@ class HillsTransportConfig:
     wall_ratio: float = 10.0
     nu: float = 0.01
     bulk_velocity: float = 0.721039
-    diffusivity: float = 0.1
-    reaction: float = 3.0
-    production: float = 6.3246
-    kappa: float = 0.41
-    mixing_length_cap: float = 0.135
-    transport_degree: int = 2
-    max_newton: int = 25
 
     def __post_init__(self):
         try:
@@ -53,13 +47,9 @@ class HillsTransportConfig:
         try:
             self.resolution
             self.flow_parameters
-            self.transport_parameters
         except (MeshError, SolverError) as err:
             raise CaseError(str(err)) from None
-        if not (self.kappa > 0 and self.mixing_length_cap > 0):
-            raise CaseError("kappa and the mixing-length cap must be positive")
-        if self.max_newton < 1:
-            raise CaseError(f"max_newton must be at least 1, got {self.max_newton}")
+        super().__post_init__()
 
     @property
     def resolution(self) -> Resolution:
@@ -71,46 +61,22 @@ class HillsTransportConfig:
 
         return FlowParameters(nu=self.nu, bulk_velocity=self.bulk_velocity, max_iterations=self.max_newton)
 
+
+class HillSolution(CaseSolution):
     @property
-    def transport_parameters(self):
-        from solvers.transport import TransportParameters
+    def periods(self) -> list:
+        return [[self.domain.length, 0.0]]
 
-        return TransportParameters(
-            self.diffusivity, self.reaction, self.production, self.transport_degree, max_iterations=self.max_newton
-        )
-
-
-@dataclasses.dataclass
-class CaseSolution:
-    config: HillsTransportConfig
-    domain: object
-    flow: object
-    transport: object
-    wall_distance: object
-    mixing_length: object
-    timings: dict
+    def flow_statistics(self) -> dict:
+        return {**self.flow.stats.as_dict(), "forcing": self.flow.forcing, "bulk_velocity": self.flow.bulk_velocity}
 
     def statistics(self) -> dict:
-        """Iterations, residual histories, forcing and timings, for meta.json."""
-        return {
-            "navier_stokes": {
-                **self.flow.stats.as_dict(),
-                "forcing": self.flow.forcing,
-                "bulk_velocity": self.flow.bulk_velocity,
-            },
-            "transport": self.transport.stats.as_dict(),
-            "timings_s": self.timings,
-            "mesh": {
-                "nodes": self.domain.mesh.geometry.index_map().size_global,
-                "cells": self.domain.mesh.topology.index_map(2).size_global,
-                "nx": self.config.nx,
-                "ny": self.config.ny,
-                "wall_ratio": self.config.wall_ratio,
-            },
-        }
+        statistics = super().statistics()
+        statistics["mesh"].update(nx=self.config.nx, ny=self.config.ny, wall_ratio=self.config.wall_ratio)
+        return statistics
 
 
-def solve(config: HillsTransportConfig, comm=None, msh_path: str | Path | None = None) -> CaseSolution:
+def solve(config: HillsTransportConfig, comm=None, msh_path: str | Path | None = None) -> HillSolution:
     """Mesh, flow, wall distance and transport for one alpha (collective under MPI)."""
     from dolfinx import fem
 
@@ -147,27 +113,10 @@ def solve(config: HillsTransportConfig, comm=None, msh_path: str | Path | None =
     transport = solve_transport(domain, flow.velocity, lm, config.transport_parameters)
     timings["transport"] = transport.seconds
     log.info("transport: %d Newton iterations", transport.stats.iterations)
-    return CaseSolution(config, domain, flow, transport, distance, lm, timings)
+    return HillSolution(config, domain, flow, transport, distance, lm, timings)
 
 
-def mesh_fields(solution, metadata: dict):
-    """The solution on the mesh nodes as MeshFields (rank 0; None elsewhere). Any solution with
-    `domain`, `flow`, `transport`, `wall_distance` and `mixing_length` (the airfoil case's too)."""
-    from solvers.export import sampled, to_mesh_fields
-    from solvers.transport import strain_rate_magnitude
-
-    arrays = {
-        "velocity": solution.flow.velocity,
-        "pressure": solution.flow.pressure,
-        "concentration": solution.transport.concentration,
-        "strain_rate": strain_rate_magnitude(solution.flow.velocity),
-        "wall_distance": solution.wall_distance,
-        "mixing_length": sampled(solution.mixing_length, solution.wall_distance.function_space),
-    }
-    return to_mesh_fields(solution.domain, arrays, metadata)
-
-
-def compare_with_reference(solution: CaseSolution, reference: str | Path) -> dict:
+def compare_with_reference(solution: HillSolution, reference: str | Path) -> dict:
     """Relative L2 differences (cell-volume weighted) to a released OpenFOAM solution.
 
     The FEniCSx fields are evaluated at the reference cell centres.

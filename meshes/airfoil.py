@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from meshes.errors import MeshError
-from meshes.periodic_domain import write_xdmf
+from meshes.gmsh_io import dolfinx_mesh, write_xdmf
 
 AIRFOIL_TAGS = {"fluid": 1, "airfoil": 1, "inflow": 2, "outflow": 3}
 """Physical tags: cells carry 'fluid'; facets 'airfoil', 'inflow' and 'outflow'."""
@@ -100,24 +100,7 @@ class AirfoilDomain:
 
 def airfoil_domain(geometry: AirfoilGeometry, comm=None, msh_path: str | Path | None = None) -> AirfoilDomain:
     """Mesh the far-field domain around `geometry` with gmsh on rank 0 and load it into DOLFINx."""
-    import gmsh
-    from dolfinx.io import gmshio
-    from mpi4py import MPI
-
-    comm = MPI.COMM_WORLD if comm is None else comm
-    gmsh.initialize([], readConfigFiles=False)
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        if comm.rank == 0:
-            _gmsh_model(gmsh, geometry)
-            if msh_path is not None:
-                msh_path = Path(msh_path)
-                tmp = msh_path.with_name(f".{msh_path.stem}.partial.msh")
-                gmsh.write(str(tmp))
-                tmp.replace(msh_path)
-        mesh, _, facet_tags = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=2)
-    finally:
-        gmsh.finalize()
+    mesh, facet_tags = dolfinx_mesh(lambda gmsh: _gmsh_model(gmsh, geometry), comm, msh_path)
     mesh.name = f"naca{geometry.code}_aoa{geometry.angle_of_attack:g}"
     return AirfoilDomain(mesh, facet_tags, geometry)
 

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from meshes.errors import MeshError
+from meshes.gmsh_io import dolfinx_mesh, write_xdmf
 
 TAGS = {"fluid": 1, "bottom": 1, "top": 2, "left": 3, "right": 4}
 """Physical tags: cells carry 'fluid'; facets 'bottom', 'top', 'left' and 'right'."""
@@ -73,16 +74,6 @@ class PeriodicDomain:
         write_xdmf(self.mesh, self.facet_tags, path)
 
 
-def write_xdmf(mesh, facet_tags, path: str | Path) -> None:
-    """Write a mesh and its facet tags to XDMF (collective)."""
-    from dolfinx.io import XDMFFile
-
-    mesh.topology.create_connectivity(mesh.topology.dim - 1, mesh.topology.dim)
-    with XDMFFile(mesh.comm, str(path), "w") as xdmf:
-        xdmf.write_mesh(mesh)
-        xdmf.write_meshtags(facet_tags)
-
-
 def build_periodic_domain(
     lower_wall: Callable[[np.ndarray], np.ndarray],
     length: float,
@@ -97,24 +88,7 @@ def build_periodic_domain(
     The mesh is generated on rank 0 of `comm` and distributed. If `msh_path` is given, rank 0
     also writes the gmsh mesh there (via a temporary name, then renamed).
     """
-    import gmsh
-    from dolfinx.io import gmshio
-    from mpi4py import MPI
-
-    comm = MPI.COMM_WORLD if comm is None else comm
-    gmsh.initialize([], readConfigFiles=False)
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        if comm.rank == 0:
-            _gmsh_model(gmsh, lower_wall, length, height, resolution)
-            if msh_path is not None:
-                msh_path = Path(msh_path)
-                tmp = msh_path.with_name(f".{msh_path.stem}.partial.msh")
-                gmsh.write(str(tmp))
-                tmp.replace(msh_path)
-        mesh, _, facet_tags = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=2)
-    finally:
-        gmsh.finalize()
+    mesh, facet_tags = dolfinx_mesh(lambda gmsh: _gmsh_model(gmsh, lower_wall, length, height, resolution), comm, msh_path)
     mesh.name = description.get("name", "domain")
     return PeriodicDomain(mesh, facet_tags, float(length), float(height), resolution, dict(description))
 

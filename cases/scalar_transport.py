@@ -1,0 +1,90 @@
+"""What the two transport cases (hills, airfoil) share: the transport coefficients of their
+configurations, the solved case with its statistics, and its node fields."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from cases.errors import CaseError
+
+
+@dataclasses.dataclass
+class CaseSolution:
+    """Mesh, flow, wall distance, mixing length and concentration of one solved case."""
+
+    config: object
+    domain: object
+    flow: object
+    transport: object
+    wall_distance: object
+    mixing_length: object
+    timings: dict
+
+    @property
+    def periods(self) -> list | None:
+        """Lattice vectors of a periodic domain (None if not periodic), for the metadata."""
+        return None
+
+    def flow_statistics(self) -> dict | list:
+        return self.flow.stats.as_dict()
+
+    def statistics(self) -> dict:
+        """Newton iterations, residual histories, timings and mesh size, for meta.json."""
+        return {
+            "navier_stokes": self.flow_statistics(),
+            "transport": self.transport.stats.as_dict(),
+            "timings_s": self.timings,
+            "mesh": {
+                "nodes": self.domain.mesh.geometry.index_map().size_global,
+                "cells": self.domain.mesh.topology.index_map(2).size_global,
+            },
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TransportCoefficients:
+    """The paper's transport coefficients and mixing length, shared by the case configurations
+    (keyword-only, so that each case's own parameters come first)."""
+
+    diffusivity: float = 0.1
+    reaction: float = 3.0
+    production: float = 6.3246
+    kappa: float = 0.41
+    mixing_length_cap: float = 0.135
+    transport_degree: int = 2
+    max_newton: int = 25
+
+    def __post_init__(self):
+        from solvers.errors import SolverError
+
+        try:
+            self.transport_parameters
+        except SolverError as err:
+            raise CaseError(str(err)) from None
+        if not (self.kappa > 0 and self.mixing_length_cap > 0):
+            raise CaseError("kappa and the mixing-length cap must be positive")
+        if self.max_newton < 1:
+            raise CaseError(f"max_newton must be at least 1, got {self.max_newton}")
+
+    @property
+    def transport_parameters(self):
+        """The solver's TransportParameters (SolverError on bad coefficients)."""
+        from solvers.transport import TransportParameters
+
+        return TransportParameters(self.diffusivity, self.reaction, self.production, self.transport_degree, max_iterations=self.max_newton)
+
+
+def mesh_fields(solution: CaseSolution, metadata: dict):
+    """The solution on the mesh nodes as MeshFields (rank 0; None elsewhere)."""
+    from solvers.export import sampled, to_mesh_fields
+    from solvers.transport import strain_rate_magnitude
+
+    arrays = {
+        "velocity": solution.flow.velocity,
+        "pressure": solution.flow.pressure,
+        "concentration": solution.transport.concentration,
+        "strain_rate": strain_rate_magnitude(solution.flow.velocity),
+        "wall_distance": solution.wall_distance,
+        "mixing_length": sampled(solution.mixing_length, solution.wall_distance.function_space),
+    }
+    return to_mesh_fields(solution.domain, arrays, metadata)

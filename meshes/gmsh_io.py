@@ -1,0 +1,43 @@
+"""gmsh models -> distributed DOLFINx meshes, and meshes with facet tags -> XDMF.
+
+Shared by every domain builder: the model is built on rank 0 only, optionally written as .msh
+(via a temporary name, then renamed) and distributed over `comm`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+
+def dolfinx_mesh(build: Callable, comm=None, msh_path: str | Path | None = None, gdim: int = 2):
+    """(mesh, facet tags) of the gmsh model that `build(gmsh)` creates and meshes on rank 0."""
+    import gmsh
+    from dolfinx.io import gmshio
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD if comm is None else comm
+    gmsh.initialize([], readConfigFiles=False)
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        if comm.rank == 0:
+            build(gmsh)
+            if msh_path is not None:
+                msh_path = Path(msh_path)
+                tmp = msh_path.with_name(f".{msh_path.stem}.partial.msh")
+                gmsh.write(str(tmp))
+                tmp.replace(msh_path)
+        mesh, _, facet_tags = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=gdim)
+    finally:
+        gmsh.finalize()
+    return mesh, facet_tags
+
+
+def write_xdmf(mesh, facet_tags, path: str | Path) -> None:
+    """Write a mesh and its facet tags to XDMF (collective)."""
+    from dolfinx.io import XDMFFile
+
+    mesh.topology.create_connectivity(mesh.topology.dim - 1, mesh.topology.dim)
+    with XDMFFile(mesh.comm, str(path), "w") as xdmf:
+        xdmf.write_mesh(mesh)
+        xdmf.write_meshtags(facet_tags)
