@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from cases.errors import CaseError
+from cases.families import FAMILIES
 from meshes.errors import MeshError
 
 EXIT_USAGE = 2
@@ -83,13 +84,16 @@ def _parser() -> argparse.ArgumentParser:
 
     dataset = sub.add_parser("dataset", help="solve a family of cases into one dataset directory (resumable)")
     families = dataset.add_subparsers(dest="family", required=True)
-    sweep = families.add_parser("hills-transport", help="periodic hills over a list or range of alpha")
-    sweep.add_argument("--alphas", action="append", required=True, help="1.0:2.0:0.05 (inclusive) or 0.5,2.5; repeatable")
-    sweep.add_argument("--out", type=Path, required=True, help="dataset directory (created or resumed)")
-    sweep.add_argument("--resolution", default=None, help="cells NXxNY for every case (default: vcnn solve's)")
-    sweep.add_argument("--jobs", type=int, default=1, help="cases solved at the same time (default 1)")
-    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    sweep.set_defaults(run=_dataset)
+    for kind in FAMILIES.values():
+        sweep = families.add_parser(kind.name, help=f"{kind.name} cases over a list or range of {kind.label}")
+        flag = f"--{kind.parameter}s"
+        sweep.add_argument(flag, dest="values", action="append", required=True, help="1.0:2.0:0.05 (inclusive) or 0.5,2.5; repeatable")
+        sweep.add_argument("--out", type=Path, required=True, help="dataset directory (created or resumed)")
+        if kind.resolution:
+            sweep.add_argument("--resolution", default=None, help="cells NXxNY for every case (default: vcnn solve's)")
+        sweep.add_argument("--jobs", type=int, default=1, help="cases solved at the same time (default 1)")
+        sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        sweep.set_defaults(run=_dataset, kind=kind, resolution=None)
 
     train = sub.add_parser("train", help="train the network of a study file (TOML): vector-cloud or a baseline")
     train.add_argument("study", type=Path, help="study file, e.g. cases/hills_transport_demo.toml")
@@ -107,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="relative L2 error of a checkpoint on a dataset, with error maps")
     evaluate.add_argument("--model", type=Path, required=True, help="checkpoint (best.pt or last.pt)")
     evaluate.add_argument("--data", type=Path, required=True, help="dataset directory (vcnn dataset)")
-    evaluate.add_argument("--alphas", action="append", help="cases to evaluate (default: all in the dataset)")
+    evaluate.add_argument("--values", "--alphas", "--aoas", dest="values", action="append", help="parameter values of the cases to evaluate (default: all in the dataset)")
     evaluate.add_argument("--out", type=Path, help="write evaluation.json and figures (reference, prediction, error) here")
     evaluate.add_argument("--rotate", type=float, metavar="DEG", help="also evaluate every case turned by DEG degrees")
     evaluate.set_defaults(run=_evaluate)
@@ -168,10 +172,9 @@ def _solve_airfoil_transport(args) -> int:
 
 
 def _dataset(args) -> int:
-    from cases.dataset import parse_alphas, sweep
+    from cases.dataset import sweep
 
-    alphas = parse_alphas(args.alphas)
-    manifest = sweep(args.out, alphas, args.resolution, args.jobs, progress=not args.quiet)
+    manifest = sweep(args.out, args.kind.parse(args.values), args.resolution, args.jobs, not args.quiet, args.kind)
     print(f"{args.out}: {len(manifest['cases'])} cases complete")
     return 0
 
@@ -203,11 +206,11 @@ def _run(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from cases.dataset import parse_alphas
+    from cases.dataset import load_manifest
     from cases.training import evaluate_checkpoint
 
-    alphas = parse_alphas(args.alphas) if args.alphas else None
-    result = evaluate_checkpoint(args.model, args.data, alphas, args.out, args.rotate)
+    values = load_manifest(args.data)[1].parse(args.values) if args.values else None
+    result = evaluate_checkpoint(args.model, args.data, values, args.out, args.rotate)
     errors, rotated = result["relative_l2"], result.get("rotated_relative_l2", {})
     targets = sorted({t for case in errors.values() for t in case})
     columns = [f"{t} rel. L2 (%)" for t in targets] + [f"{t} turned {args.rotate:g} deg (%)" for t in targets if rotated]

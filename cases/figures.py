@@ -17,29 +17,33 @@ def field_png(fields: MeshFields, name: str, path: str | Path, title: str | None
     """Colour a 2-D mesh by a point array (vectors by their magnitude) and save a PNG; `window`
     ((xmin, xmax), (ymin, ymax)) zooms in (default: the whole mesh)."""
     plt = _pyplot()
-    window = window or tuple(zip(_check_2d(fields).points.min(axis=0), fields.points.max(axis=0)))
+    window = _window(fields, window)
     extent = [hi - lo for lo, hi in window]
     fig, ax = plt.subplots(figsize=(12, 12 * extent[1] / extent[0] + 1.2), dpi=120)
-    _draw(fig, ax, fields, _magnitude(fields[name]), title or name, "viridis")
-    ax.set_xlim(*window[0])
-    ax.set_ylim(*window[1])
+    _draw(fig, ax, fields, _magnitude(fields[name]), title or name, "viridis", window=window)
     return _save_png(fig, path)
 
 
-def comparison_png(fields: MeshFields, name: str, predicted: np.ndarray, path: str | Path, title: str) -> Path:
+def comparison_png(fields: MeshFields, name: str, predicted: np.ndarray, path: str | Path, title: str, window=None) -> Path:
     """Three panels on one mesh: the reference `fields[name]`, the prediction, and their difference
-    (symmetric colour scale); reference and prediction share one colour scale."""
+    (symmetric colour scale); reference and prediction share one colour scale. `window` as in
+    `field_png`."""
     plt = _pyplot()
-    extent = np.ptp(_check_2d(fields).points, axis=0)
+    window = _window(fields, window)
+    extent = [hi - lo for lo, hi in window]
     fig, axes = plt.subplots(3, 1, figsize=(10, 3 * (10 * extent[1] / extent[0] + 1.3)), dpi=110)
     reference = fields[name]
     limits = (min(reference.min(), predicted.min()), max(reference.max(), predicted.max()))
-    _draw(fig, axes[0], fields, reference, f"{name}: reference (FEniCSx)", "viridis", limits)
-    _draw(fig, axes[1], fields, predicted, f"{name}: predicted", "viridis", limits)
+    _draw(fig, axes[0], fields, reference, f"{name}: reference (FEniCSx)", "viridis", limits, window)
+    _draw(fig, axes[1], fields, predicted, f"{name}: predicted", "viridis", limits, window)
     bound = float(np.abs(predicted - reference).max()) or 1.0
-    _draw(fig, axes[2], fields, predicted - reference, "predicted - reference", "RdBu_r", (-bound, bound))
+    _draw(fig, axes[2], fields, predicted - reference, "predicted - reference", "RdBu_r", (-bound, bound), window)
     fig.suptitle(title)
     return _save_png(fig, path)
+
+
+def _window(fields: MeshFields, window):
+    return window or tuple(zip(_check_2d(fields).points.min(axis=0), fields.points.max(axis=0)))
 
 
 def learning_curves_png(histories: dict, path: str | Path) -> Path:
@@ -59,9 +63,10 @@ def learning_curves_png(histories: dict, path: str | Path) -> Path:
     return _save_png(fig, path)
 
 
-def frames_png(frames: dict, predictions: dict, path: str | Path) -> Path:
+def frames_png(frames: dict, predictions: dict, path: str | Path, window=None) -> Path:
     """A grid of predictions: one row per network ({label: {angle: values}}), one column per frame
-    ({angle: the turned MeshFields}); each row shares one colour scale."""
+    ({angle: the turned MeshFields}); each row shares one colour scale. `window` as in
+    `field_png`, the same in every frame."""
     plt = _pyplot()
     rows, columns = len(predictions), len(frames)
     fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), dpi=100, squeeze=False)
@@ -70,7 +75,7 @@ def frames_png(frames: dict, predictions: dict, path: str | Path) -> Path:
         limits = (min(v.min() for v in values.values()), max(v.max() for v in values.values()))
         for column, (angle, fields) in enumerate(frames.items()):
             ax = axes[row, column]
-            _draw(fig, ax, fields, values[angle], f"{label}, {angle:g} deg", "viridis", limits)
+            _draw(fig, ax, fields, values[angle], f"{label}, {angle:g} deg", "viridis", limits, window)
             ax.set_xlabel("")
             ax.set_ylabel("")
     return _save_png(fig, path)
@@ -95,7 +100,7 @@ def _magnitude(values: np.ndarray) -> np.ndarray:
     return np.linalg.norm(values.reshape(len(values), -1), axis=1) if values.ndim > 1 else values
 
 
-def _draw(fig, ax, fields: MeshFields, values: np.ndarray, title: str, cmap: str, limits=None) -> None:
+def _draw(fig, ax, fields: MeshFields, values: np.ndarray, title: str, cmap: str, limits=None, window=None) -> None:
     from matplotlib.tri import Triangulation
 
     triangles = (
@@ -107,8 +112,11 @@ def _draw(fig, ax, fields: MeshFields, values: np.ndarray, title: str, cmap: str
     shading = ax.tripcolor(Triangulation(*fields.points.T, triangles), values, shading="gouraud", cmap=cmap, vmin=vmin, vmax=vmax)
     fig.colorbar(shading, ax=ax, orientation="vertical", fraction=0.03, pad=0.02)
     ax.set_aspect("equal")
-    ax.set_xlabel("x / H")
-    ax.set_ylabel("y / H")
+    if window is not None:
+        ax.set_xlim(*window[0])
+        ax.set_ylim(*window[1])
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
     ax.set_title(title)
 
 

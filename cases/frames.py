@@ -24,6 +24,7 @@ def frame_study(checkpoints: dict, fields_path: Path, angles=ANGLES, out: Path |
     """{"networks": {label: {"relative_l2": {angle: {target: e}}, "spread": {target: s}}}} where
     `spread` is (max - min) / min of the error over the angles. With `out`: frames.json and
     frames.png (the first target predicted in every frame, one row per network)."""
+    from cases.families import FAMILIES
     from cases.figures import frames_png
     from vcnn.data import Case, load_case
     from vcnn.inference import predict_fields, relative_l2
@@ -57,7 +58,8 @@ def frame_study(checkpoints: dict, fields_path: Path, angles=ANGLES, out: Path |
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "frames.json", result)
-        frames_png({a: f.fields for a, f in frames.items()}, drawn, out / "frames.png")
+        kind = FAMILIES.get(case.fields.metadata.get("case"))
+        frames_png({a: f.fields for a, f in frames.items()}, drawn, out / "frames.png", kind and kind.turning_window())
     return result
 
 

@@ -3,9 +3,11 @@
 The study's network and each of its [baselines] are trained on the same split, evaluated on the
 validation and test cases (and on some of them turned by `rotate_deg`, to show what a
 frame-dependent network does), checked for their declared symmetries, and compared in
-`OUT/report.md` with figures. With `resample_factor`, one case is also solved on a mesh that
-much finer and the network's predictions on both meshes are compared: cloud averages are
-quadratures, so the prediction should not depend on which nodes sample the cloud.
+`OUT/report.md` with figures. With `frame_angles`, one test case is turned by each angle and
+every network predicts it in every frame (`cases.frames`). With `resample_factor`, one case is
+also solved on a mesh that much finer and the network's predictions on both meshes are
+compared: cloud averages are quadratures, so the prediction should not depend on which nodes
+sample the cloud.
 
 Every step is resumable: cases already solved, runs already trained (training.json), and
 evaluations already written are reused, so an interrupted `vcnn run` is simply run again.
@@ -21,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cases.dataset import case_name, sweep
+from cases.dataset import sweep
 from cases.errors import CaseError
+from cases.frames import frame_study, table
 from cases.provenance import provenance
 from cases.rundir import write_json
 from cases.training import (
@@ -43,12 +46,14 @@ class ReportOptions:
     """The [report] table of a study file."""
 
     rotate_deg: float = 90.0
-    rotate_alphas: tuple[float, ...] | None = None  # default: the validation cases
+    rotate_cases: tuple[float, ...] | None = None  # default: the validation cases
     figures: tuple[float, ...] | None = None  # default: validation and extrapolation cases
-    invariance_alpha: float | None = None  # default: the first validation case
+    invariance_case: float | None = None  # default: the first validation case
     invariance_trials: int = 1
-    resample_factor: float = 0.0  # > 1: solve resample_alpha on a mesh that much finer
-    resample_alpha: float | None = None  # default: the first validation case
+    frame_angles: tuple[float, ...] = ()  # the frame-rotation study's angles (none: skipped)
+    frame_case: float | None = None  # default: the first test case
+    resample_factor: float = 0.0  # > 1: solve resample_case on a mesh that much finer
+    resample_case: float | None = None  # default: the first validation case
 
     @classmethod
     def of(cls, study: Study) -> "ReportOptions":
@@ -58,10 +63,15 @@ class ReportOptions:
             raise CaseError(f"[report]: {err}") from None
         if options.invariance_trials < 1 or (options.resample_factor and options.resample_factor <= 1):
             raise CaseError("[report]: invariance_trials must be >= 1 and resample_factor > 1 (or 0 to skip)")
-        known = {round(a, 6) for a in study.validate + study.test}
-        for alpha in (options.rotate_alphas or ()) + (options.figures or ()) + (options.invariance_alpha, options.resample_alpha):
-            if alpha is not None and round(alpha, 6) not in known:
-                raise CaseError(f"[report]: alpha = {alpha:g} is not a validation or test case of the study")
+        if options.resample_factor and not study.family.resolution:
+            raise CaseError(f"[report]: {study.family.name} cases take no resolution, so no resample_factor")
+        if options.frame_angles and not study.test:
+            raise CaseError("[report]: the frame-rotation study needs a test case")
+        known = {round(v, 6) for v in study.validate + study.test}
+        named = (options.rotate_cases or ()) + (options.figures or ()) + (options.invariance_case, options.frame_case, options.resample_case)
+        for value in named:
+            if value is not None and round(value, 6) not in known:
+                raise CaseError(f"[report]: {study.family.describe(value)} is not a validation or test case of the study")
         return options
 
 
@@ -84,8 +94,8 @@ def run_study(study: Study, out: Path, progress: bool = True) -> Path | None:
     if rank != 0:
         return None
 
-    validate = options.invariance_alpha or study.validate[0]
-    rotated = options.rotate_alphas or study.validate
+    checked = study.family.case_name(_first(options.invariance_case, study.validate))
+    rotated = options.rotate_cases or study.validate
     results = {}
     for label in runs:
         directory = out / label
@@ -95,13 +105,22 @@ def run_study(study: Study, out: Path, progress: bool = True) -> Path | None:
             "evaluation": _evaluation(study, directory, label, options, rotated),
             "invariance": _cached(
                 directory / "invariance.json",
-                lambda: _invariance(directory / "best.pt", study.dataset / "cases" / case_name(validate), options.invariance_trials),
+                lambda: _invariance(directory / "best.pt", study.dataset / "cases" / checked, options.invariance_trials),
             ),
         }
+    frames = None
+    if options.frame_angles:
+        fields = study.dataset / "cases" / study.family.case_name(_first(options.frame_case, study.test))
+        checkpoints = {label: out / label / "best.pt" for label in runs}
+        frames = _cached(out / "frames" / "frames.json", lambda: frame_study(checkpoints, fields, options.frame_angles, out / "frames"))
     resampling = None
     if options.resample_factor:
         resampling = _cached(out / "resampling.json", lambda: _resampling(study, out, options))
-    return write_report(study, out, results, resampling, options)
+    return write_report(study, out, results, frames, resampling, options)
+
+
+def _first(value: float | None, defaults) -> float:
+    return defaults[0] if value is None else value
 
 
 def _cached(path: Path, compute):
@@ -121,7 +140,7 @@ def _evaluation(study: Study, directory: Path, label: str, options: ReportOption
         return json.loads((out / "evaluation.json").read_text())
     figures = ()
     if label == MAIN:
-        figures = options.figures or tuple(a for a in study.validate + study.test if not _inside(a, study.train))
+        figures = options.figures or tuple(v for v in study.validate + study.test if not _inside(v, study.train))
     return evaluate_checkpoint(directory / "best.pt", study.dataset, study.validate + study.test, out, options.rotate_deg, rotated, figures)
 
 
@@ -136,16 +155,16 @@ def _resampling(study: Study, out: Path, options: ReportOptions) -> dict:
     from cases.training import checkpoint_inputs, load_checkpoint
     from vcnn.inference import predict_fields, relative_l2
 
-    alpha = options.resample_alpha or study.validate[0]
-    coarse = load_cases(study.dataset, [alpha])[0]
+    value = _first(options.resample_case, study.validate)
+    coarse = load_cases(study.dataset, [value])[0]
     config = coarse.fields.metadata["config"]
     nx, ny = (int(round(options.resample_factor * n)) for n in (config["nx"], config["ny"]))
     fine_dir = out / "resampled"
-    sweep(fine_dir, [alpha], f"{nx}x{ny}", jobs=1, progress=False)
-    fine = load_cases(fine_dir, [alpha])[0]
+    sweep(fine_dir, [value], f"{nx}x{ny}", jobs=1, progress=False, kind=study.family)
+    fine = load_cases(fine_dir, [value])[0]
     model, state = load_checkpoint(out / MAIN / "best.pt")
     shape, spec = checkpoint_inputs(state)
-    result = {"alpha": alpha, "coarse_nodes": coarse.fields.num_nodes, "fine_nodes": fine.fields.num_nodes}
+    result = {"case": study.family.describe(value), "coarse_nodes": coarse.fields.num_nodes, "fine_nodes": fine.fields.num_nodes}
     for target in state["targets"]:
         on_coarse = predict_fields(model, coarse.fields, shape, spec, coarse.periods)[target]
         on_fine = predict_fields(model, fine.fields, shape, spec, fine.periods)[target]
@@ -174,11 +193,11 @@ def interpolate(fields, values: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.asarray(result)
 
 
-def _inside(alpha: float, train) -> bool:
-    return min(train) <= alpha <= max(train)
+def _inside(value: float, train) -> bool:
+    return min(train) <= value <= max(train)
 
 
-def write_report(study: Study, out: Path, results: dict, resampling: dict | None, options: ReportOptions) -> Path:
+def write_report(study: Study, out: Path, results: dict, frames: dict | None, resampling: dict | None, options: ReportOptions) -> Path:
     """report.md with its figures, from the JSON results of every step."""
     from cases.figures import learning_curves_png
 
@@ -187,7 +206,9 @@ def write_report(study: Study, out: Path, results: dict, resampling: dict | None
     lines += _dataset_section(study)
     lines += _training_section(results)
     lines += _accuracy_section(study, results, options)
-    lines += _invariance_section(results, options.invariance_alpha or study.validate[0])
+    lines += _invariance_section(results, study.family.describe(_first(options.invariance_case, study.validate)))
+    if frames is not None:
+        lines += _frames_section(frames, study.family.describe(_first(options.frame_case, study.test)))
     if resampling is not None:
         lines += _resampling_section(resampling)
     lines += ["## Figures", "", "![learning curves](learning_curves.png)", ""]
@@ -205,16 +226,16 @@ def write_report(study: Study, out: Path, results: dict, resampling: dict | None
 def _dataset_section(study: Study) -> list[str]:
     from cases.dataset import load_manifest
 
-    manifest = load_manifest(study.dataset)
-    cases = {round(c["alpha"], 6): c for c in manifest["cases"]}
+    manifest, kind = load_manifest(study.dataset)
+    cases = {round(c[kind.parameter], 6): c for c in manifest["cases"]}
     used = sorted(set(study.train + study.validate + study.test))
-    nodes = [cases[round(a, 6)]["mesh"]["nodes"] for a in used]
-    cells = [cases[round(a, 6)]["mesh"]["cells"] for a in used]
+    nodes = [cases[round(v, 6)]["mesh"]["nodes"] for v in used]
+    cells = [cases[round(v, 6)]["mesh"]["cells"] for v in used]
     return [
         "## Data",
         "",
-        f"- Split: train alpha = {_alphas(study.train)} ({len(study.train)} flows), validate {_alphas(study.validate)}, test {_alphas(study.test)}.",
-        f"- Dataset `{study.dataset}` (resolution {manifest['resolution'] or 'default: ~0.045 streamwise x 100'}): "
+        f"- Split: train {kind.label} = {_values(study.train)} ({len(study.train)} flows), validate {_values(study.validate)}, test {_values(study.test)}.",
+        f"- Dataset `{study.dataset}` ({kind.name}, resolution {manifest['resolution'] or 'the solver default'}): "
         f"{min(cells)} to {max(cells)} cells, {min(nodes)} to {max(nodes)} nodes per case.",
         f"- Clouds: {json.dumps(study.cloud)}; {study.training.n_points} points sampled per cloud in training, full clouds at inference.",
         f"- Features: vectors {list(study.features.vectors)}, scalars {list(study.features.scalars)}.",
@@ -239,33 +260,45 @@ def _accuracy_section(study: Study, results: dict, options: ReportOptions) -> li
     header = "| case | kind | " + " | ".join(labels) + " |"
     lines = [f"## Accuracy: relative L2 error of {target} (%), full clouds", "", header, "|---|---|" + "---|" * len(labels)]
 
-    def kind(alpha):
-        if alpha in study.validate:
-            return "validation (extrapolation)"
-        return "interpolation" if _inside(alpha, study.train) else "extrapolation"
+    def kind(value):
+        where = "interpolation" if _inside(value, study.train) else "extrapolation"
+        return f"validation ({where})" if value in study.validate else where
 
-    def error(label, alpha, key="relative_l2"):
-        return results[label]["evaluation"][key].get(case_name(alpha), {}).get(target)
+    def error(label, value, key="relative_l2"):
+        return results[label]["evaluation"][key].get(study.family.case_name(value), {}).get(target)
 
-    for alpha in study.validate + study.test:
-        lines.append(f"| alpha = {alpha:g} | {kind(alpha)} | " + " | ".join(_percent(error(l, alpha)) for l in labels) + " |")
-    interpolation = [a for a in study.test if _inside(a, study.train)]
+    for value in study.validate + study.test:
+        lines.append(f"| {study.family.describe(value)} | {kind(value)} | " + " | ".join(_percent(error(l, value)) for l in labels) + " |")
+    interpolation = [v for v in study.test if _inside(v, study.train)]
     if interpolation:
         means = [np.mean([error(l, a) for a in interpolation]) for l in labels]
         lines.append("| **mean, interpolation** | | " + " | ".join(_percent(m) for m in means) + " |")
     lines += ["", f"The same cases with the whole field (nodes, velocity, period) turned by {options.rotate_deg:g} degrees:", "", header, "|---|---|" + "---|" * len(labels)]
-    for alpha in options.rotate_alphas or study.validate:
-        lines.append(f"| alpha = {alpha:g} turned | {kind(alpha)} | " + " | ".join(_percent(error(l, alpha, "rotated_relative_l2")) for l in labels) + " |")
+    for value in options.rotate_cases or study.validate:
+        lines.append(f"| {study.family.describe(value)} turned | {kind(value)} | " + " | ".join(_percent(error(l, value, "rotated_relative_l2")) for l in labels) + " |")
     return lines + [""]
 
 
-def _invariance_section(results: dict, alpha: float) -> list[str]:
+def _invariance_section(results: dict, case: str) -> list[str]:
     transforms = list(results[MAIN]["invariance"]["worst_relative_deviation"])
-    lines = [f"## Invariance (float64, the whole alpha = {alpha:g} field)", "", "| network | " + " | ".join(transforms) + " | declared invariant to |", "|---|" + "---|" * (len(transforms) + 1)]
+    lines = [f"## Invariance (float64, the whole {case} field)", "", "| network | " + " | ".join(transforms) + " | declared invariant to |", "|---|" + "---|" * (len(transforms) + 1)]
     for label, r in results.items():
         inv = r["invariance"]
         lines.append(f"| {label} | " + " | ".join(f"{inv['worst_relative_deviation'][t]:.1e}" for t in transforms) + f" | {', '.join(inv['declared_invariant_to'])} |")
     return lines + ["", "Relative deviation of the prediction under each transform (worst over trials); a declared invariance passes below 1e-10.", ""]
+
+
+def _frames_section(frames: dict, case: str) -> list[str]:
+    return [
+        f"## Frame rotation: the whole {case} problem turned (float32)",
+        "",
+        "Relative L2 error (%) of each network's prediction in every frame; the spread is (max - min) / min over the angles.",
+        "",
+        table(frames),
+        "",
+        "![frames](frames/frames.png)",
+        "",
+    ]
 
 
 def _resampling_section(r: dict) -> list[str]:
@@ -273,15 +306,15 @@ def _resampling_section(r: dict) -> list[str]:
     for target, values in r.items():
         if isinstance(values, dict):
             lines.append(
-                f"- alpha = {r['alpha']:g}, {r['coarse_nodes']} -> {r['fine_nodes']} nodes: the {target} prediction changes by "
+                f"- {r['case']}, {r['coarse_nodes']} -> {r['fine_nodes']} nodes: the {target} prediction changes by "
                 f"{100 * values['prediction_change']:.3f} % (relative L2 at the coarse nodes), against a model error of "
                 f"{100 * values['model_error_coarse']:.2f} % (coarse) and {100 * values['model_error_fine']:.2f} % (fine)."
             )
     return lines + [""]
 
 
-def _alphas(alphas) -> str:
-    return ", ".join(f"{a:g}" for a in alphas) if len(alphas) < 6 else f"{alphas[0]:g} .. {alphas[-1]:g}"
+def _values(values) -> str:
+    return ", ".join(f"{v:g}" for v in values) if len(values) < 6 else f"{values[0]:g} .. {values[-1]:g}"
 
 
 def _percent(value) -> str:

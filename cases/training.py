@@ -12,8 +12,9 @@ import logging
 import tomllib
 from pathlib import Path
 
-from cases.dataset import ARRAYS, VECTOR_ARRAYS, case_name, load_manifest, parse_alphas, sweep
+from cases.dataset import case_values, load_manifest, sweep
 from cases.errors import CaseError
+from cases.families import ARRAYS, HILLS, VECTOR_ARRAYS, Family, family
 from cases.rundir import write_json
 from vcnn.clouds import Ball, Ellipse, KNearest
 from vcnn.errors import VcnnError
@@ -44,6 +45,7 @@ class Study:
     training: TrainingConfig
     baselines: dict = dataclasses.field(default_factory=dict)  # name -> {model, cloud, training} overrides
     report: dict = dataclasses.field(default_factory=dict)  # options of `vcnn run` (cases.pipeline)
+    family: Family = HILLS  # what train, validate and test values are values of
 
     def baseline(self, name: str) -> "Study":
         """The study with baseline `name`'s overrides of [model], [cloud] and [training]."""
@@ -73,7 +75,7 @@ class Study:
         """What evaluation and invariance checks need to rebuild inputs from a checkpoint."""
         return {
             "study": self.name,
-            "family": "hills-transport",
+            "family": self.family.name,
             "cloud": dict(self.cloud),
             "features": dataclasses.asdict(self.features),
             "targets": list(self.targets),
@@ -115,14 +117,18 @@ def load_study(path: str | Path) -> Study:
     try:
         dataset, split, model = raw.get("dataset", {}), raw.get("split", {}), dict(raw.get("model", {}))
         targets = tuple(model.pop("targets", ["concentration"]))
+        kind = family(dataset.get("family", HILLS.name))
+        if dataset.get("resolution") is not None and not kind.resolution:
+            raise CaseError(f"{path}: {kind.name} cases take no [dataset] resolution")
         study = Study(
             name=path.stem,
+            family=kind,
             dataset=Path(dataset.get("directory", f"data/{path.stem}")),
             resolution=dataset.get("resolution"),
             jobs=int(dataset.get("jobs", 1)),
-            train=tuple(parse_alphas(split["train"])),
-            validate=tuple(parse_alphas(split["validate"])),
-            test=tuple(parse_alphas(split["test"])) if split.get("test") else (),
+            train=tuple(kind.parse(split["train"])),
+            validate=tuple(kind.parse(split["validate"])),
+            test=tuple(kind.parse(split["test"])) if split.get("test") else (),
             cloud=dict(raw.get("cloud", {"shape": "ellipse"})),
             features=FeatureSpec(**raw.get("features", {})),
             model=model,
@@ -149,25 +155,25 @@ def load_study(path: str | Path) -> Study:
     return study
 
 
-def ensure_dataset(study: Study, alphas, progress: bool = True) -> dict:
+def ensure_dataset(study: Study, values, progress: bool = True) -> dict:
     """Solve what is missing of the study's dataset (resumable) and return the manifest."""
-    return sweep(study.dataset, sorted(set(alphas)), study.resolution, study.jobs, progress=progress)
+    return sweep(study.dataset, sorted(set(values)), study.resolution, study.jobs, progress, study.family)
 
 
-def load_cases(directory: Path, alphas):
-    """The Cases of a dataset for the given alphas (CaseError if some are missing)."""
+def load_cases(directory: Path, values):
+    """The Cases of a dataset for the given parameter values (CaseError if some are missing)."""
     from vcnn.data import load_case
 
-    manifest = load_manifest(directory)
-    have = {round(c["alpha"], 6) for c in manifest["cases"]}
-    missing = [a for a in alphas if round(a, 6) not in have]
+    manifest, kind = load_manifest(directory)
+    have = {round(v, 6) for v in case_values(manifest, kind)}
+    missing = [v for v in values if round(v, 6) not in have]
     if missing:
-        raise CaseError(f"dataset {directory} lacks alpha = {', '.join(f'{a:g}' for a in missing)}")
-    return [load_case(Path(directory) / "cases" / case_name(a)) for a in alphas]
+        raise CaseError(f"dataset {directory} lacks {kind.parameter} = {', '.join(f'{v:g}' for v in missing)}")
+    return [load_case(Path(directory) / "cases" / kind.case_name(v)) for v in values]
 
 
 def train_study(study: Study, out: Path, resume: bool = False, progress: bool = True) -> dict:
-    """Dataset (train + validate alphas) -> trained network in `out`; returns a summary."""
+    """Dataset (train + validate cases) -> trained network in `out`; returns a summary."""
     import resource
     import time
 
@@ -213,23 +219,23 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
 
 
 def study_as_dict(study: Study) -> dict:
-    data = dataclasses.asdict(study)
-    data["dataset"] = str(study.dataset)
+    data = dataclasses.asdict(dataclasses.replace(study, family=None))
+    data.update(dataset=str(study.dataset), family=study.family.name)
     return data
 
 
 def evaluate_checkpoint(
     checkpoint_path: Path,
     data: Path,
-    alphas=None,
+    values=None,
     out: Path | None = None,
     rotate_deg: float | None = None,
-    rotate_alphas=None,
+    rotate_values=None,
     figures=None,
 ) -> dict:
     """Relative L2 error per case and target with full clouds: {"relative_l2": {case: {target: e}}}.
 
-    With `rotate_deg`, the cases of `rotate_alphas` (default: all) are evaluated a second time
+    With `rotate_deg`, the cases of `rotate_values` (default: all) are evaluated a second time
     with the whole field (nodes, vectors, period) turned by that angle ("rotated_relative_l2"):
     an invariant network gives the same errors, a frame-dependent one does not. With `out`:
     evaluation.json and, for the cases of `figures` (default: all), a PNG per target of the
@@ -241,10 +247,10 @@ def evaluate_checkpoint(
     from vcnn.symmetry import moved, planar_rotation
 
     model, state = load_checkpoint(checkpoint_path)
-    manifest = load_manifest(data, state.get("family", "hills-transport"))
-    if alphas is None:
-        alphas = [c["alpha"] for c in manifest["cases"]]
-    cases = load_cases(data, alphas)
+    manifest, kind = load_manifest(data, state.get("family", HILLS.name))
+    if values is None:
+        values = case_values(manifest, kind)
+    cases = load_cases(data, values)
     shape, spec = checkpoint_inputs(state)
     check_targets(cases, tuple(state["targets"]), model.config.output_kinds)
     result = {"checkpoint": str(checkpoint_path), "data": str(data), "relative_l2": {}}
@@ -252,8 +258,8 @@ def evaluate_checkpoint(
         result.update(rotate_deg=rotate_deg, rotated_relative_l2={})
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    rotated = {case_name(a) for a in (alphas if rotate_alphas is None else rotate_alphas)}
-    drawn = {case_name(a) for a in (alphas if figures is None else figures)}
+    rotated = {kind.case_name(v) for v in (values if rotate_values is None else rotate_values)}
+    drawn = {kind.case_name(v) for v in (values if figures is None else figures)}
     for case in cases:
         log.info("evaluating %s on %s", checkpoint_path, case.name)
         predicted = predict_fields(model, case.fields, shape, spec, case.periods)
@@ -265,7 +271,8 @@ def evaluate_checkpoint(
         if out is not None and case.name in drawn:
             for name, value in predicted.items():
                 error = 100 * result["relative_l2"][case.name][name]
-                comparison_png(case.fields, name, value, out / f"{case.name}_{name}.png", f"{case.name}: relative L2 error {error:.2f} %")
+                title = f"{case.name}: relative L2 error {error:.2f} %"
+                comparison_png(case.fields, name, value, out / f"{case.name}_{name}.png", title, kind.window)
     if out is not None:
         write_json(out / "evaluation.json", result)
     return result

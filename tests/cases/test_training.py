@@ -188,6 +188,7 @@ training = { epochs = 1 }
 [report]
 rotate_deg = 90
 resample_factor = 2
+frame_angles = [0, 70]
 """
 
 
@@ -199,7 +200,7 @@ def test_run_pipeline_writes_a_report_and_resumes(trained, tmp_path):
     first = vcnn("run", study, "--out", out, "-q")
     assert first.returncode == 0, first.stderr
     report = (out / "report.md").read_text()
-    for heading in ("## Data", "## Training", "## Accuracy", "## Invariance", "## Cloud re-sampling", "## Figures"):
+    for heading in ("## Data", "## Training", "## Accuracy", "## Invariance", "## Frame rotation", "## Cloud re-sampling", "## Figures"):
         assert heading in report
     assert "| alpha = 1.25 | interpolation |" in report and "| vcnn | local_mlp |" in report.replace(" | kind", "").replace("| case", "")
     assert (out / "learning_curves.png").is_file() and (out / "vcnn/evaluation/alpha_0.8000_concentration.png").is_file()
@@ -208,6 +209,9 @@ def test_run_pipeline_writes_a_report_and_resumes(trained, tmp_path):
     resampling = json.loads((out / "resampling.json").read_text())
     assert resampling["fine_nodes"] > 3 * resampling["coarse_nodes"]
     assert json.loads((out / "vcnn/invariance.json").read_text())["violations"] == []
+    frames = json.loads((out / "frames/frames.json").read_text())
+    assert frames["fields"].endswith("alpha_1.2500") and set(frames["networks"]) == {"vcnn", "local_mlp"}
+    assert frames["networks"]["vcnn"]["spread"]["concentration"] < 1e-5 and (out / "frames/frames.png").is_file()
     trained_at = (out / "vcnn/training.json").stat().st_mtime
     again = vcnn("run", study, "--out", out, "-q")  # everything is reused: nothing retrained
     assert again.returncode == 0, again.stderr
@@ -219,3 +223,10 @@ def test_run_refuses_a_bad_report_table_before_any_work(tmp_path):
     study.write_text(study.read_text() + "\n[report]\nfigures = [7.5]\n")
     result = vcnn("run", study, "--out", tmp_path / "run")
     assert result.returncode == 2 and "alpha = 7.5" in result.stderr and not (tmp_path / "data").exists()
+    study.write_text(study.read_text().replace("figures = [7.5]", "resample_factor = 2").replace('resolution = "20x12"', ""))
+    study.write_text(study.read_text().replace("[dataset]", '[dataset]\nfamily = "airfoil-transport"').replace('["1.0,1.5"]', '["0,10"]').replace('["0.8"]', '["5"]'))
+    result = vcnn("run", study, "--out", tmp_path / "run")
+    assert result.returncode == 2 and "no resample_factor" in result.stderr and not (tmp_path / "data").exists()
+    study.write_text(study.read_text().replace('["5"]', '["95"]'))
+    result = vcnn("run", study, "--out", tmp_path / "run")
+    assert result.returncode == 2 and "angle of attack must be within" in result.stderr
