@@ -3,6 +3,10 @@
 import numpy as np
 import pytest
 
+from cases.dataset import load_manifest
+from cases.errors import CaseError
+from cases.families import AIRFOIL
+from cases.training import load_cases
 from meshes.fields import MeshFields
 from tests.cases.test_cli import ARRAYS, assert_one_line_error, vcnn
 
@@ -11,8 +15,9 @@ pytest.importorskip("dolfinx")
 COARSE = ["--radius", "5", "--wall-size", "0.03", "--far-size", "1"]
 
 
-def test_airfoil_run_writes_fields_without_periods(tmp_path):
-    out = tmp_path / "aoa10"
+def test_airfoil_run_writes_fields_without_periods_and_joins_a_dataset(tmp_path):
+    data = tmp_path / "data"
+    out = data / "cases" / AIRFOIL.case_name(10.0)
     result = vcnn("solve", "airfoil-transport", "--aoa", "10", "--out", out, "--no-figures", "-q", *COARSE)
     assert result.returncode == 0, result.stderr
     fields = MeshFields.read(out)
@@ -27,6 +32,19 @@ def test_airfoil_run_writes_fields_without_periods(tmp_path):
     c = fields["concentration"]
     assert np.all(c[on_airfoil | inflow] == pytest.approx(0.0, abs=1e-12)) and c.max() > 0.3
     assert c.min() > -0.05 * c.max()  # SUPG: small undershoots only
+
+    stamp = (out / "fields.vtu").stat().st_mtime_ns
+    swept = vcnn("dataset", "airfoil-transport", "--aoas", "10", "--out", data, "-q")  # already complete
+    assert swept.returncode == 0, swept.stderr
+    assert (out / "fields.vtu").stat().st_mtime_ns == stamp
+    manifest, kind = load_manifest(data, "airfoil-transport")
+    (entry,) = manifest["cases"]
+    assert kind is AIRFOIL and entry["aoa"] == 10.0 and len(entry["newton_iterations"]["navier_stokes"]) == 3
+    assert load_cases(data, [10.0])[0].fields.num_nodes == fields.num_nodes
+    with pytest.raises(CaseError, match="lacks aoa = 20"):
+        load_cases(data, [20.0])
+    refused = vcnn("dataset", "hills-transport", "--alphas", "1", "--out", data)
+    assert refused.returncode == 2 and "family 'airfoil-transport'" in refused.stderr
 
 
 @pytest.mark.parametrize(
