@@ -237,7 +237,7 @@ def _dataset_section(study: Study) -> list[str]:
         f"- Split: train {kind.label} = {_values(study.train)} ({len(study.train)} flows), validate {_values(study.validate)}, test {_values(study.test)}.",
         f"- Dataset `{study.dataset}` ({kind.name}, resolution {manifest['resolution'] or 'the solver default'}): "
         f"{min(cells)} to {max(cells)} cells, {min(nodes)} to {max(nodes)} nodes per case.",
-        f"- Clouds: {json.dumps(study.cloud)}; {study.training.n_points} points sampled per cloud in training, full clouds at inference.",
+        f"- Clouds: {json.dumps(study.cloud)}; {study.training.n_points or 'all'} points sampled per cloud in training, full clouds at inference.",
         f"- Features: vectors {list(study.features.vectors)}, scalars {list(study.features.scalars)}.",
         "",
     ]

@@ -195,9 +195,12 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
     validation_cases = load_cases(study.dataset, study.validate)
     config = study.training
     shape = study.shape()
-    training = CloudBatches(training_cases, shape, study.features, study.targets, config.batch_size, config.n_points)
+    model_config = study.model_config()
+    training = CloudBatches(
+        training_cases, shape, study.features, study.targets, config.batch_size, config.n_points or None, mesh_graph=model_config.graph == "mesh"
+    )
     torch.manual_seed(config.seed)
-    model = build_model(study.model_config())
+    model = build_model(model_config)
     model.set_normalization(feature_statistics(training, seed=config.seed))
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)

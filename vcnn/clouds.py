@@ -12,6 +12,9 @@ a point does not depend on the frame of reference:
 - `Ball`: all nodes within a radius.
 - `KNearest`: the k nearest nodes.
 
+`MeshGraph` says which members of a cloud are mesh neighbours, for the networks that pass
+messages along mesh edges instead of between every pair of members.
+
 Periodic directions are handled with images: nodes are copied one period vector to each side
 before the KD-tree search (period vectors, not axes, so that a rotated periodic domain is just as
 periodic); a cloud stores node indices into the original nodes together with the
@@ -79,6 +82,12 @@ class KNearest:
 Shape = Ellipse | Ball | KNearest
 
 
+def slots(offsets: np.ndarray) -> np.ndarray:
+    """Each member's position within its cloud (its column in padded arrays), from CSR offsets."""
+    sizes = np.diff(offsets)
+    return np.arange(offsets[-1]) - np.repeat(offsets[:-1], sizes)
+
+
 @dataclasses.dataclass
 class Clouds:
     """Members of each cloud: node indices and positions relative to the query point."""
@@ -118,6 +127,27 @@ class Clouds:
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         picked = np.repeat(self.offsets[clouds] - offsets[:-1], sizes) + np.arange(offsets[-1])
         return Clouds(offsets, self.members[picked], self.relative[picked])
+
+
+class MeshGraph:
+    """Which nodes share a cell. Nodes matched across a periodic boundary are distinct mesh
+    nodes, so the graph does not cross that seam."""
+
+    def __init__(self, cells: np.ndarray, num_nodes: int):
+        cells = np.asarray(cells, dtype=np.int64)
+        a, b = np.triu_indices(cells.shape[1], 1)
+        i, j = cells[:, a].ravel(), cells[:, b].ravel()
+        self.num_nodes = int(num_nodes)
+        loops = np.arange(self.num_nodes, dtype=np.int64) * (self.num_nodes + 1)
+        self.keys = np.unique(np.concatenate([i * self.num_nodes + j, j * self.num_nodes + i, loops]))
+
+    def among(self, clouds: Clouds) -> np.ndarray:
+        """(Q, n_max, n_max) 0/1: members a and b of a cloud share a cell (or a is b); padding 0."""
+        members = np.full((len(clouds), int(clouds.sizes.max())), -1, dtype=np.int64)
+        members[clouds.owner(), slots(clouds.offsets)] = clouds.members
+        keys = members[:, :, None] * self.num_nodes + members[:, None, :]
+        found = self.keys[np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)] == keys
+        return (found & (members[:, :, None] >= 0) & (members[:, None, :] >= 0)).astype(float)
 
 
 class NodeIndex:

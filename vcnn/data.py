@@ -17,7 +17,7 @@ import torch
 
 from meshes.errors import MeshError
 from meshes.fields import MeshFields
-from vcnn.clouds import NodeIndex, Shape
+from vcnn.clouds import MeshGraph, NodeIndex, Shape
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec, cloud_features, pad
 
@@ -38,6 +38,11 @@ class Case:
     def index(self) -> NodeIndex:
         """The KD-tree of the nodes (and periodic images), built on first use."""
         return NodeIndex(self.fields.points, self.periods)
+
+    @functools.cached_property
+    def graph(self) -> MeshGraph:
+        """The mesh's edges, for mesh-graph networks, built on first use."""
+        return MeshGraph(self.fields.cells, self.fields.num_nodes)
 
 
 def load_case(path: str | Path, name: str | None = None) -> Case:
@@ -71,10 +76,16 @@ class Batch:
     weights: torch.Tensor  # (B, n)
     targets: torch.Tensor  # (B, width): flat, in the layout of `CloudNetConfig.layout`
     node_weights: torch.Tensor  # (B,) for integral-weighted losses and errors
+    adjacency: torch.Tensor | None = None  # (B, n, n) mesh edges among the members, if asked for
+
+    @property
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        """What the network takes: vectors, scalars, weights (and the adjacency, if any)."""
+        return (self.vectors, self.scalars, self.weights) + (() if self.adjacency is None else (self.adjacency,))
 
     def to(self, device) -> "Batch":
         # not dataclasses.astuple: it deep-copies every tensor
-        return Batch(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
+        return Batch(*(None if (t := getattr(self, f.name)) is None else t.to(device) for f in dataclasses.fields(self)))
 
 
 class CloudBatches:
@@ -90,6 +101,7 @@ class CloudBatches:
         batch_size: int = 512,
         n_points: int | None = 150,
         dtype: torch.dtype = torch.float32,
+        mesh_graph: bool = False,
     ):
         if not cases:
             raise VcnnError("no cases to serve")
@@ -99,7 +111,7 @@ class CloudBatches:
             spec.check_fields(case.fields)
         self.target_kinds = check_targets(cases, targets)
         self.cases, self.shape, self.spec, self.targets = cases, shape, spec, tuple(targets)
-        self.batch_size, self.n_points, self.dtype = batch_size, n_points, dtype
+        self.batch_size, self.n_points, self.dtype, self.mesh_graph = batch_size, n_points, dtype, mesh_graph
 
     def __len__(self) -> int:
         return sum(-(-c.fields.num_nodes // self.batch_size) for c in self.cases)
@@ -132,6 +144,8 @@ class CloudBatches:
         vectors, scalars, weights = pad(cloud_features(fields, clouds, velocity[nodes], self.spec))
         targets = flat_targets(fields, nodes, self.targets, self.target_kinds)
         arrays = (vectors, scalars, weights, targets, fields.weights[nodes])
+        if self.mesh_graph:
+            arrays += (case.graph.among(clouds),)
         return Batch(*(torch.as_tensor(a, dtype=self.dtype) for a in arrays))
 
 

@@ -23,7 +23,7 @@ import dataclasses
 import numpy as np
 
 from meshes.fields import MeshFields
-from vcnn.clouds import Clouds
+from vcnn.clouds import Clouds, slots
 from vcnn.errors import VcnnError
 
 VECTORS = ("position", "velocity", "relative_velocity")
@@ -115,7 +115,7 @@ def pad(features: CloudFeatures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dense (Q, n_max, ...) arrays for a batch of clouds; padding has weight 0."""
     sizes = np.diff(features.offsets)
     q, n = len(sizes), int(sizes.max())
-    slot = np.arange(len(features.weights)) - np.repeat(features.offsets[:-1], sizes)
+    slot = slots(features.offsets)
     row = np.repeat(np.arange(q), sizes)
     vectors = np.zeros((q, n) + features.vectors.shape[1:])
     scalars = np.zeros((q, n, features.scalars.shape[1]))

@@ -1,6 +1,11 @@
 """Pairwise networks on the cloud graph: every member connected to every other, messages
 weighted by the members' quadrature weights. Cost and memory grow as n^2 per cloud.
 
+With `graph = "mesh"` the messages run along mesh edges only: the forward pass takes the
+members' adjacency (B, n, n) from `vcnn.clouds.MeshGraph`, and member i averages over its mesh
+neighbours and itself, weighted by quadrature weight. Sub-sampled clouds lose most mesh edges,
+so mesh-graph networks want whole clouds (e.g. `KNearest`, and `n_points = 0` in training).
+
 - `GraphKernelNet` (Li et al. 2020 graph kernel network, an edge-conditioned convolution):
   node features updated by v_i <- act(W v_i + sum_j w_j K(e_ij) v_j) with the matrix K(e_ij)
   from a kernel network. In the frame-invariant form of Zafar et al. 2022 (`graph_kernel`) nodes
@@ -20,7 +25,19 @@ import torch
 from torch import nn
 
 from vcnn.layers import ACTIVATIONS, mlp
-from vcnn.models import CloudNet, CloudNetConfig
+from vcnn.models import CloudNet, CloudNetConfig, ModelError
+
+
+def pair_weights(weights: torch.Tensor, adjacency: torch.Tensor | None, mesh: bool) -> torch.Tensor:
+    """The weight of member j in the messages to member i: (B, 1, n) w_j on the cloud graph (they
+    sum to 1 over the cloud; einsum broadcasts the 1), (B, n, n) on the mesh graph: w_j over i's
+    neighbours and i itself, normalised."""
+    if not mesh:
+        return weights[:, None, :]
+    if adjacency is None:
+        raise ModelError("a mesh-graph network needs the members' adjacency (vcnn.clouds.MeshGraph)")
+    pair = weights[:, None, :] * adjacency
+    return pair / pair.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(pair.dtype).tiny)
 
 
 class GraphKernelNet(CloudNet):
@@ -42,13 +59,14 @@ class GraphKernelNet(CloudNet):
     def elements_per_cloud(self, n: int) -> int:
         return n * n * self.config.embedding[-1] ** 2  # one h x h kernel matrix per pair of members
 
-    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor, adjacency=None) -> torch.Tensor:
         batch, n = weights.shape
+        pair = pair_weights(weights, adjacency, self.config.graph == "mesh")
         s = self.normalized_scalars(scalars)
         q = vectors.reshape(batch, n, -1)
         if self.raw:
-            nodes, pair = torch.cat([s, q], dim=-1), q
-            edges = [pair[:, :, None].expand(-1, -1, n, -1), pair[:, None].expand(-1, n, -1, -1)]
+            nodes = torch.cat([s, q], dim=-1)
+            edges = [q[:, :, None].expand(-1, -1, n, -1), q[:, None].expand(-1, n, -1, -1)]
         else:  # Q_i Q_j^T: every dot product between a vector of member i and one of member j
             nodes = s
             edges = [torch.einsum("bikd,bjld->bijkl", vectors, vectors).reshape(batch, n, n, -1)]
@@ -57,7 +75,7 @@ class GraphKernelNet(CloudNet):
         h = v.shape[-1]
         for kernel, linear in zip(self.kernels, self.linears):
             matrices = kernel(edges).reshape(batch, n, n, h, h)
-            v = self.activation(linear(v) + torch.einsum("bijhg,bjg,bj->bih", matrices, v, weights))
+            v = self.activation(linear(v) + torch.einsum("bijhg,bjg,bij->bih", matrices, v, pair))
         return self.denormalized(self.fit(torch.einsum("bn,bnh->bh", weights, v)))
 
 
@@ -69,7 +87,7 @@ class RawGraphKernelNet(GraphKernelNet):
 
 
 class MessagePassingNet(CloudNet):
-    """Equivariant message passing on the cloud graph (PaiNN-style scalar and vector channels)."""
+    """Equivariant message passing on the cloud or mesh graph (PaiNN-style scalar and vector channels)."""
 
     def __init__(self, config: CloudNetConfig):
         super().__init__(config)
@@ -89,8 +107,9 @@ class MessagePassingNet(CloudNet):
     def elements_per_cloud(self, n: int) -> int:
         return n * n * (2 + self.config.n_vectors) * self.config.embedding[-1]
 
-    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor, adjacency=None) -> torch.Tensor:
         batch, n, k, dim = vectors.shape
+        pair = pair_weights(weights, adjacency, self.config.graph == "mesh")
         s = self.lift(self.normalized_scalars(scalars))  # (B, n, h)
         v = self.lift_vectors(vectors.transpose(2, 3)).transpose(2, 3)  # (B, n, h, dim)
         h = s.shape[-1]
@@ -101,9 +120,9 @@ class MessagePassingNet(CloudNet):
         for filters, node_net, mix, gate in zip(self.filters, self.node_nets, self.mix, self.gates):
             x = filters(edges) * node_net(s)[:, None]  # (B, i, j, (2 + k) h), invariant
             ds, dvv, dvs = x.split([h, h, k * h], dim=-1)
-            s = s + torch.einsum("bijh,bj->bih", ds, weights)
-            v = v + torch.einsum("bijh,bjhd,bj->bihd", dvv, v, weights)
-            v = v + torch.einsum("bijhk,bijkd,bj->bihd", dvs.reshape(batch, n, n, h, k), difference, weights)
+            s = s + torch.einsum("bijh,bij->bih", ds, pair)
+            v = v + torch.einsum("bijh,bjhd,bij->bihd", dvv, v, pair)
+            v = v + torch.einsum("bijhk,bijkd,bij->bihd", dvs.reshape(batch, n, n, h, k), difference, pair)
             uv, wv = mix(v.transpose(2, 3)).transpose(2, 3).split([h, h], dim=2)  # (B, n, h, dim) each
             a_vv, a_sv, a_ss = gate(torch.cat([s, wv.norm(dim=-1)], dim=-1)).split([h, h, h], dim=-1)
             v = v + a_vv[..., None] * uv

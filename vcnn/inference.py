@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from meshes.fields import MeshFields
-from vcnn.clouds import Shape, build_clouds
+from vcnn.clouds import MeshGraph, Shape, build_clouds
 from vcnn.features import FeatureSpec, cloud_features, pad
 
 
@@ -28,6 +28,7 @@ def predict_fields(
     """
     velocity = fields[spec.velocity_field]
     clouds = build_clouds(fields.points, fields.points, shape, velocity, periods)
+    graph = MeshGraph(fields.cells, fields.num_nodes) if model.config.graph == "mesh" else None
     largest = int(np.diff(clouds.offsets).max())
     batch_size = max(1, min(batch_size, max_elements // model.elements_per_cloud(largest)))
     parameter = next(model.parameters())
@@ -36,8 +37,9 @@ def predict_fields(
     with torch.no_grad():
         for start in range(0, len(clouds), batch_size):
             index = np.arange(start, min(start + batch_size, len(clouds)))
-            features = cloud_features(fields, clouds.subset(index), velocity[index], spec)
-            tensors = [torch.as_tensor(a, dtype=dtype, device=device) for a in pad(features)]
+            subset = clouds.subset(index)
+            arrays = pad(cloud_features(fields, subset, velocity[index], spec)) + (() if graph is None else (graph.among(subset),))
+            tensors = [torch.as_tensor(a, dtype=dtype, device=device) for a in arrays]
             results.append(model(*tensors).cpu().double())
     model.to(device=parameter.device, dtype=parameter.dtype)
     return {name: value.numpy() for name, value in model.split(torch.cat(results)).items()}

@@ -9,7 +9,7 @@
 - `LocalMLP`: a fitting network on the cloud average of the invariant scalars; with a
   one-point cloud (`KNearest(k=1)`: the query node itself) it is the classic local closure.
 - `graph_kernel`, `graph_kernel_raw`, `message_passing`: pairwise networks on the cloud graph
-  (`vcnn.graph_models`).
+  or on the mesh edges among the members (`graph = "mesh"`; `vcnn.graph_models`).
 - `RawCloudNet`: the same embedding and average, but each member's raw vector components enter
   the embedding next to its scalars (Deep Sets on raw coordinates). Invariant to translations
   and permutations only: the baseline that shows what a frame-dependent network does.
@@ -68,6 +68,9 @@ class CloudNetConfig:
     # GraphKernelNet: number of kernel layers (node width = embedding[-1]) and the kernel network's hidden widths
     graph_layers: int = 2
     kernel: tuple[int, ...] = (32,)
+    # Pairwise networks: messages between every pair of members ("cloud") or along mesh edges
+    # ("mesh": the forward pass takes the members' adjacency, `vcnn.clouds.MeshGraph`)
+    graph: str = "cloud"
 
     def __post_init__(self):
         object.__setattr__(self, "embedding", tuple(int(w) for w in self.embedding))
@@ -90,6 +93,8 @@ class CloudNetConfig:
             raise ModelError(f"unknown activation {self.activation!r}; choose from {sorted(ACTIVATIONS)}")
         if min(self.embedding + self.fitting + self.vector_head + self.kernel, default=1) < 1 or self.graph_layers < 1:
             raise ModelError("layer widths and graph_layers must be positive")
+        if self.graph not in ("cloud", "mesh") or (self.graph == "mesh" and self.kind not in PAIRWISE):
+            raise ModelError(f"graph must be 'cloud' or, for the networks {list(PAIRWISE)}, 'mesh'; got {self.graph!r}")
         allowed = {"vector_cloud": OUTPUT_KINDS, "raw_cloud": OUTPUT_KINDS, "message_passing": ("scalar", "vector")}
         if set(self.output_kinds) - set(allowed.get(self.kind, ("scalar",))):
             raise ModelError(f"a {self.kind} network has {' and '.join(allowed.get(self.kind, ('scalar',)))} outputs only")
@@ -119,6 +124,7 @@ class CloudNetConfig:
 ALL_TRANSFORMS = ("rotation", "reflection", "translation", "permutation")
 OUTPUT_KINDS = ("scalar", "vector", "tensor")
 KINDS = ("vector_cloud", "local_mlp", "raw_cloud", "graph_kernel", "graph_kernel_raw", "message_passing")
+PAIRWISE = ("graph_kernel", "graph_kernel_raw", "message_passing")
 
 
 class CloudNet(nn.Module):
@@ -146,8 +152,11 @@ class CloudNet(nn.Module):
     @property
     def symmetry(self) -> dict:
         """How inputs and outputs transform, and the transforms the outputs must not feel."""
+        inputs = {"vectors": "vector", "scalars": "scalar", "weights": "scalar"}
+        if self.config.graph == "mesh":
+            inputs["adjacency"] = "scalar"  # (B, n, n), permuted with the members
         return {
-            "inputs": {"vectors": "vector", "scalars": "scalar", "weights": "scalar"},
+            "inputs": inputs,
             "outputs": dict(zip(self.config.outputs, self.config.output_kinds)),
             "invariant_to": list(self.invariant_to),
         }

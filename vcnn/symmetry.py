@@ -144,11 +144,12 @@ def moved(fields: MeshFields, rotation: np.ndarray, shift: np.ndarray | None = N
     )
 
 
-def check_cloud_model(model, vectors, scalars, weights, trials: int = 3, seed: int = 0) -> SymmetryReport:
+def check_cloud_model(model, vectors, scalars, weights, trials: int = 3, seed: int = 0, adjacency=None) -> SymmetryReport:
     """Check a torch cloud network against its declared output kinds, in float64.
 
-    vectors (B, n, k, dim), scalars (B, n, f), weights (B, n): numpy arrays. Scalar outputs must
-    not change, vector outputs must turn as R v and tensor outputs as R T R^T.
+    vectors (B, n, k, dim), scalars (B, n, f), weights (B, n) and, for mesh-graph networks, the
+    members' adjacency (B, n, n): numpy arrays. Scalar outputs must not change, vector outputs
+    must turn as R v and tensor outputs as R T R^T.
     """
     import torch
 
@@ -157,12 +158,12 @@ def check_cloud_model(model, vectors, scalars, weights, trials: int = 3, seed: i
     kinds = model.symmetry["outputs"]
     dim = vectors.shape[-1]
 
-    def run(v, s, w):
+    def run(v, s, w, a):
         with torch.no_grad():
-            out = model(torch.from_numpy(v), torch.from_numpy(s), torch.from_numpy(w))
+            out = model(*(torch.from_numpy(x) for x in (v, s, w) + (() if a is None else (a,))))
         return {name: value.numpy() for name, value in model.split(out).items()}
 
-    base = run(vectors, scalars, weights)
+    base = run(vectors, scalars, weights, adjacency)
     deviations = {"rotation": 0.0, "reflection": 0.0, "permutation": 0.0}
     for _ in range(trials):
         for name in deviations:
@@ -172,9 +173,10 @@ def check_cloud_model(model, vectors, scalars, weights, trials: int = 3, seed: i
                 v = np.take_along_axis(vectors, order[:, :, None, None], axis=1)
                 s = np.take_along_axis(scalars, order[:, :, None], axis=1)
                 w = np.take_along_axis(weights, order, axis=1)
+                a = None if adjacency is None else np.take_along_axis(np.take_along_axis(adjacency, order[:, :, None], axis=1), order[:, None, :], axis=2)
             else:
                 rotation = random_orthogonal(dim, rng, reflect=name == "reflection")
-                v, s, w = vectors @ rotation.T, scalars, weights
+                v, s, w, a = vectors @ rotation.T, scalars, weights, adjacency
             expected = {k: transform(value, kinds[k], rotation) for k, value in base.items()}
-            deviations[name] = max(deviations[name], _relative(expected, run(v, s, w)))
+            deviations[name] = max(deviations[name], _relative(expected, run(v, s, w, a)))
     return SymmetryReport(deviations)

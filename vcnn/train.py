@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 class TrainingConfig:
     epochs: int = 100
     batch_size: int = 512
-    n_points: int = 150
+    n_points: int = 150  # members sampled per training cloud; 0: whole clouds
     learning_rate: float = 1e-3
     schedule: str = "exponential"  # or "cosine": anneal per step to 0 at the last epoch
     lr_decay: float = 0.98  # exponential: learning-rate factor per epoch
@@ -53,8 +53,8 @@ class TrainingConfig:
     max_minutes: float | None = None  # stop after the epoch that takes the run past this time (resumes included)
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1 or self.n_points < 1 or self.patience < 1:
-            raise VcnnError("epochs, batch_size, n_points and patience must be positive")
+        if self.epochs < 1 or self.batch_size < 1 or self.n_points < 0 or self.patience < 1:
+            raise VcnnError("epochs, batch_size and patience must be positive, n_points positive or 0 (whole clouds)")
         if not (self.learning_rate > 0 and 0 < self.lr_decay <= 1):
             raise VcnnError("learning_rate must be positive and lr_decay in (0, 1]")
         if self.schedule not in SCHEDULES:
@@ -194,7 +194,7 @@ def train(
         bar = tqdm(batches, total=len(training), desc=f"epoch {epoch}", disable=not (progress and lead), leave=False)
         for batch in bar:
             batch = batch.to(device)
-            prediction = net(batch.vectors, batch.scalars, batch.weights)
+            prediction = net(*batch.inputs)
             loss = (((prediction - batch.targets) / model.output_std) ** 2).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from vcnn.clouds import Ball, CloudError, Ellipse, KNearest, build_clouds
+from vcnn.clouds import Ball, Clouds, CloudError, Ellipse, KNearest, MeshGraph, build_clouds
 from vcnn.symmetry import random_orthogonal
 
 
@@ -102,3 +102,13 @@ def test_bad_input_is_refused(points):
         Ball(-1.0)
     with pytest.raises(CloudError):
         KNearest(0)
+
+
+def test_mesh_graph_among_cloud_members():
+    """Two triangles sharing the edge 1-2 of a unit square; node 3 is not a neighbour of node 0."""
+    graph = MeshGraph(np.array([[0, 1, 2], [1, 3, 2]]), 4)
+    clouds = Clouds(np.array([0, 3, 5]), np.array([0, 3, 1, 3, 2]), np.zeros((5, 2)))
+    adjacency = graph.among(clouds)
+    assert adjacency.shape == (2, 3, 3)
+    assert np.array_equal(adjacency[0], [[1, 0, 1], [0, 1, 1], [1, 1, 1]])  # members 0, 3, 1
+    assert np.array_equal(adjacency[1], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])  # members 3, 2 and padding

@@ -8,7 +8,7 @@ import torch
 from scipy.spatial import Delaunay
 
 from meshes.fields import MeshFields
-from vcnn.clouds import Ball, Ellipse
+from vcnn.clouds import Ball, Ellipse, KNearest
 from vcnn.features import FeatureSpec
 from vcnn.inference import predict_fields
 from vcnn.models import ALL_TRANSFORMS, CloudNetConfig, ModelError, VectorCloudNet, build_model
@@ -44,14 +44,24 @@ def test_paper_sized_network_has_39553_parameters():
     assert sum(p.numel() for p in VectorCloudNet(CloudNetConfig()).parameters()) == 39553
 
 
-@pytest.mark.parametrize("kind, options", [("vector_cloud", {}), ("vector_cloud", {"invariant_norm": True}), ("graph_kernel", {}), ("message_passing", {})])
+MESH = {"graph": "mesh"}
+
+
+@pytest.mark.parametrize(
+    "kind, options",
+    [("vector_cloud", {}), ("vector_cloud", {"invariant_norm": True}), ("graph_kernel", {}), ("message_passing", {}), ("graph_kernel", MESH), ("message_passing", MESH)],
+)
 @pytest.mark.parametrize("dim", [2, 3])
 def test_network_level_invariance(dim, kind, options):
     rng = np.random.default_rng(dim)
     vectors, scalars = rng.normal(size=(8, 30, 2, dim)), rng.normal(size=(8, 30, 5))
     weights = rng.random((8, 30))
     weights /= weights.sum(axis=1, keepdims=True)
-    report = check_cloud_model(model_for(dim, FeatureSpec(), kind=kind, **options), vectors, scalars, weights)
+    adjacency = None
+    if options == MESH:  # a random symmetric graph with self-loops
+        adjacency = np.triu(rng.random((8, 30, 30)) < 0.2, 1).astype(float)
+        adjacency += adjacency.transpose(0, 2, 1) + np.eye(30)
+    report = check_cloud_model(model_for(dim, FeatureSpec(), kind=kind, **options), vectors, scalars, weights, adjacency=adjacency)
     print(dim, report.deviations)
     assert report.worst() < TOL
 
@@ -95,6 +105,28 @@ def test_other_networks_keep_their_declared_symmetry(kind, dim):
         assert min(report.deviations["rotation"], report.deviations["reflection"]) > 1e-3
 
 
+@pytest.mark.parametrize("kind", ["graph_kernel", "message_passing"])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_mesh_graph_networks_at_field_level(kind, dim):
+    """Whole clouds of the 12 nearest nodes, messages along the mesh's edges among them: invariant
+    in float64, and the edges matter (the cloud-graph network with the same weights differs)."""
+    fields = random_field(dim, n=200)
+    spec, shape = FeatureSpec(), KNearest(12)
+    model = model_for(dim, spec, kind=kind, graph="mesh")
+
+    def predict(f, p):
+        return predict_fields(model, f, shape, spec, dtype=torch.float64)
+
+    report = check_field_model(predict, fields, {"c": "scalar", "nu_t": "scalar"}, trials=1)
+    assert report.worst() < TOL
+    dense = model_for(dim, spec, kind=kind)
+    dense.load_state_dict(model.state_dict())
+    on_cloud_graph = predict_fields(dense, fields, shape, spec, dtype=torch.float64)["c"]
+    assert np.abs(on_cloud_graph - predict(fields, None)["c"]).max() > 1e-6  # far above round-off
+    with pytest.raises(ModelError, match="adjacency"):
+        model(*(torch.zeros(2, 12, 2, dim), torch.zeros(2, 12, 5), torch.full((2, 12), 1 / 12)))
+
+
 @pytest.mark.parametrize("kind", ["raw_cloud", "graph_kernel_raw"])
 def test_checker_catches_a_network_that_is_not_invariant(kind):
     rng = np.random.default_rng(0)
@@ -108,6 +140,8 @@ def test_checker_catches_a_network_that_is_not_invariant(kind):
 def test_bad_configuration_is_refused():
     with pytest.raises(ModelError, match="m'"):
         CloudNetConfig(m_prime=100)
+    with pytest.raises(ModelError, match="graph must be"):
+        CloudNetConfig(graph="mesh")  # the vector-cloud network has no messages to route
     with pytest.raises(ModelError, match="activation"):
         CloudNetConfig(activation="sigmoidish")
     with pytest.raises(ModelError, match="kind"):

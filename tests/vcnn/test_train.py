@@ -10,7 +10,7 @@ from scipy.spatial import Delaunay
 
 from meshes.fields import MeshFields
 from vcnn import checkpoint
-from vcnn.clouds import Ellipse
+from vcnn.clouds import Ellipse, KNearest
 from vcnn.data import Case, CloudBatches, feature_statistics
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
@@ -158,3 +158,20 @@ def test_every_network_kind_fits_a_batch_of_padded_clouds(kind):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.85 * losses[0]
+
+
+def test_a_mesh_graph_network_trains_on_whole_clouds(tmp_path):
+    """Batches carry the mesh edges among the members when the network asks for them."""
+    cases = [synthetic_case("a", 0.3, 0), synthetic_case("b", 0.5, 1)]
+    training = CloudBatches(cases, KNearest(10), SPEC, ("concentration",), 64, None, mesh_graph=True)
+    batch = next(training.epoch(0))
+    assert batch.adjacency.shape == (len(batch.targets), 10, 10) and len(batch.inputs) == 4
+    assert torch.all(batch.adjacency.diagonal(dim1=1, dim2=2) == 1) and 0 < batch.adjacency.mean() < 1
+    torch.manual_seed(0)
+    model = build_model(CloudNetConfig(kind="message_passing", graph="mesh", n_scalars=4, embedding=(8, 8), kernel=(8,), fitting=(16,)))
+    model.set_normalization(feature_statistics(training))
+    config = TrainingConfig(epochs=6, batch_size=64, n_points=0, learning_rate=1e-2, patience=50, device="cpu")
+    history = train(model, training, [synthetic_case("v", 0.4, 2)], config, tmp_path, progress=False)
+    assert history[-1]["train_loss"] < 0.9 * history[0]["train_loss"]
+    restored, _ = checkpoint.load(tmp_path / "best.pt")
+    assert restored.config.graph == "mesh"
