@@ -111,8 +111,10 @@ def run_study(study: Study, out: Path, progress: bool = True) -> Path | None:
     frames = None
     if options.frame_angles:
         fields = study.dataset / "cases" / study.family.case_name(_first(options.frame_case, study.test))
-        checkpoints = {label: out / label / "best.pt" for label in runs}
-        frames = _cached(out / "frames" / "frames.json", lambda: frame_study(checkpoints, fields, options.frame_angles, out / "frames"))
+        path = out / "frames" / "frames.json"
+        frames = json.loads(path.read_text()) if path.is_file() else None
+        if frames is None or set(frames["networks"]) != set(runs) or frames["angles"] != [float(a) for a in options.frame_angles]:
+            frames = frame_study({label: out / label / "best.pt" for label in runs}, fields, options.frame_angles, out / "frames")
     resampling = None
     if options.resample_factor:
         resampling = _cached(out / "resampling.json", lambda: _resampling(study, out, options))
