@@ -197,7 +197,14 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
     shape = study.shape()
     model_config = study.model_config()
     training = CloudBatches(
-        training_cases, shape, study.features, study.targets, config.batch_size, config.n_points or None, mesh_graph=model_config.graph == "mesh"
+        training_cases,
+        shape,
+        study.features,
+        study.targets,
+        config.batch_size,
+        config.n_points or None,
+        mesh_graph=model_config.graph == "mesh",
+        batches_per_epoch=config.batches_per_epoch,
     )
     torch.manual_seed(config.seed)
     model = build_model(model_config)

@@ -102,22 +102,27 @@ class CloudBatches:
         n_points: int | None = 150,
         dtype: torch.dtype = torch.float32,
         mesh_graph: bool = False,
+        batches_per_epoch: int = 0,
     ):
         if not cases:
             raise VcnnError("no cases to serve")
-        if batch_size < 1 or (n_points is not None and n_points < 1):
-            raise VcnnError("batch size and points per cloud must be positive")
+        if batch_size < 1 or (n_points is not None and n_points < 1) or batches_per_epoch < 0:
+            raise VcnnError("batch size and points per cloud must be positive, batches per epoch positive or 0 (all)")
         for case in cases:
             spec.check_fields(case.fields)
         self.target_kinds = check_targets(cases, targets)
         self.cases, self.shape, self.spec, self.targets = cases, shape, spec, tuple(targets)
         self.batch_size, self.n_points, self.dtype, self.mesh_graph = batch_size, n_points, dtype, mesh_graph
+        self.batches_per_epoch = batches_per_epoch  # 0: every node once an epoch
 
     def __len__(self) -> int:
-        return sum(-(-c.fields.num_nodes // self.batch_size) for c in self.cases)
+        """Batches per epoch."""
+        every = sum(-(-c.fields.num_nodes // self.batch_size) for c in self.cases)
+        return min(every, self.batches_per_epoch) if self.batches_per_epoch else every
 
     def epoch(self, number: int, seed: int = 0, rank: int = 0, world: int = 1) -> Iterator[Batch]:
-        """Pass `number` over every node in shuffled blocks of about `batch_size`, clouds sampled afresh.
+        """Pass `number` over every node in shuffled blocks of about `batch_size`, clouds sampled
+        afresh (over the first `batches_per_epoch` blocks of the shuffled order, if set).
 
         The draws depend only on (seed, number, rank, world), so a resumed run sees the batches an
         uninterrupted one would. With data-parallel training every rank walks the same blocks in
@@ -131,7 +136,7 @@ class CloudBatches:
         for k, case in enumerate(self.cases):
             count = -(-case.fields.num_nodes // self.batch_size)
             blocks += [(k, nodes) for nodes in np.array_split(order.permutation(case.fields.num_nodes), count)]
-        for i in order.permutation(len(blocks)):
+        for i in order.permutation(len(blocks))[: len(self)]:
             k, nodes = blocks[i]
             yield self.batch(self.cases[k], nodes[rank::world], sampling)
 

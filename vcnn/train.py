@@ -43,6 +43,7 @@ class TrainingConfig:
     epochs: int = 100
     batch_size: int = 512
     n_points: int = 150  # members sampled per training cloud; 0: whole clouds
+    batches_per_epoch: int = 0  # 0: every training node once an epoch; N: N random batches (large datasets)
     learning_rate: float = 1e-3
     schedule: str = "exponential"  # or "cosine": anneal per step to 0 at the last epoch
     lr_decay: float = 0.98  # exponential: learning-rate factor per epoch
@@ -53,8 +54,8 @@ class TrainingConfig:
     max_minutes: float | None = None  # stop after the epoch that takes the run past this time (resumes included)
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1 or self.n_points < 0 or self.patience < 1:
-            raise VcnnError("epochs, batch_size and patience must be positive, n_points positive or 0 (whole clouds)")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.n_points < 0 or self.batches_per_epoch < 0:
+            raise VcnnError("epochs, batch_size and patience must be positive, n_points and batches_per_epoch positive or 0 (all)")
         if not (self.learning_rate > 0 and 0 < self.lr_decay <= 1):
             raise VcnnError("learning_rate must be positive and lr_decay in (0, 1]")
         if self.schedule not in SCHEDULES:

@@ -175,3 +175,16 @@ def test_a_mesh_graph_network_trains_on_whole_clouds(tmp_path):
     assert history[-1]["train_loss"] < 0.9 * history[0]["train_loss"]
     restored, _ = checkpoint.load(tmp_path / "best.pt")
     assert restored.config.graph == "mesh"
+
+
+def test_batches_per_epoch_takes_a_fresh_random_subset_each_epoch():
+    cases = [synthetic_case("a", 0.3, 0), synthetic_case("b", 0.5, 1)]
+    every = CloudBatches(cases, Ellipse(), SPEC, ("concentration",), 50, 30)
+    some = CloudBatches(cases, Ellipse(), SPEC, ("concentration",), 50, 30, batches_per_epoch=3)
+    assert len(every) == 10 and len(some) == 3
+    first, second = ([b.targets.numpy().ravel() for b in some.epoch(k)] for k in (0, 1))
+    assert len(first) == 3 and not np.array_equal(np.sort(np.concatenate(first)), np.sort(np.concatenate(second)))
+    whole = np.sort(np.concatenate([b.targets.numpy().ravel() for b in every.epoch(0)]))
+    assert np.array_equal(whole, np.sort(np.r_[cases[0].fields["concentration"], cases[1].fields["concentration"]]).astype(np.float32))
+    with pytest.raises(VcnnError, match="batches_per_epoch"):
+        TrainingConfig(batches_per_epoch=-1)
