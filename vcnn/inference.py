@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from meshes.fields import MeshFields
-from vcnn.clouds import MeshGraph, Shape, build_clouds
+from vcnn.clouds import MeshGraph, NodeIndex, Shape
 from vcnn.features import FeatureSpec, cloud_features, pad
 
 
@@ -23,24 +23,27 @@ def predict_fields(
 ) -> dict:
     """Outputs of `model` at every node of `fields`: {name: (N,), (N, dim) or (N, dim, dim) array}.
 
-    Batches hold at most `batch_size` clouds, fewer when the model's largest intermediate tensor
-    would pass `max_elements` (pairwise networks on large clouds).
+    Clouds are built `batch_size` query nodes at a time (memory grows with the batch, not with
+    the field); a batch is split further when the model's largest intermediate tensor would
+    pass `max_elements` (pairwise networks on large clouds).
     """
     velocity = fields[spec.velocity_field]
-    clouds = build_clouds(fields.points, fields.points, shape, velocity, periods)
+    index = NodeIndex(fields.points, periods)
     graph = MeshGraph(fields.cells, fields.num_nodes) if model.config.graph == "mesh" else None
-    largest = int(np.diff(clouds.offsets).max())
-    batch_size = max(1, min(batch_size, max_elements // model.elements_per_cloud(largest)))
     parameter = next(model.parameters())
     model = model.to(device=device, dtype=dtype).eval()
     results = []
     with torch.no_grad():
-        for start in range(0, len(clouds), batch_size):
-            index = np.arange(start, min(start + batch_size, len(clouds)))
-            subset = clouds.subset(index)
-            arrays = pad(cloud_features(fields, subset, velocity[index], spec)) + (() if graph is None else (graph.among(subset),))
-            tensors = [torch.as_tensor(a, dtype=dtype, device=device) for a in arrays]
-            results.append(model(*tensors).cpu().double())
+        for start in range(0, fields.num_nodes, batch_size):
+            nodes = np.arange(start, min(start + batch_size, fields.num_nodes))
+            clouds = index.clouds(fields.points[nodes], shape, velocity[nodes])
+            step = max(1, max_elements // model.elements_per_cloud(int(clouds.sizes.max())))
+            for first in range(0, len(nodes), step):
+                part = np.arange(first, min(first + step, len(nodes)))
+                subset = clouds.subset(part)
+                arrays = pad(cloud_features(fields, subset, velocity[nodes[part]], spec))
+                arrays += () if graph is None else (graph.among(subset),)
+                results.append(model(*(torch.as_tensor(a, dtype=dtype, device=device) for a in arrays)).cpu().double())
     model.to(device=parameter.device, dtype=parameter.dtype)
     return {name: value.numpy() for name, value in model.split(torch.cat(results)).items()}
 
