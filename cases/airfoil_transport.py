@@ -14,10 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from cases.errors import CaseError
 from cases.scalar_transport import CaseSolution, TransportCoefficients
-from meshes.errors import MeshError
-from solvers.errors import SolverError
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +33,7 @@ class AirfoilTransportConfig(TransportCoefficients):
     wall_size: float = 0.01
     far_size: float = 0.5
     continuation: int = 3
-
-    def __post_init__(self):
-        try:
-            self.geometry
-            self.flow_parameters
-        except (MeshError, SolverError) as err:
-            raise CaseError(str(err)) from None
-        super().__post_init__()
+    parts = ("geometry", "flow_parameters", "transport_parameters")
 
     @property
     def geometry(self):

@@ -16,9 +16,7 @@ import numpy as np
 from cases.errors import CaseError
 from cases.scalar_transport import CaseSolution, TransportCoefficients
 from meshes import hill_profile
-from meshes.errors import MeshError
 from meshes.periodic_domain import Resolution
-from solvers.errors import SolverError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +34,7 @@ class HillsTransportConfig(TransportCoefficients):
     wall_ratio: float = 10.0
     nu: float = 0.01
     bulk_velocity: float = 0.721039
+    parts = ("resolution", "flow_parameters", "transport_parameters")
 
     def __post_init__(self):
         try:
@@ -44,11 +43,6 @@ class HillsTransportConfig(TransportCoefficients):
             raise CaseError(str(err)) from None
         if self.nx is None:
             object.__setattr__(self, "nx", int(np.ceil(hill_profile.hill_length(self.alpha) / REFERENCE_SPACING)))
-        try:
-            self.resolution
-            self.flow_parameters
-        except (MeshError, SolverError) as err:
-            raise CaseError(str(err)) from None
         super().__post_init__()
 
     @property

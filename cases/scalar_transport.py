@@ -44,7 +44,12 @@ class CaseSolution:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TransportCoefficients:
     """The paper's transport coefficients and mixing length, shared by the case configurations
-    (keyword-only, so that each case's own parameters come first)."""
+    (keyword-only, so that each case's own parameters come first).
+
+    Validation builds every part named in `parts` (properties that raise MeshError or
+    SolverError on bad input) and turns their errors into one-line CaseErrors."""
+
+    parts = ("transport_parameters",)
 
     diffusivity: float = 0.1
     reaction: float = 3.0
@@ -55,11 +60,13 @@ class TransportCoefficients:
     max_newton: int = 25
 
     def __post_init__(self):
+        from meshes.errors import MeshError
         from solvers.errors import SolverError
 
         try:
-            self.transport_parameters
-        except SolverError as err:
+            for part in self.parts:
+                getattr(self, part)
+        except (MeshError, SolverError) as err:
             raise CaseError(str(err)) from None
         if not (self.kappa > 0 and self.mixing_length_cap > 0):
             raise CaseError("kappa and the mixing-length cap must be positive")
