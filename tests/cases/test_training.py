@@ -213,9 +213,12 @@ def test_run_pipeline_writes_a_report_and_resumes(trained, tmp_path):
     assert frames["fields"].endswith("alpha_1.2500") and set(frames["networks"]) == {"vcnn", "local_mlp"}
     assert frames["networks"]["vcnn"]["spread"]["concentration"] < 1e-5 and (out / "frames/frames.png").is_file()
     trained_at = (out / "vcnn/training.json").stat().st_mtime
+    stale = dict(frames, networks={"vcnn": frames["networks"]["vcnn"]})  # as if made before local_mlp existed
+    (out / "frames/frames.json").write_text(json.dumps(stale))
     again = vcnn("run", study, "--out", out, "-q")  # everything is reused: nothing retrained
     assert again.returncode == 0, again.stderr
     assert (out / "vcnn/training.json").stat().st_mtime == trained_at
+    assert set(json.loads((out / "frames/frames.json").read_text())["networks"]) == {"vcnn", "local_mlp"}  # the stale study redone
 
 
 def test_run_refuses_a_bad_report_table_before_any_work(tmp_path):
