@@ -3,7 +3,10 @@
 The domains of `meshes.periodic_domain` carry identical node distributions on their left and
 right boundaries, so each slave dof has exactly one master at the mapped position. The pairs
 are matched here by coordinates (owned masters gathered on every rank, a KD-tree per scalar
-component) and handed to dolfinx_mpc as explicit constraints. dolfinx_mpc 0.5's own
+component) and handed to dolfinx_mpc as explicit constraints, ghost slaves included: a rank
+that sees a slave only as a ghost (a partition cut across the periodic boundary, as in a tall,
+narrow channel) must still know its master, or its cells assemble into the slave's row and
+Newton stalls. dolfinx_mpc 0.5's own
 `create_periodic_constraint_*` is not used: it finds no slaves for a vector sub-space of a
 mixed space, and under MPI it aborts (`num_found == num_unique`) when master points lie on
 partition boundaries.
@@ -45,7 +48,8 @@ def periodic_constraint(domain: PeriodicDomain, space, bcs) -> dolfinx_mpc.Multi
         x = x[:, : domain.mesh.geometry.dim]
         is_owned = parent < owned
         on_left = is_owned & (np.abs(x[:, 0]) < tol)
-        on_right = is_owned & (np.abs(x[:, 0] - domain.length) < tol) & ~np.isin(parent, dirichlet)
+        # Ghost slaves too: dolfinx_mpc expects every slave a rank sees, with its masters.
+        on_right = (np.abs(x[:, 0] - domain.length) < tol) & ~np.isin(parent, dirichlet)
         candidates = comm.allgather((x[on_left], parent[on_left] + offset))
         cx = np.concatenate([c[0] for c in candidates])
         cglobal = np.concatenate([c[1] for c in candidates])
