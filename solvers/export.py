@@ -44,6 +44,16 @@ def node_values(domain, values) -> np.ndarray:
     return out.reshape((-1,) + shape)
 
 
+def set_node_values(domain, values: np.ndarray, out: fem.Function) -> None:
+    """The inverse of `node_values` for a scalar P1 Function: `values` in the node order of
+    `to_mesh_fields` (the full array, on every rank) -> this rank's dofs of `out`."""
+    mesh = domain.mesh
+    index = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)
+    dofs = out.function_space.dofmap.list.array
+    out.x.array[dofs] = values[index[mesh.geometry.dofmap.array]]
+    out.x.scatter_forward()
+
+
 def to_mesh_fields(domain, arrays: dict, metadata: dict | None = None) -> MeshFields | None:
     """Gather named Functions/expressions into a MeshFields on rank 0 (None on other ranks)."""
     mesh, comm = domain.mesh, domain.comm

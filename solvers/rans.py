@@ -1,0 +1,219 @@
+"""Steady RANS as a Picard iteration between the mean flow and a pluggable closure.
+
+Each iteration solves the momentum equations with nu + nu_t (Newton, `NavierStokes`), asks the
+closure for new turbulence fields, and relaxes nu_t towards the closure's value within limits
+(0 <= nu_t <= cap * nu). The closure's own pseudo-time step grows from `dt` by `dt_growth` per
+iteration (continuation). The loop stops when nu_t and the velocity change by less than
+`tolerance` (relative, L2) in one iteration, and raises `ConvergenceError` when it diverges
+(non-finite fields or a failed momentum solve) or stalls (`max_iterations`).
+
+A closure is any object with `names` (the fields it returns, "nu_t" first) and
+`update(flow: MeanFlow) -> {name: P1 Function}`: the PDE models of `solvers.turbulence`, or,
+through `NodeClosure`, any callable on `MeshFields` node arrays (a frozen field, a trained network).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from typing import Callable, Protocol
+
+import numpy as np
+import ufl
+from dolfinx import fem
+from mpi4py import MPI
+
+from meshes.fields import MeshFields
+from solvers.errors import ConvergenceError, SolverError
+from solvers.export import set_node_values, to_mesh_fields
+from solvers.navier_stokes import FlowParameters, NavierStokes
+from solvers.transport import strain_rate_magnitude
+from solvers.wall_distance import wall_distance
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RansParameters:
+    """Limits and controls of the Picard loop."""
+
+    max_iterations: int = 400
+    tolerance: float = 1e-6
+    relaxation: float = 0.7
+    nu_t_cap: float = 1e5
+    dt: float = 0.05
+    dt_growth: float = 1.3
+    dt_max: float = 1e6
+
+    def __post_init__(self):
+        if self.max_iterations < 1 or not (self.tolerance > 0):
+            raise SolverError("RANS needs max_iterations >= 1 and a positive tolerance")
+        if not (0 < self.relaxation <= 1):
+            raise SolverError(f"nu_t relaxation must lie in (0, 1], got {self.relaxation}")
+        if not (self.nu_t_cap > 0 and self.dt > 0 and self.dt_growth >= 1 and self.dt_max >= self.dt):
+            raise SolverError("RANS needs nu_t_cap > 0, dt > 0, dt_growth >= 1 and dt_max >= dt")
+
+
+class Closure(Protocol):
+    names: tuple[str, ...]
+
+    def update(self, flow: "MeanFlow") -> dict: ...
+
+
+class MeanFlow:
+    """The mean-flow state a closure may read, updated in place by the loop.
+
+    velocity (P2), wall distance and nu_t (P1), nu, the pseudo-time step dt and the iteration.
+    """
+
+    def __init__(self, domain, params: FlowParameters, walls=("bottom", "top")):
+        self.domain, self.params, self.nu = domain, params, params.nu
+        p1 = fem.FunctionSpace(domain.mesh, ("Lagrange", 1))
+        self.nu_t = fem.Function(p1, name="nu_t")
+        self.solver = NavierStokes(domain, params, nu_t=self.nu_t)
+        self.velocity = fem.Function(self.solver._velocity_space, name="velocity")
+        self.distance = wall_distance(domain, p1, walls)
+        self.dt, self.iteration = 0.0, 0
+
+    def mesh_fields(self) -> MeshFields | None:
+        """Velocity, |S|, wall distance and nu_t on the nodes, gathered on rank 0 (None elsewhere)."""
+        arrays = {
+            "velocity": self.velocity,
+            "strain_rate": strain_rate_magnitude(self.velocity),
+            "wall_distance": self.distance,
+            "nu_t": self.nu_t,
+        }
+        return to_mesh_fields(self.domain, arrays, {"nu": self.nu})
+
+
+class NodeClosure:
+    """A closure on node arrays: `function(MeshFields) -> {name: (N,) array}`, called on rank 0."""
+
+    def __init__(self, function: Callable[[MeshFields], dict], names=("nu_t",)):
+        self.function, self.names = function, tuple(names)
+        self._out: dict = {}
+
+    def update(self, flow: MeanFlow) -> dict:
+        fields = flow.mesh_fields()
+        comm = flow.domain.comm
+        values = self.function(fields) if comm.rank == 0 else None
+        values = comm.bcast(values, root=0)
+        missing = [n for n in self.names if n not in values]
+        if missing:
+            raise SolverError(f"the closure returned no {', '.join(missing)}")
+        for name in self.names:
+            if name not in self._out:
+                self._out[name] = fem.Function(flow.nu_t.function_space, name=name)
+            set_node_values(flow.domain, np.asarray(values[name], dtype=float), self._out[name])
+        return self._out
+
+
+class FrozenClosure:
+    """nu_t given on the nodes (e.g. read from a converged solution): the momentum equations alone."""
+
+    names = ("nu_t",)
+
+    def __init__(self, nu_t: np.ndarray):
+        self.nu_t = np.asarray(nu_t, dtype=float)
+
+    def __call__(self, fields: MeshFields) -> dict:
+        if fields.num_nodes != len(self.nu_t):
+            raise SolverError(f"frozen nu_t has {len(self.nu_t)} values for {fields.num_nodes} nodes")
+        return {"nu_t": self.nu_t}
+
+
+@dataclasses.dataclass
+class RansSolution:
+    flow: MeanFlow
+    pressure: fem.Function
+    turbulence: dict  # name -> P1 Function, "nu_t" (relaxed and limited) first
+    forcing: float
+    bulk_velocity: float
+    history: list  # one dict per iteration
+    seconds: float
+
+    @property
+    def iterations(self) -> int:
+        return len(self.history)
+
+
+def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansParameters()) -> RansSolution:
+    """The Picard loop from the flow's current state (laminar if nu_t is zero)."""
+    start = time.perf_counter()
+    comm = flow.domain.comm
+    history: list = []
+    flow.dt = params.dt
+    previous_u = None
+    for iteration in range(1, params.max_iterations + 1):
+        flow.iteration = iteration
+        try:
+            solution = flow.solver.solve()
+        except ConvergenceError as err:
+            raise ConvergenceError(f"RANS diverged at iteration {iteration}: {err}") from None
+        flow.velocity.x.array[:] = solution.velocity.x.array
+        fields = closure.update(flow)
+        new = fields["nu_t"].x.array
+        old = flow.nu_t.x.array.copy()
+        if not np.all(np.isfinite(new)) or not np.all(np.isfinite(flow.velocity.x.array)):
+            raise ConvergenceError(f"RANS diverged at iteration {iteration}: non-finite nu_t or velocity")
+        relaxed = np.clip(old + params.relaxation * (new[: len(old)] - old), 0.0, params.nu_t_cap * flow.nu)
+        flow.nu_t.x.array[:] = relaxed
+        flow.nu_t.x.scatter_forward()
+        record = {
+            "iteration": iteration,
+            "dt": flow.dt,
+            "newton_iterations": solution.stats.iterations,
+            "nu_t_change": _relative_change(comm, relaxed, old),
+            "velocity_change": _relative_change(comm, flow.velocity.x.array, previous_u),
+            "closure_residuals": [float(r) for r in getattr(closure, "residuals", [])],
+            "forcing": solution.forcing,
+            "capped": comm.allreduce(int(np.sum(relaxed >= params.nu_t_cap * flow.nu)), op=MPI.SUM),
+        }
+        history.append(record)
+        previous_u = flow.velocity.x.array.copy()
+        log.info(
+            "RANS %d: dt %.3g, nu_t change %.2e, velocity change %.2e, forcing %.6g",
+            iteration, flow.dt, record["nu_t_change"], record["velocity_change"], solution.forcing,
+        )
+        if max(record["nu_t_change"], record["velocity_change"]) < params.tolerance:
+            turbulence = {"nu_t": flow.nu_t, **{k: v for k, v in fields.items() if k != "nu_t"}}
+            return RansSolution(
+                flow, solution.pressure, turbulence, solution.forcing, solution.bulk_velocity, history,
+                time.perf_counter() - start,
+            )
+        flow.dt = min(flow.dt * params.dt_growth, params.dt_max)
+    last = history[-1]
+    raise ConvergenceError(
+        f"RANS stalled after {params.max_iterations} iterations "
+        f"(nu_t change {last['nu_t_change']:.2e}, velocity change {last['velocity_change']:.2e}, "
+        f"tolerance {params.tolerance:.0e})"
+    )
+
+
+def _relative_change(comm, new: np.ndarray, old: np.ndarray | None) -> float:
+    if old is None:
+        return math.inf
+    num = comm.allreduce(float(np.sum((new - old) ** 2)), op=MPI.SUM)
+    den = comm.allreduce(float(np.sum(new**2)), op=MPI.SUM)
+    return math.sqrt(num / den) if den > 0 else (0.0 if num == 0 else math.inf)
+
+
+def friction_velocity(flow: MeanFlow, walls=("bottom", "top")) -> float:
+    """u_tau = sqrt(tau_w) from the mean streamwise wall shear stress -nu du_x/dn of the solution
+    (not from the momentum balance, so that it measures what the discrete flow reached)."""
+    from meshes.periodic_domain import TAGS
+
+    mesh = flow.domain.mesh
+    ds = ufl.Measure("ds", domain=mesh, subdomain_data=flow.domain.facet_tags)
+    n = ufl.FacetNormal(mesh)
+    shear = -flow.nu * ufl.dot(ufl.grad(flow.velocity[0]), n)
+    one = fem.Constant(mesh, 1.0)
+    tau = sum(_assemble(mesh.comm, fem.form(shear * ds(TAGS[name]))) for name in walls)
+    length = sum(_assemble(mesh.comm, fem.form(one * ds(TAGS[name]))) for name in walls)
+    return math.sqrt(abs(tau) / length)
+
+
+def _assemble(comm, form) -> float:
+    return comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)

@@ -1,0 +1,249 @@
+"""Turbulence models as PDE closures: Wolfshtein's one-equation k model and Wilcox's (2006) k-omega.
+
+Each model owns P1 fields on the flow's mesh (periodic in x on a `PeriodicDomain`) and, when the
+RANS loop calls `update(flow)`, advances them by one implicit pseudo-time step with the velocity
+frozen. The step is linearised in delta form, J dphi = -R(phi), with J = M / dt + (advection,
+diffusion, the destruction written implicitly) and the diffusivities, sources and destruction
+rates taken from the previous step: the matrices stay close to M-matrices, so k and omega stay
+positive up to a floor that is applied after every step. Convection is SUPG-stabilised.
+
+The models are closures in the sense of `solvers.rans`: `update` returns `nu_t` (and `k`, and
+`omega` for k-omega) as P1 Functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import dolfinx.mesh
+import numpy as np
+import ufl
+from dolfinx import fem
+from scipy.spatial import cKDTree
+
+from meshes.periodic_domain import TAGS, PeriodicDomain
+from solvers.errors import SolverError
+from solvers.newton import LinearSystem, unconstrained
+from solvers.periodic import periodic_constraint
+from solvers.transport import strain_rate_magnitude
+from solvers.wall_distance import distance_to_segments, wall_segments
+
+
+@dataclasses.dataclass(frozen=True)
+class KOmegaConstants:
+    """Wilcox (2006) k-omega, with the stress limiter; beta = beta0 (f_beta = 1 in 2-D flows)."""
+
+    alpha: float = 13.0 / 25.0
+    beta0: float = 0.0708
+    beta_star: float = 0.09
+    sigma: float = 0.5
+    sigma_star: float = 0.6
+    sigma_d: float = 0.125
+    c_lim: float = 7.0 / 8.0
+    wall_factor: float = 10.0  # omega_wall = wall_factor * 6 nu / (beta0 y1^2), Menter's choice
+    low_reynolds: bool = False  # Wilcox's viscous damping of alpha*, alpha and beta* by Re_T = k / (omega nu)
+    r_beta: float = 8.0
+    r_k: float = 6.0
+    r_omega: float = 2.61
+    alpha0: float = 1.0 / 9.0
+
+
+@dataclasses.dataclass(frozen=True)
+class OneEquationConstants:
+    """Wolfshtein (1969): nu_t = c_mu sqrt(k) l_mu, eps = k^(3/2) / l_eps, l = c_l d (1 - exp(-Re_d / A))
+    with Re_d = sqrt(k) d / nu. c_l = kappa c_mu^(-3/4) makes both reproduce the log law."""
+
+    c_mu: float = 0.09
+    c_l: float = 2.5
+    a_mu: float = 70.0
+    a_eps: float = 5.0
+    sigma_k: float = 1.0
+
+
+class ScalarEquation:
+    """phi_t + u . grad phi - div(G grad phi) + r phi = s, one implicit pseudo-time step at a time.
+
+    `phi` lives on the equation's own constrained space and keeps its values on `fixed_dofs`
+    (Dirichlet). `define` takes G, r and s as UFL expressions of frozen Functions that the caller
+    refreshes before each step.
+    """
+
+    def __init__(self, domain, space, fixed_dofs: np.ndarray, name: str, initial: float):
+        self.domain, self.space = domain, space
+        self.bcs = [fem.dirichletbc(0.0, fixed_dofs, space)]  # homogeneous: on the increments
+        periodic = isinstance(domain, PeriodicDomain)
+        self.mpc = periodic_constraint(domain, space, self.bcs) if periodic else unconstrained(space)
+        self.phi = fem.Function(self.mpc.function_space, name=name)
+        self.phi.x.array[:] = initial
+        self.frozen = fem.Function(space, name=f"{name}_frozen")
+
+    def define(self, velocity, diffusivity, reaction, source, dt) -> None:
+        phi, mesh = self.phi, self.domain.mesh
+        v, dphi = ufl.TestFunction(self.space), ufl.TrialFunction(self.space)
+        h = ufl.CellDiameter(mesh)
+        speed = ufl.sqrt(ufl.dot(velocity, velocity))
+        tau = ((2.0 / dt) ** 2 + (2.0 * speed / h) ** 2 + 9.0 * (4.0 * diffusivity / h**2) ** 2 + reaction**2) ** -0.5
+        streamline = tau * ufl.dot(velocity, ufl.grad(v))
+        strong = ufl.dot(velocity, ufl.grad(phi)) + reaction * phi - source  # P1: no second derivatives
+        # Mass and destruction are lumped (vertex quadrature): with omega ~ 1 / y^2 at the wall, their
+        # consistent forms make negative undershoots on the first cells.
+        lumped = ufl.dx(metadata={"quadrature_rule": "vertex", "quadrature_degree": 1})
+        # The coefficients are not polynomials (max, sqrt, quotients): a fixed rule, exact for the
+        # products of P2 velocities with P1 fields, instead of UFL's estimate (hundreds of points).
+        dx = ufl.dx(metadata={"quadrature_degree": 4})
+        residual = (
+            ufl.dot(velocity, ufl.grad(phi)) * v + diffusivity * ufl.inner(ufl.grad(phi), ufl.grad(v)) - source * v
+            + strong * streamline
+        ) * dx + reaction * phi * v * lumped
+        jacobian = (dphi / dt) * v * lumped + (dphi / dt) * streamline * dx + ufl.derivative(residual, phi, dphi)
+        self._residual = fem.form(residual)
+        self._system = LinearSystem(fem.form(jacobian), self.mpc, self.bcs)
+        self._delta = fem.Function(self.mpc.function_space)
+
+    def freeze(self) -> None:
+        self.frozen.x.array[:] = self.phi.x.array[: len(self.frozen.x.array)]
+
+    def step(self, floor: float) -> float:
+        """Advance phi one pseudo-time step; return the norm of the steady residual before it."""
+        rhs = self._system.residual(self._residual)
+        try:
+            norm = rhs.norm()
+            rhs.scale(-1.0)
+            self._system.assemble()
+            self._system.solve(rhs, self._delta)
+        finally:
+            rhs.destroy()
+        self.phi.x.array[:] = np.maximum(self.phi.x.array + self._delta.x.array, floor)
+        self.phi.x.scatter_forward()
+        return norm
+
+    def destroy(self) -> None:
+        self._system.destroy()
+
+
+class _TurbulenceModel:
+    """The shared machinery: a P1 space, its wall dofs, the equations and their pseudo-time steps."""
+
+    names: tuple[str, ...] = ()
+    floors: tuple[float, ...] = ()
+
+    def __init__(self, flow, walls=("bottom", "top")):
+        self.domain = domain = flow.domain
+        mesh = domain.mesh
+        self.space = fem.FunctionSpace(mesh, ("Lagrange", 1))
+        tags = TAGS if isinstance(domain, PeriodicDomain) else domain.tags
+        self.wall_facets = np.concatenate([domain.facet_tags.find(tags[name]) for name in walls])
+        self.wall_dofs = fem.locate_dofs_topological(self.space, mesh.topology.dim - 1, self.wall_facets)
+        self.dt = fem.Constant(mesh, 1.0)
+        self.equations: list[ScalarEquation] = []
+        self.residuals: list[float] = []
+        self.nu_t = fem.Function(self.space, name="nu_t")
+
+    def near_wall_dofs(self) -> np.ndarray:
+        """The dofs off the wall that share a cell with a wall dof: the first layer of nodes."""
+        mesh = self.domain.mesh
+        tdim = mesh.topology.dim
+        mesh.topology.create_connectivity(tdim - 1, 0)
+        mesh.topology.create_connectivity(0, tdim)
+        vertices = dolfinx.mesh.compute_incident_entities(mesh, self.wall_facets, tdim - 1, 0)
+        cells = dolfinx.mesh.compute_incident_entities(mesh, vertices, 0, tdim)
+        return np.setdiff1d(fem.locate_dofs_topological(self.space, tdim, cells), self.wall_dofs)
+
+    def update(self, flow) -> dict:
+        """One pseudo-time step of every equation at the flow's dt; the new turbulence fields."""
+        self.dt.value = flow.dt
+        for eq in self.equations:
+            eq.freeze()
+        self.residuals = [eq.step(floor) for eq, floor in zip(self.equations, self.floors)]
+        return self.fields()
+
+    def fields(self) -> dict:
+        """nu_t from the current fields, and the fields themselves."""
+        for eq in self.equations:
+            eq.freeze()
+        self.nu_t.interpolate(self._nu_t_expression)
+        return {"nu_t": self.nu_t, **{eq.phi.name: eq.phi for eq in self.equations}}
+
+    def destroy(self) -> None:
+        for eq in self.equations:
+            eq.destroy()
+
+
+class KOmega(_TurbulenceModel):
+    """Wilcox (2006) k-omega with the stress limiter.
+
+    k = 0 on the walls. omega follows its viscous-sublayer solution 6 nu / (beta0 y^2) on the first
+    layer of nodes off the wall, and Menter's wall_factor times that of the first layer on the wall
+    itself: on P1 elements a wall value alone leaves the solution dependent on the first cell's
+    height (Re_tau of a channel moved by 6 % between y1+ = 0.55 and 0.07), since the linear
+    interpolant cannot follow 1 / y^2 across the first cell.
+    """
+
+    names = ("nu_t", "k", "omega")
+    floors = (0.0, 1e-8)
+
+    def __init__(self, flow, k0: float, omega0: float, constants=KOmegaConstants(), walls=("bottom", "top")):
+        super().__init__(flow, walls)
+        c = self.constants = constants
+        nu = flow.nu
+        layer = self.near_wall_dofs()
+        x = self.space.tabulate_dof_coordinates()
+        y = distance_to_segments(x[layer], wall_segments(self.domain, walls))
+        k_eq = ScalarEquation(self.domain, self.space, self.wall_dofs, "k", k0)
+        omega_eq = ScalarEquation(self.domain, self.space, np.union1d(self.wall_dofs, layer), "omega", omega0)
+        k_eq.phi.x.array[self.wall_dofs] = 0.0
+        omega_eq.phi.x.array[layer] = 6.0 * nu / (c.beta0 * y**2)
+        y1 = _nearest(self.domain.comm, x[layer], x[self.wall_dofs]) if len(layer) else np.zeros(0)
+        omega_eq.phi.x.array[self.wall_dofs] = c.wall_factor * 6.0 * nu / (c.beta0 * y1**2)
+        self.k, self.omega = k_eq.phi, omega_eq.phi
+
+        S2 = strain_rate_magnitude(flow.velocity) ** 2
+        k, w = k_eq.frozen, omega_eq.frozen
+        alpha_star, alpha, beta_star = 1.0, c.alpha, c.beta_star
+        if c.low_reynolds:
+            re_t = k / (w * nu)
+            alpha_star = (c.beta0 / 3.0 + re_t / c.r_k) / (1.0 + re_t / c.r_k)
+            alpha = c.alpha * (c.alpha0 + re_t / c.r_omega) / (1.0 + re_t / c.r_omega) / alpha_star
+            ratio4 = (re_t / c.r_beta) ** 4
+            beta_star = c.beta_star * (100.0 * c.beta0 / 27.0 + ratio4) / (1.0 + ratio4)
+        w_tilde = ufl.max_value(w, c.c_lim * ufl.sqrt(S2 / c.beta_star))
+        nu_t = alpha_star * k / w_tilde
+        cross = c.sigma_d / w * ufl.max_value(ufl.dot(ufl.grad(k), ufl.grad(w)), 0.0)
+        k_eq.define(flow.velocity, nu + c.sigma_star * k / w, beta_star * w, nu_t * S2, self.dt)
+        omega_eq.define(
+            flow.velocity, nu + c.sigma * k / w, 2.0 * c.beta0 * w, alpha * alpha_star * w / w_tilde * S2 + c.beta0 * w**2 + cross, self.dt
+        )
+        self.equations = [k_eq, omega_eq]
+        self._nu_t_expression = fem.Expression(nu_t, self.space.element.interpolation_points())
+
+
+class OneEquation(_TurbulenceModel):
+    """Wolfshtein's one-equation model: a transport equation for k, lengths from the wall distance."""
+
+    names = ("nu_t", "k")
+    floors = (0.0,)
+
+    def __init__(self, flow, k0: float, constants=OneEquationConstants(), walls=("bottom", "top")):
+        super().__init__(flow, walls)
+        c = self.constants = constants
+        nu, distance = flow.nu, flow.distance
+        k_eq = ScalarEquation(self.domain, self.space, self.wall_dofs, "k", k0)
+        k_eq.phi.x.array[self.wall_dofs] = 0.0
+        self.k = k_eq.phi
+        S2 = strain_rate_magnitude(flow.velocity) ** 2
+        root = ufl.sqrt(k_eq.frozen)
+        re_d = root * distance / nu
+        l_mu = c.c_l * distance * (1.0 - ufl.exp(-re_d / c.a_mu))
+        l_eps = c.c_l * distance * (1.0 - ufl.exp(-re_d / c.a_eps))
+        nu_t = c.c_mu * root * l_mu
+        # eps / k = sqrt(k) / l_eps, with a floor on l_eps at the wall (where k = 0 too).
+        k_eq.define(flow.velocity, nu + nu_t / c.sigma_k, root / ufl.max_value(l_eps, 1e-12), nu_t * S2, self.dt)
+        self.equations = [k_eq]
+        self._nu_t_expression = fem.Expression(nu_t, self.space.element.interpolation_points())
+
+
+def _nearest(comm, candidates: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Distance from each of `points` to the nearest of `candidates` gathered over all ranks."""
+    gathered = np.concatenate(comm.allgather(candidates[:, :2]))
+    if len(points) and not len(gathered):
+        raise SolverError("no nodes off the wall to set omega from")
+    return cKDTree(gathered).query(points[:, :2])[0] if len(points) else np.zeros(0)
