@@ -82,6 +82,19 @@ def _parser() -> argparse.ArgumentParser:
     airfoil.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     airfoil.set_defaults(run=_solve_airfoil_transport, reference=None)
 
+    channel = cases.add_parser("channel-rans", help="turbulent channel (RANS, wall-resolved) against the Lee-Moser DNS")
+    channel.add_argument("--re-tau", type=int, required=True, help="friction Reynolds number of the DNS: 180 or 550")
+    channel.add_argument("--model", help="closure: one-equation or k-omega (default k-omega)")
+    channel.add_argument("--out", type=Path, required=True, help="output directory (must be empty or new)")
+    channel.add_argument("--config", type=Path, default=None, help="case file (default cases/channel_rans.toml)")
+    channel.add_argument("--ny", type=int, help="cells across the channel (default from the case file)")
+    channel.add_argument("--wall-ratio", type=float, help="centre-to-wall cell height ratio (default from the case file)")
+    channel.add_argument("--dns", help="directory of the Lee-Moser profiles (default from the case file)")
+    channel.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    channel.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
+    channel.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    channel.set_defaults(run=_solve_channel_rans)
+
     dataset = sub.add_parser("dataset", help="solve a family of cases into one dataset directory (resumable)")
     families = dataset.add_subparsers(dest="family", required=True)
     for kind in FAMILIES.values():
@@ -169,6 +182,46 @@ def _solve_airfoil_transport(args) -> int:
     )
     check_output(args.out, args.overwrite)
     return _run_solve(args, config, airfoil_transport)
+
+
+def _solve_channel_rans(args) -> int:
+    from mpi4py import MPI
+
+    from cases import channel_rans
+    from cases.figures import rans_history_png, wall_profiles_png
+    from cases.provenance import provenance
+    from cases.rundir import check_output, staged_output
+
+    config = channel_rans.ChannelRansConfig.from_toml(
+        args.config or channel_rans.DEFAULTS, re_tau=args.re_tau, model=args.model, ny=args.ny, wall_ratio=args.wall_ratio, dns=args.dns
+    )
+    check_output(args.out, args.overwrite)
+    comm = MPI.COMM_WORLD
+    with staged_output(args.out, args.overwrite, comm) as stage:
+        _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet, stderr=comm.rank == 0)
+        solution = channel_rans.solve(config, comm, msh_path=stage / "mesh.msh")
+        metadata = {
+            "case": args.case,
+            "config": dataclasses.asdict(config),
+            "statistics": solution.statistics(),
+            "mpi_ranks": comm.size,
+            "periods": [[config.length, 0.0]],
+            **provenance(),
+        }
+        fields = channel_rans.mesh_fields(solution, metadata)
+        if comm.rank == 0:
+            result = channel_rans.validation(solution, fields)
+            fields.metadata["validation"] = result
+            fields.write(stage)
+            if not args.no_figures:
+                title = f"channel Re_tau = {config.re_tau}, {config.model}"
+                profile = (result["profile"]["y_plus"], result["profile"]["u_plus"])
+                wall_profiles_png({config.model: profile}, (solution.dns["y_plus"], solution.dns["u_plus"]), stage / "profile.png", title)
+                rans_history_png(solution.rans.history, stage / "convergence.png", title)
+            summary = {k: v for k, v in result.items() if k != "profile"}
+            logging.getLogger("vcnn").info("done: %s", json.dumps({"out": str(args.out), "iterations": solution.rans.iterations, **summary}))
+        logging.shutdown()
+    return 0
 
 
 def _dataset(args) -> int:

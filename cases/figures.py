@@ -63,6 +63,40 @@ def learning_curves_png(histories: dict, path: str | Path) -> Path:
     return _save_png(fig, path)
 
 
+def wall_profiles_png(profiles: dict, reference: tuple, path: str | Path, title: str = "") -> Path:
+    """U+ against y+ (log axis): one line per {label: (y+, U+)} and the DNS `reference` as points."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=110)
+    y_plus, u_plus = reference
+    keep = y_plus > 0
+    ax.semilogx(y_plus[keep], u_plus[keep], "k.", ms=3, label="DNS (Lee & Moser 2015)")
+    for label, (yp, up) in profiles.items():
+        yp, up = np.asarray(yp), np.asarray(up)
+        ax.semilogx(yp[yp > 0], up[yp > 0], "-", label=label)
+    ax.set_xlabel("y+")
+    ax.set_ylabel("U+")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return _save_png(fig, path)
+
+
+def rans_history_png(history: list, path: str | Path, title: str = "") -> Path:
+    """Relative change of nu_t and of the velocity per Picard iteration (the convergence history)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=110)
+    iterations = [h["iteration"] for h in history]
+    for key, label in (("nu_t_change", "nu_t"), ("velocity_change", "velocity")):
+        values = np.array([h[key] for h in history], dtype=float)
+        ax.semilogy(iterations, np.where(np.isfinite(values), values, np.nan), label=f"relative change of {label}")
+    ax.set_xlabel("Picard iteration")
+    ax.set_ylabel("relative change per iteration")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return _save_png(fig, path)
+
+
 def frames_png(frames: dict, predictions: dict, path: str | Path, window=None) -> Path:
     """A grid of predictions: one row per network ({label: {angle: values}}), one column per frame
     ({angle: the turned MeshFields}); each row shares one colour scale. `window` as in
