@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
     channel = cases.add_parser("channel-rans", help="turbulent channel (RANS, wall-resolved) against the Lee-Moser DNS")
     channel.add_argument("--re-tau", type=int, required=True, help="friction Reynolds number of the DNS: 180 or 550")
-    channel.add_argument("--model", help="closure: one-equation or k-omega (default k-omega)")
+    channel.add_argument("--model", help="closure: one-equation or k-omega (default from the case file: k-omega)")
     channel.add_argument("--out", type=Path, required=True, help="output directory (must be empty or new)")
     channel.add_argument("--config", type=Path, default=None, help="case file (default cases/channel_rans.toml)")
     channel.add_argument("--ny", type=int, help="cells across the channel (default from the case file)")
@@ -94,6 +94,19 @@ def _parser() -> argparse.ArgumentParser:
     channel.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     channel.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     channel.set_defaults(run=_solve_channel_rans)
+
+    hills_rans = cases.add_parser("hills-rans", help="periodic hill at Re_H = 5600 (RANS, wall-resolved): separation and reattachment")
+    hills_rans.add_argument("--alpha", type=float, required=True, help="hill slope parameter in [0.5, 3]")
+    hills_rans.add_argument("--model", help="closure: one-equation or k-omega (default from the case file: k-omega)")
+    hills_rans.add_argument("--out", type=Path, required=True, help="output directory (must be empty or new)")
+    hills_rans.add_argument("--config", type=Path, default=None, help="case file (default cases/hills_rans.toml)")
+    hills_rans.add_argument("--resolution", default=None, help="cells NXxNY (default from the case file)")
+    hills_rans.add_argument("--wall-ratio", type=float, help="centre-to-wall cell height ratio (default from the case file)")
+    hills_rans.add_argument("--reynolds", type=float, help="Re_H (default 5600)")
+    hills_rans.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    hills_rans.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
+    hills_rans.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    hills_rans.set_defaults(run=_solve_hills_rans)
 
     dataset = sub.add_parser("dataset", help="solve a family of cases into one dataset directory (resumable)")
     families = dataset.add_subparsers(dest="family", required=True)
@@ -185,40 +198,80 @@ def _solve_airfoil_transport(args) -> int:
 
 
 def _solve_channel_rans(args) -> int:
-    from mpi4py import MPI
-
     from cases import channel_rans
-    from cases.figures import rans_history_png, wall_profiles_png
-    from cases.provenance import provenance
-    from cases.rundir import check_output, staged_output
 
     config = channel_rans.ChannelRansConfig.from_toml(
         args.config or channel_rans.DEFAULTS, re_tau=args.re_tau, model=args.model, ny=args.ny, wall_ratio=args.wall_ratio, dns=args.dns
     )
+
+    def results(solution, fields, stage) -> dict:
+        from cases.figures import rans_history_png, wall_profiles_png
+
+        result = channel_rans.validation(solution, fields)
+        if not args.no_figures:
+            title = f"channel Re_tau = {config.re_tau}, {config.model}"
+            profile = (result["profile"]["y_plus"], result["profile"]["u_plus"])
+            wall_profiles_png({config.model: profile}, (solution.dns["y_plus"], solution.dns["u_plus"]), stage / "profile.png", title)
+            rans_history_png(solution.rans.history, stage / "convergence.png", title)
+        return result
+
+    return _run_rans(args, config, channel_rans, results)
+
+
+def _solve_hills_rans(args) -> int:
+    from cases import hills_rans
+
+    nx = ny = None
+    if args.resolution is not None:
+        from meshes.periodic_domain import Resolution
+
+        parsed = Resolution.parse(args.resolution)
+        nx, ny = parsed.nx, parsed.ny
+    config = hills_rans.HillsRansConfig.from_toml(
+        args.config or hills_rans.DEFAULTS, alpha=args.alpha, model=args.model, reynolds=args.reynolds, nx=nx, ny=ny, wall_ratio=args.wall_ratio
+    )
+
+    def results(solution, fields, stage) -> dict:
+        from cases.figures import rans_history_png, streamlines_png, wall_shear_png
+
+        result = hills_rans.separation(solution)
+        if not args.no_figures:
+            title = f"periodic hill alpha = {config.alpha:g}, Re_H = {config.reynolds:g}, {config.model}"
+            streamlines_png(fields, stage / "streamlines.png", title)
+            wall_shear_png(solution.wall["x"], solution.wall["shear"], result["dns"] or {}, stage / "wall_shear.png", title)
+            rans_history_png(solution.rans.history, stage / "convergence.png", title)
+        return result
+
+    return _run_rans(args, config, hills_rans, results)
+
+
+def _run_rans(args, config, case, results) -> int:
+    """Collective part of a RANS solve: staged output, the solve, MeshFields, then on rank 0
+    `results(solution, fields, stage)` (validation figures and numbers, kept in meta.json)."""
+    from mpi4py import MPI
+
+    from cases.provenance import provenance
+    from cases.rundir import check_output, staged_output
+
     check_output(args.out, args.overwrite)
     comm = MPI.COMM_WORLD
     with staged_output(args.out, args.overwrite, comm) as stage:
         _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet, stderr=comm.rank == 0)
-        solution = channel_rans.solve(config, comm, msh_path=stage / "mesh.msh")
+        solution = case.solve(config, comm, msh_path=stage / "mesh.msh")
         metadata = {
             "case": args.case,
             "config": dataclasses.asdict(config),
             "statistics": solution.statistics(),
             "mpi_ranks": comm.size,
-            "periods": [[config.length, 0.0]],
+            "periods": [[solution.domain.length, 0.0]],
             **provenance(),
         }
-        fields = channel_rans.mesh_fields(solution, metadata)
+        fields = solution.mesh_fields(metadata)
         if comm.rank == 0:
-            result = channel_rans.validation(solution, fields)
+            result = results(solution, fields, stage)
             fields.metadata["validation"] = result
             fields.write(stage)
-            if not args.no_figures:
-                title = f"channel Re_tau = {config.re_tau}, {config.model}"
-                profile = (result["profile"]["y_plus"], result["profile"]["u_plus"])
-                wall_profiles_png({config.model: profile}, (solution.dns["y_plus"], solution.dns["u_plus"]), stage / "profile.png", title)
-                rans_history_png(solution.rans.history, stage / "convergence.png", title)
-            summary = {k: v for k, v in result.items() if k != "profile"}
+            summary = {k: v for k, v in result.items() if k not in ("profile", "crossings")}
             logging.getLogger("vcnn").info("done: %s", json.dumps({"out": str(args.out), "iterations": solution.rans.iterations, **summary}))
         logging.shutdown()
     return 0

@@ -97,6 +97,45 @@ def rans_history_png(history: list, path: str | Path, title: str = "") -> Path:
     return _save_png(fig, path)
 
 
+def streamlines_png(fields: MeshFields, path: str | Path, title: str = "") -> Path:
+    """Streamlines over the streamwise velocity, with its zero contour (the separation bubble)."""
+    from matplotlib.tri import LinearTriInterpolator, Triangulation
+
+    plt = _pyplot()
+    fields = _check_2d(fields)
+    triangulation = Triangulation(*fields.points.T, fields.cells)
+    u = fields["velocity"]
+    lo, hi = fields.points.min(axis=0), fields.points.max(axis=0)
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 300), np.linspace(lo[1], hi[1], 120))
+    ux, uy = (LinearTriInterpolator(triangulation, u[:, i])(gx, gy) for i in (0, 1))
+    fig, ax = plt.subplots(figsize=(11, 3.8), dpi=110)
+    shade = ax.tripcolor(triangulation, u[:, 0], shading="gouraud", cmap="RdBu_r", vmin=-np.abs(u[:, 0]).max(), vmax=np.abs(u[:, 0]).max())
+    ax.tricontour(triangulation, u[:, 0], levels=[0.0], colors="k", linewidths=1.2)
+    ax.streamplot(gx, gy, ux.filled(np.nan), uy.filled(np.nan), color="0.25", density=1.6, linewidth=0.5, arrowsize=0.6)
+    fig.colorbar(shade, ax=ax, label="u_x (black line: u_x = 0)")
+    ax.set_aspect("equal")
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_title(title)
+    return _save_png(fig, path)
+
+
+def wall_shear_png(x: np.ndarray, shear: np.ndarray, marks: dict, path: str | Path, title: str = "") -> Path:
+    """Wall shear stress along the lower wall; `marks` {label: (low, high)} shaded as ranges of x."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.5), dpi=110)
+    ax.plot(x, shear, "-", lw=1.2, label="RANS")
+    ax.axhline(0.0, color="k", lw=0.6)
+    for (label, (low, high)), color in zip(marks.items(), ("tab:green", "tab:red")):
+        ax.axvspan(low - 0.02, high + 0.02, color=color, alpha=0.35, label=f"DNS {label}")
+    ax.set_xlabel("x / H from the crest")
+    ax.set_ylabel("wall shear stress")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return _save_png(fig, path)
+
+
 def frames_png(frames: dict, predictions: dict, path: str | Path, window=None) -> Path:
     """A grid of predictions: one row per network ({label: {angle: values}}), one column per frame
     ({angle: the turned MeshFields}); each row shares one colour scale. `window` as in

@@ -146,6 +146,10 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     history: list = []
     flow.dt = params.dt
     previous_u = None
+    # Changes are measured on owned dofs only: ghosts are copies (and would count twice).
+    owned_nu_t = flow.nu_t.function_space.dofmap.index_map.size_local
+    velocity_map = flow.velocity.function_space.dofmap
+    owned_u = velocity_map.index_map.size_local * velocity_map.index_map_bs
     for iteration in range(1, params.max_iterations + 1):
         flow.iteration = iteration
         try:
@@ -165,14 +169,14 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             "iteration": iteration,
             "dt": flow.dt,
             "newton_iterations": solution.stats.iterations,
-            "nu_t_change": _relative_change(comm, relaxed, old),
-            "velocity_change": _relative_change(comm, flow.velocity.x.array, previous_u),
+            "nu_t_change": _relative_change(comm, relaxed[:owned_nu_t], old[:owned_nu_t]),
+            "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], previous_u),
             "closure_residuals": [float(r) for r in getattr(closure, "residuals", [])],
             "forcing": solution.forcing,
-            "capped": comm.allreduce(int(np.sum(relaxed >= params.nu_t_cap * flow.nu)), op=MPI.SUM),
+            "capped": comm.allreduce(int(np.sum(relaxed[:owned_nu_t] >= params.nu_t_cap * flow.nu)), op=MPI.SUM),
         }
         history.append(record)
-        previous_u = flow.velocity.x.array.copy()
+        previous_u = flow.velocity.x.array[:owned_u].copy()
         log.info(
             "RANS %d: dt %.3g, nu_t change %.2e, velocity change %.2e, forcing %.6g",
             iteration, flow.dt, record["nu_t_change"], record["velocity_change"], solution.forcing,
@@ -213,6 +217,28 @@ def friction_velocity(flow: MeanFlow, walls=("bottom", "top")) -> float:
     tau = sum(_assemble(mesh.comm, fem.form(shear * ds(TAGS[name]))) for name in walls)
     length = sum(_assemble(mesh.comm, fem.form(one * ds(TAGS[name]))) for name in walls)
     return math.sqrt(abs(tau) / length)
+
+
+def lower_wall_shear(flow: MeanFlow, offset: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Wall shear stress nu du_t/dn at the midpoints of the lower wall's facets in [0, Lx], sorted
+    by x (t the wall tangent pointing downstream): from the velocity a tiny `offset` (relative to
+    the facet length) inside the fluid, on every rank. Its sign changes mark separation and reattachment."""
+    from solvers.probe import evaluate
+    from solvers.wall_distance import wall_segments
+
+    segments = wall_segments(flow.domain, ("bottom",))
+    middle = segments.mean(axis=1)
+    segments = segments[(middle[:, 0] >= 0.0) & (middle[:, 0] < flow.domain.length)]
+    segments = segments[np.argsort(segments.mean(axis=1)[:, 0])]
+    along = segments[:, 1] - segments[:, 0]
+    length = np.linalg.norm(along, axis=1)
+    tangent = along / length[:, None] * np.sign(along[:, :1])
+    inward = np.c_[-tangent[:, 1], tangent[:, 0]]  # the fluid lies above the lower wall
+    eps = offset * length
+    points = segments.mean(axis=1) + eps[:, None] * inward
+    velocity = evaluate(flow.velocity, points)
+    shear = flow.nu * np.sum(velocity[:, :2] * tangent, axis=1) / eps
+    return points[:, 0], shear
 
 
 def _assemble(comm, form) -> float:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import dolfinx.mesh
+import dolfinx_mpc
 import numpy as np
 import ufl
 from dolfinx import fem
+from petsc4py import PETSc
 from scipy.spatial import cKDTree
 
 from meshes.periodic_domain import TAGS, PeriodicDomain
@@ -120,6 +122,33 @@ class ScalarEquation:
         self._system.destroy()
 
 
+class NodalAverage:
+    """The cell-area-weighted average of an expression around each node (a lumped L2 projection):
+    continuous, periodic through the constraint's masters, and independent of the cell order."""
+
+    def __init__(self, expression, space, mpc):
+        self.mpc = mpc
+        v = ufl.TestFunction(space)  # forms on the unconstrained space, as dolfinx_mpc expects
+        dx = ufl.dx(metadata={"quadrature_degree": 4})
+        self._numerator = fem.form(expression * v * dx)
+        self._weights = self._assemble(fem.form(v * dx))
+        self.out = fem.Function(mpc.function_space)
+
+    def _assemble(self, form):
+        vec = dolfinx_mpc.assemble_vector(form, self.mpc)
+        vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        return vec
+
+    def update(self) -> None:
+        numerator = self._assemble(self._numerator)
+        try:
+            self.out.vector.pointwiseDivide(numerator, self._weights)
+        finally:
+            numerator.destroy()
+        self.out.x.scatter_forward()
+        self.mpc.backsubstitution(self.out.vector)
+
+
 class _TurbulenceModel:
     """The shared machinery: a P1 space, its wall dofs, the equations and their pseudo-time steps."""
 
@@ -136,6 +165,7 @@ class _TurbulenceModel:
         self.dt = fem.Constant(mesh, 1.0)
         self.equations: list[ScalarEquation] = []
         self.residuals: list[float] = []
+        self.averages: list[NodalAverage] = []
         self.nu_t = fem.Function(self.space, name="nu_t")
 
     def near_wall_dofs(self) -> np.ndarray:
@@ -160,7 +190,10 @@ class _TurbulenceModel:
         """nu_t from the current fields, and the fields themselves."""
         for eq in self.equations:
             eq.freeze()
+        for average in self.averages:
+            average.update()
         self.nu_t.interpolate(self._nu_t_expression)
+        self.nu_t.x.scatter_forward()  # ghosts take their owner's value
         return {"nu_t": self.nu_t, **{eq.phi.name: eq.phi for eq in self.equations}}
 
     def destroy(self) -> None:
@@ -205,7 +238,8 @@ class KOmega(_TurbulenceModel):
             alpha = c.alpha * (c.alpha0 + re_t / c.r_omega) / (1.0 + re_t / c.r_omega) / alpha_star
             ratio4 = (re_t / c.r_beta) ** 4
             beta_star = c.beta_star * (100.0 * c.beta0 / 27.0 + ratio4) / (1.0 + ratio4)
-        w_tilde = ufl.max_value(w, c.c_lim * ufl.sqrt(S2 / c.beta_star))
+        limited = lambda strain: ufl.max_value(w, c.c_lim * ufl.sqrt(strain / c.beta_star))  # noqa: E731
+        w_tilde = limited(S2)
         nu_t = alpha_star * k / w_tilde
         cross = c.sigma_d / w * ufl.max_value(ufl.dot(ufl.grad(k), ufl.grad(w)), 0.0)
         k_eq.define(flow.velocity, nu + c.sigma_star * k / w, beta_star * w, nu_t * S2, self.dt)
@@ -213,7 +247,12 @@ class KOmega(_TurbulenceModel):
             flow.velocity, nu + c.sigma * k / w, 2.0 * c.beta0 * w, alpha * alpha_star * w / w_tilde * S2 + c.beta0 * w**2 + cross, self.dt
         )
         self.equations = [k_eq, omega_eq]
-        self._nu_t_expression = fem.Expression(nu_t, self.space.element.interpolation_points())
+        # At the nodes, |S|^2 (discontinuous) is averaged over the cells around each node: taken
+        # from one of them, nu_t would depend on the cell order, and so differ between MPI ranks.
+        strain = NodalAverage(S2, self.space, k_eq.mpc)
+        self.averages = [strain]
+        nodal = alpha_star * k / limited(strain.out)
+        self._nu_t_expression = fem.Expression(nodal, self.space.element.interpolation_points())
 
 
 class OneEquation(_TurbulenceModel):

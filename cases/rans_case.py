@@ -1,0 +1,129 @@
+"""What the RANS cases (channel, periodic hill) share: the closure and Picard settings of their
+configurations, read from a case file; the closure by name; the solved case and its node fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tomllib
+from pathlib import Path
+
+from cases.errors import CaseError
+
+log = logging.getLogger(__name__)
+
+MODELS = ("one-equation", "k-omega")
+K0, OMEGA0 = 1e-2, 1.0
+"""Initial k and omega in units of the bulk velocity and length: nu_t = 0.01 at the start."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RansSettings:
+    """The closure and the Picard loop of a RANS case (keyword-only: each case's own come first)."""
+
+    model: str = "k-omega"
+    max_iterations: int = 400
+    tolerance: float = 1e-6
+    relaxation: float = 0.7
+    dt: float = 0.05
+    dt_growth: float = 1.3
+    newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
+    tables = ("mesh", "rans")  # the case file's tables that set fields
+
+    def __post_init__(self):
+        from meshes.errors import MeshError
+        from solvers.errors import SolverError
+
+        if self.model not in MODELS:
+            raise CaseError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        try:
+            for part in self.parts:
+                getattr(self, part)
+        except (MeshError, SolverError) as err:
+            raise CaseError(str(err)) from None
+
+    parts = ("rans_parameters",)
+
+    @property
+    def rans_parameters(self):
+        from solvers.rans import RansParameters
+
+        return RansParameters(self.max_iterations, self.tolerance, self.relaxation, dt=self.dt, dt_growth=self.dt_growth)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides):
+        """The file's tables (`tables`), then `overrides` (None = keep the file's value)."""
+        try:
+            with open(path, "rb") as f:
+                document = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise CaseError(f"cannot read {path}: {err}") from None
+        values = {}
+        for table in cls.tables:
+            values.update(document.get(table, {}))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise CaseError(f"{path}: unknown settings {', '.join(unknown)}")
+        try:
+            return cls(**values)
+        except TypeError as err:  # a required value missing from both the file and the flags
+            raise CaseError(f"{path}: {err}") from None
+
+
+def closure(flow, model: str):
+    """The named PDE closure on `flow`, started from k = K0 and omega = OMEGA0, with flow.nu_t set
+    to its initial value (a laminar start is hard at Re_H = 5600)."""
+    from solvers.turbulence import KOmega, OneEquation
+
+    flow.nu_t.x.array[:] = K0 / OMEGA0
+    return KOmega(flow, k0=K0, omega0=OMEGA0) if model == "k-omega" else OneEquation(flow, k0=K0)
+
+
+@dataclasses.dataclass
+class RansCaseSolution:
+    config: RansSettings
+    domain: object
+    rans: object  # solvers.rans.RansSolution
+    timings: dict
+
+    def statistics(self) -> dict:
+        return {
+            "rans_iterations": self.rans.iterations,
+            "history": self.rans.history,
+            "forcing": self.rans.forcing,
+            "bulk_velocity": self.rans.bulk_velocity,
+            "timings_s": self.timings,
+            "mesh": {
+                "nodes": self.domain.mesh.geometry.index_map().size_global,
+                "cells": self.domain.mesh.topology.index_map(2).size_global,
+            },
+        }
+
+    def mesh_fields(self, metadata: dict):
+        """velocity, pressure, the closure's fields and the wall distance on the nodes (rank 0)."""
+        from solvers.export import to_mesh_fields
+
+        rans = self.rans
+        arrays = {"velocity": rans.flow.velocity, "pressure": rans.pressure, **rans.turbulence, "wall_distance": rans.flow.distance}
+        return to_mesh_fields(self.domain, arrays, metadata)
+
+
+def solve_case(config: RansSettings, flow, timings: dict) -> RansCaseSolution:
+    """The Picard loop of a case from its mean flow, with the configured closure (collective)."""
+    from solvers.rans import solve_rans
+
+    domain = flow.domain
+    log.info("%s: nu = %.4e, %d cells", config.model, flow.nu, domain.mesh.topology.index_map(2).size_global)
+    rans = solve_rans(flow, closure(flow, config.model), config.rans_parameters)
+    timings["rans"] = rans.seconds
+    log.info("RANS converged in %d iterations, %.1f s", rans.iterations, rans.seconds)
+    return RansCaseSolution(config, domain, rans, timings)
+
+
+def first_node_distance(flow) -> float:
+    """The smallest wall distance of a node off the wall (over all ranks)."""
+    from mpi4py import MPI
+
+    d = flow.distance.x.array
+    return flow.domain.comm.allreduce(float(d[d > 1e-12].min()) if (d > 1e-12).any() else float("inf"), op=MPI.MIN)

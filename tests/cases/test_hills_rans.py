@@ -1,0 +1,71 @@
+"""`vcnn solve hills-rans`: separated turbulent flow over the periodic hill, bad input, MPI."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from meshes.fields import MeshFields
+from tests.cases.test_cli import assert_one_line_error, vcnn
+
+pytest.importorskip("dolfinx")
+
+COARSE = ["--alpha", "1", "--resolution", "48x48"]
+ARRAYS = {"velocity", "pressure", "nu_t", "k", "omega", "wall_distance"}
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hills_rans") / "run"
+    result = vcnn("solve", "hills-rans", *COARSE, "--out", out, "-q")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_k_omega_separates_behind_the_crest_and_reattaches_late(serial_run):
+    assert {"fields.vtu", "meta.json", "streamlines.png", "wall_shear.png", "convergence.png"} <= {p.name for p in serial_run.iterdir()}
+    fields = MeshFields.read(serial_run)
+    assert ARRAYS <= set(fields.point_data)
+    meta = json.loads((serial_run / "meta.json").read_text())["metadata"]
+    result = meta["validation"]
+    print(result)
+    # DNS: separation at 0.16-0.21, reattachment at 4.66-4.68. k-omega models reattach far later
+    # (SST about 7.7, reference README); measured on this coarse mesh: 0.18 and 7.65.
+    assert 0.05 < result["separation"] < 0.5
+    assert 6.5 < result["reattachment"] < 8.5
+    assert result["dns"]["reattachment"] == [4.66, 4.68]
+    stats = meta["statistics"]
+    assert stats["bulk_velocity"] == pytest.approx(0.72, abs=1e-6)
+    last = stats["history"][-1]
+    assert max(last["nu_t_change"], last["velocity_change"]) < 1e-6
+    assert fields["k"].min() >= 0 and fields["nu_t"].min() >= 0
+
+
+def test_bad_input_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "never"
+    cases = [
+        (("--alpha", "3.5"), "alpha must be in [0.5, 3] for hills-rans"),
+        (("--alpha", "1", "--model", "spalart-allmaras"), "model must be one of one-equation, k-omega"),
+        (("--alpha", "1", "--reynolds", "-5600"), "Reynolds number must be positive"),
+        (("--alpha", "1", "--resolution", "40"), "resolution must look like NXxNY"),
+        (("--alpha", "1", "--config", tmp_path / "missing.toml"), "cannot read"),
+    ]
+    for args, match in cases:
+        assert_one_line_error(vcnn("solve", "hills-rans", *args, "--out", out), match)
+        assert not out.exists()
+
+
+@pytest.mark.mpi
+def test_mpirun_two_ranks_agrees_with_serial(serial_run, tmp_path):
+    if shutil.which("mpirun") is None:
+        pytest.skip("mpirun not installed")
+    out = tmp_path / "mpi"
+    result = vcnn("solve", "hills-rans", *COARSE, "--out", out, "--no-figures", "-q", mpi=2)
+    assert result.returncode == 0, result.stderr
+    serial, parallel = MeshFields.read(serial_run), MeshFields.read(out)
+    for name in ARRAYS:
+        a, b = serial[name], parallel[name]
+        assert np.linalg.norm(a - b) / np.linalg.norm(a) < 1e-8, name
+    meta = [json.loads((d / "meta.json").read_text())["metadata"]["validation"] for d in (serial_run, out)]
+    assert meta[1]["reattachment"] == pytest.approx(meta[0]["reattachment"], rel=1e-8)
