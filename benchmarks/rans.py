@@ -1,0 +1,46 @@
+"""RANS benchmarks: the channel against the Lee-Moser DNS (both closures, Re_tau 180 and 550) and
+the periodic hill at Re_H = 5600, alpha = 1 (wall time and peak memory; goal under 10 minutes
+and 8 GB), serial against `mpirun -n 2`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+DNS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "channel_dns"
+
+
+def rans(tmp: Path, measured, agreement) -> dict:
+    results = {"channel": [], "hills": []}
+    if DNS.is_dir():
+        for re_tau in (180, 550):
+            for model in ("k-omega", "one-equation"):
+                out = tmp / f"channel_{re_tau}_{model}"
+                record = measured(_vcnn("channel-rans", "--re-tau", re_tau, "--model", model, "--dns", DNS, "--out", out))
+                record.update(re_tau=re_tau, model=model, **_summary(out))
+                results["channel"].append(record)
+                print(json.dumps(record), flush=True)
+    for ranks in (1, 2):
+        out = tmp / f"hills_rans_{ranks}"
+        cmd = _vcnn("hills-rans", "--alpha", 1, "--model", "k-omega", "--out", out)
+        if ranks > 1:
+            cmd = [shutil.which("mpirun") or "mpirun", "-n", str(ranks), *cmd, "--no-figures"]
+        record = measured(cmd)
+        record.update(alpha=1.0, ranks=ranks, **_summary(out))
+        results["hills"].append(record)
+        print(json.dumps(record), flush=True)
+    results["hills_serial_vs_mpi2_rel_diff"] = agreement(tmp / "hills_rans_1", tmp / "hills_rans_2")
+    return results
+
+
+def _vcnn(case: str, *args) -> list[str]:
+    return [sys.executable, "-m", "cases.cli", "solve", case, *map(str, args), "-q"]
+
+
+def _summary(out: Path) -> dict:
+    meta = json.loads((out / "meta.json").read_text())["metadata"]
+    validation = {k: v for k, v in meta["validation"].items() if k != "profile"}
+    stats = meta["statistics"]
+    return {"iterations": stats["rans_iterations"], "mesh": stats["mesh"], "timings_s": stats["timings_s"], "validation": validation}
