@@ -68,11 +68,11 @@ def wall_profiles_png(profiles: dict, reference: tuple, path: str | Path, title:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=110)
     y_plus, u_plus = reference
-    keep = y_plus > 0
+    keep = y_plus > 0.1  # the DNS files start at y+ = 2e-14
     ax.semilogx(y_plus[keep], u_plus[keep], "k.", ms=3, label="DNS (Lee & Moser 2015)")
     for label, (yp, up) in profiles.items():
         yp, up = np.asarray(yp), np.asarray(up)
-        ax.semilogx(yp[yp > 0], up[yp > 0], "-", label=label)
+        ax.semilogx(yp[yp > 0.1], up[yp > 0.1], "-", label=label)
     ax.set_xlabel("y+")
     ax.set_ylabel("U+")
     ax.set_title(title)
