@@ -72,13 +72,10 @@ def load_dns(path: Path) -> dict:
     if len(rows) < 10:
         raise CaseError(f"{path}: no mean profile (columns y/delta, y+, U+) found")
     y, y_plus, u_plus = np.array(rows).T
-    return {
-        "y": y,
-        "y_plus": y_plus,
-        "u_plus": u_plus,
-        "re_tau": float(y_plus[-1] / y[-1]),
-        "bulk_u_plus": float(np.trapz(u_plus, y) / y[-1]),
-    }
+    # The files stop short of the centreline (y = 0.992 at Re_tau 180), where dU/dy = 0: the last
+    # value holds up to y = 1 in the bulk velocity.
+    bulk = np.trapz(u_plus, y) + u_plus[-1] * max(1.0 - y[-1], 0.0)
+    return {"y": y, "y_plus": y_plus, "u_plus": u_plus, "re_tau": float(y_plus[-1] / y[-1]), "bulk_u_plus": float(bulk)}
 
 
 @dataclasses.dataclass
