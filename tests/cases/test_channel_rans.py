@@ -96,3 +96,12 @@ def test_both_dns_file_formats_are_read(reference_dir):
         assert dns["y_plus"][0] < 1e-10 and dns["u_plus"].max() > 18
         # Bulk U+ = mean of U+ over the half-channel, the last value held to the centreline.
         assert 15.5 < dns["bulk_u_plus"] < 16.0 if re_tau == 180 else 18.2 < dns["bulk_u_plus"] < 18.6
+
+
+def test_a_stalled_solve_leaves_no_output(tmp_path, reference_dir):
+    config = tmp_path / "short.toml"
+    config.write_text("[mesh]\\nny = 40\\n[rans]\\nmax_iterations = 2\\n".replace("\\n", "\n"))
+    out = tmp_path / "run"
+    result = vcnn("solve", "channel-rans", "--re-tau", "180", "--config", config, "--dns", reference_dir / "channel_dns", "--out", out, "-q")
+    assert_one_line_error(result, "RANS stalled after 2 iterations")
+    assert not out.exists() and not list(tmp_path.glob(".*"))
