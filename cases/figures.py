@@ -73,11 +73,7 @@ def wall_profiles_png(profiles: dict, reference: tuple, path: str | Path, title:
     for label, (yp, up) in profiles.items():
         yp, up = np.asarray(yp), np.asarray(up)
         ax.semilogx(yp[yp > 0.1], up[yp > 0.1], "-", label=label)
-    ax.set_xlabel("y+")
-    ax.set_ylabel("U+")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    _label(ax, "y+", "U+", title)
     return _save_png(fig, path)
 
 
@@ -89,11 +85,7 @@ def rans_history_png(history: list, path: str | Path, title: str = "") -> Path:
     for key, label in (("nu_t_change", "nu_t"), ("velocity_change", "velocity")):
         values = np.array([h[key] for h in history], dtype=float)
         ax.semilogy(iterations, np.where(np.isfinite(values), values, np.nan), label=f"relative change of {label}")
-    ax.set_xlabel("Picard iteration")
-    ax.set_ylabel("relative change per iteration")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    _label(ax, "Picard iteration", "relative change per iteration", title)
     return _save_png(fig, path)
 
 
@@ -128,11 +120,7 @@ def wall_shear_png(x: np.ndarray, shear: np.ndarray, marks: dict, path: str | Pa
     ax.axhline(0.0, color="k", lw=0.6)
     for (label, (low, high)), color in zip(marks.items(), ("tab:green", "tab:red")):
         ax.axvspan(low - 0.02, high + 0.02, color=color, alpha=0.35, label=f"DNS {label}")
-    ax.set_xlabel("x / H from the crest")
-    ax.set_ylabel("wall shear stress")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    _label(ax, "x / H from the crest", "wall shear stress", title)
     return _save_png(fig, path)
 
 
@@ -152,6 +140,14 @@ def frames_png(frames: dict, predictions: dict, path: str | Path, window=None) -
             ax.set_xlabel("")
             ax.set_ylabel("")
     return _save_png(fig, path)
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
 
 
 def _pyplot():

@@ -98,6 +98,11 @@ class NavierStokes:
         self._bulk = fem.form(self.state[0] / self.volume * ufl.dx)
         self._bulk_of = {id(f): fem.form(f[0] / self.volume * ufl.dx) for f in (self.correction, self.sensitivity)}
 
+    @property
+    def velocity_space(self) -> fem.FunctionSpace:
+        """The (collapsed) P2 space of the velocity that `solve` returns."""
+        return self._velocity_space
+
     def bulk(self, function: fem.Function | None = None) -> float:
         """Volume-averaged streamwise velocity of the state (or of a correction)."""
         form = self._bulk if function is None else self._bulk_of[id(function)]

@@ -73,7 +73,7 @@ class MeanFlow:
         p1 = fem.FunctionSpace(domain.mesh, ("Lagrange", 1))
         self.nu_t = fem.Function(p1, name="nu_t")
         self.solver = NavierStokes(domain, params, nu_t=self.nu_t)
-        self.velocity = fem.Function(self.solver._velocity_space, name="velocity")
+        self.velocity = fem.Function(self.solver.velocity_space, name="velocity")
         self.distance = wall_distance(domain, p1, walls)
         self.dt, self.iteration = 0.0, 0
 
@@ -98,8 +98,15 @@ class NodeClosure:
     def update(self, flow: MeanFlow) -> dict:
         fields = flow.mesh_fields()
         comm = flow.domain.comm
-        values = self.function(fields) if comm.rank == 0 else None
+        values = None
+        if comm.rank == 0:
+            try:
+                values = self.function(fields)
+            except Exception as err:  # raised on every rank, not left waiting in bcast
+                values = SolverError(f"the closure failed: {err}")
         values = comm.bcast(values, root=0)
+        if isinstance(values, Exception):
+            raise values
         missing = [n for n in self.names if n not in values]
         if missing:
             raise SolverError(f"the closure returned no {', '.join(missing)}")

@@ -85,7 +85,7 @@ def test_bad_parameters_and_closures_are_refused():
     with pytest.raises(SolverError, match="dt_growth"):
         RansParameters(dt_growth=0.5)
     flow = coarse_flow()
-    with pytest.raises(SolverError, match="frozen nu_t has 3 values"):
+    with pytest.raises(SolverError, match="the closure failed: frozen nu_t has 3 values"):
         solve_rans(flow, NodeClosure(FrozenClosure(np.zeros(3))))
     with pytest.raises(SolverError, match="returned no nu_t"):
         solve_rans(flow, NodeClosure(lambda fields: {"k": np.zeros(fields.num_nodes)}))
