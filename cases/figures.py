@@ -78,14 +78,18 @@ def wall_profiles_png(profiles: dict, reference: tuple, path: str | Path, title:
 
 
 def rans_history_png(history: list, path: str | Path, title: str = "") -> Path:
-    """Relative change of nu_t and of the velocity per Picard iteration (the convergence history)."""
+    """The convergence history: relative change of nu_t and of the velocity per Picard iteration,
+    and the closure's residuals relative to their first values."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=110)
     iterations = [h["iteration"] for h in history]
     for key, label in (("nu_t_change", "nu_t"), ("velocity_change", "velocity")):
         values = np.array([h[key] for h in history], dtype=float)
         ax.semilogy(iterations, np.where(np.isfinite(values), values, np.nan), label=f"relative change of {label}")
-    _label(ax, "Picard iteration", "relative change per iteration", title)
+    for name in history[0]["closure_residuals"]:
+        values = np.array([h["closure_residuals"][name] for h in history])
+        ax.semilogy(iterations, values / values[0], "--", label=f"{name} residual / first")
+    _label(ax, "Picard iteration", "relative change, relative residual", title)
     return _save_png(fig, path)
 
 

@@ -8,7 +8,8 @@ iteration (continuation). The loop stops when nu_t and the velocity change by le
 (non-finite fields or a failed momentum solve) or stalls (`max_iterations`).
 
 A closure is any object with `names` (the fields it returns, "nu_t" first) and
-`update(flow: MeanFlow) -> {name: P1 Function}`: the PDE models of `solvers.turbulence`, or,
+`update(flow: MeanFlow) -> {name: P1 Function}`, and optionally `residuals` ({equation: norm},
+recorded in the history): the PDE models of `solvers.turbulence`, or,
 through `NodeClosure`, any callable on `MeshFields` node arrays (a frozen field, a trained network).
 """
 
@@ -178,7 +179,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             "newton_iterations": solution.stats.iterations,
             "nu_t_change": _relative_change(comm, relaxed[:owned_nu_t], old[:owned_nu_t]),
             "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], previous_u),
-            "closure_residuals": [float(r) for r in getattr(closure, "residuals", [])],
+            "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},
             "forcing": solution.forcing,
             "capped": comm.allreduce(int(np.sum(relaxed[:owned_nu_t] >= params.nu_t_cap * flow.nu)), op=MPI.SUM),
         }

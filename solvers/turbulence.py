@@ -159,7 +159,7 @@ class _TurbulenceModel:
         self.wall_dofs = fem.locate_dofs_topological(self.space, mesh.topology.dim - 1, self.wall_facets)
         self.dt = fem.Constant(mesh, 1.0)
         self.equations: list[ScalarEquation] = []
-        self.residuals: list[float] = []
+        self.residuals: dict[str, float] = {}  # steady residual norm of each equation, before the last step
         self.averages: list[NodalAverage] = []
         self.nu_t = fem.Function(self.space, name="nu_t")
 
@@ -178,7 +178,7 @@ class _TurbulenceModel:
         self.dt.value = flow.dt
         for eq in self.equations:
             eq.freeze()
-        self.residuals = [eq.step(floor) for eq, floor in zip(self.equations, self.floors)]
+        self.residuals = {eq.phi.name: eq.step(floor) for eq, floor in zip(self.equations, self.floors)}
         return self.fields()
 
     def fields(self) -> dict:
