@@ -72,7 +72,13 @@ class Ball:
 
 @dataclasses.dataclass(frozen=True)
 class KNearest:
+    """The k nearest nodes and every node tied with the k-th (to TIE relative distance): on a
+    structured mesh many nodes lie at exactly the k-th distance, and which of them a plain
+    k-nearest query keeps depends on round-off and node order, so the cloud would depend on the
+    frame. Clouds therefore hold k or more members."""
+
     k: int
+    TIE = 1e-9
 
     def __post_init__(self):
         if int(self.k) != self.k or self.k < 1:
@@ -220,9 +226,10 @@ def _search(tree, images, queries, shape, velocity) -> tuple[np.ndarray, np.ndar
     """(image index, query index) pairs of one block of queries, grouped by query."""
     if isinstance(shape, KNearest):
         k = min(shape.k, tree.n)
-        _, idx = tree.query(queries, k=k)
-        return np.asarray(idx).reshape(-1), np.repeat(np.arange(len(queries)), k)
-    if isinstance(shape, Ball):
+        distance, _ = tree.query(queries, k=k)
+        kth = np.asarray(distance).reshape(len(queries), -1)[:, -1]
+        radius = kth * (1.0 + shape.TIE)
+    elif isinstance(shape, Ball):
         radius = np.full(len(queries), shape.radius)
     else:
         speed = np.linalg.norm(velocity, axis=1)
