@@ -14,6 +14,7 @@ The models are closures in the sense of `solvers.rans`: `update` returns `nu_t` 
 from __future__ import annotations
 
 import dataclasses
+
 import dolfinx.mesh
 import dolfinx_mpc
 import numpy as np
