@@ -66,7 +66,7 @@ class Closure(Protocol):
 class MeanFlow:
     """The mean-flow state a closure may read, updated in place by the loop.
 
-    velocity (P2), wall distance and nu_t (P1), nu, the pseudo-time step dt and the iteration.
+    velocity (P2), wall distance and nu_t (P1), nu and the pseudo-time step dt.
     """
 
     def __init__(self, domain, params: FlowParameters, walls=("bottom", "top")):
@@ -76,7 +76,7 @@ class MeanFlow:
         self.solver = NavierStokes(domain, params, nu_t=self.nu_t)
         self.velocity = fem.Function(self.solver.velocity_space, name="velocity")
         self.distance = wall_distance(domain, p1, walls)
-        self.dt, self.iteration = 0.0, 0
+        self.dt = 0.0
 
     def mesh_fields(self) -> MeshFields | None:
         """Velocity, |S|, wall distance and nu_t on the nodes, gathered on rank 0 (None elsewhere)."""
@@ -159,7 +159,6 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     velocity_map = flow.velocity.function_space.dofmap
     owned_u = velocity_map.index_map.size_local * velocity_map.index_map_bs
     for iteration in range(1, params.max_iterations + 1):
-        flow.iteration = iteration
         try:
             solution = flow.solver.solve()
         except ConvergenceError as err:
