@@ -29,6 +29,7 @@ class RansSettings:
     dt_growth: float = 1.3
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
     tables = ("mesh", "rans")  # the case file's tables that set fields
+    parts = ("rans_parameters",)  # properties built on construction: their errors become CaseErrors
 
     def __post_init__(self):
         from meshes.errors import MeshError
@@ -41,8 +42,6 @@ class RansSettings:
                 getattr(self, part)
         except (MeshError, SolverError) as err:
             raise CaseError(str(err)) from None
-
-    parts = ("rans_parameters",)
 
     @property
     def rans_parameters(self):
