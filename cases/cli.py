@@ -205,17 +205,16 @@ def _solve_channel_rans(args) -> int:
     )
 
     def results(solution, fields, stage) -> dict:
-        from cases.figures import rans_history_png, wall_profiles_png
+        from cases.figures import wall_profiles_png
 
         result = channel_rans.validation(solution, fields)
         if not args.no_figures:
-            title = f"channel Re_tau = {config.re_tau}, {config.model}"
             profile = (result["profile"]["y_plus"], result["profile"]["u_plus"])
             wall_profiles_png({config.model: profile}, (solution.dns["y_plus"], solution.dns["u_plus"]), stage / "profile.png", title)
-            rans_history_png(solution.rans.history, stage / "convergence.png", title)
         return result
 
-    return _run_rans(args, config, channel_rans, results)
+    title = f"channel Re_tau = {config.re_tau}, {config.model}"
+    return _run_rans(args, config, channel_rans, results, title)
 
 
 def _solve_hills_rans(args) -> int:
@@ -232,25 +231,37 @@ def _solve_hills_rans(args) -> int:
     )
 
     def results(solution, fields, stage) -> dict:
-        from cases.figures import rans_history_png, streamlines_png, wall_shear_png
+        from cases.figures import streamlines_png, wall_shear_png
 
         result = hills_rans.separation(solution)
         if not args.no_figures:
-            title = f"periodic hill alpha = {config.alpha:g}, Re_H = {config.reynolds:g}, {config.model}"
             streamlines_png(fields, stage / "streamlines.png", title)
             wall_shear_png(solution.wall["x"], solution.wall["shear"], result["dns"] or {}, stage / "wall_shear.png", title)
-            rans_history_png(solution.rans.history, stage / "convergence.png", title)
         return result
 
-    return _run_rans(args, config, hills_rans, results)
+    title = f"periodic hill alpha = {config.alpha:g}, Re_H = {config.reynolds:g}, {config.model}"
+    return _run_rans(args, config, hills_rans, results, title)
 
 
-def _run_rans(args, config, case, results) -> int:
+def _metadata(args, config, solution, comm) -> dict:
+    """What every solve records in meta.json: case, resolved configuration, statistics, ranks, versions."""
+    from cases.provenance import provenance
+
+    return {
+        "case": args.case,
+        "config": dataclasses.asdict(config),
+        "statistics": solution.statistics(),
+        "mpi_ranks": comm.size,
+        **provenance(),
+    }
+
+
+def _run_rans(args, config, case, results, title: str) -> int:
     """Collective part of a RANS solve: staged output, the solve, MeshFields, then on rank 0
-    `results(solution, fields, stage)` (validation figures and numbers, kept in meta.json)."""
+    `results(solution, fields, stage)` (validation numbers, kept in meta.json, and the case's
+    figures) and the convergence figure, all titled `title`."""
     from mpi4py import MPI
 
-    from cases.provenance import provenance
     from cases.rundir import check_output, staged_output
 
     check_output(args.out, args.overwrite)
@@ -258,17 +269,15 @@ def _run_rans(args, config, case, results) -> int:
     with staged_output(args.out, args.overwrite, comm) as stage:
         _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet, stderr=comm.rank == 0)
         solution = case.solve(config, comm, msh_path=stage / "mesh.msh")
-        metadata = {
-            "case": args.case,
-            "config": dataclasses.asdict(config),
-            "statistics": solution.statistics(),
-            "mpi_ranks": comm.size,
-            "periods": [[solution.domain.length, 0.0]],
-            **provenance(),
-        }
+        metadata = _metadata(args, config, solution, comm)
+        metadata["periods"] = [[solution.domain.length, 0.0]]
         fields = solution.mesh_fields(metadata)
         if comm.rank == 0:
             result = results(solution, fields, stage)
+            if not args.no_figures:
+                from cases.figures import rans_history_png
+
+                rans_history_png(solution.rans.history, stage / "convergence.png", title)
             fields.metadata["validation"] = result
             fields.write(stage)
             summary = {k: v for k, v in result.items() if k not in ("profile", "crossings")}
@@ -369,7 +378,6 @@ def _run_solve(args, config, case) -> int:
 
     from cases import hills_transport
     from cases.figures import field_png
-    from cases.provenance import provenance
     from cases.rundir import staged_output
     from cases.scalar_transport import mesh_fields
 
@@ -378,13 +386,7 @@ def _run_solve(args, config, case) -> int:
         _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet, stderr=comm.rank == 0)
         solution = case.solve(config, comm, msh_path=stage / "mesh.msh")
         solution.domain.write_xdmf(stage / "mesh.xdmf")
-        metadata = {
-            "case": args.case,
-            "config": dataclasses.asdict(config),
-            "statistics": solution.statistics(),
-            "mpi_ranks": comm.size,
-            **provenance(),
-        }
+        metadata = _metadata(args, config, solution, comm)
         if solution.periods is not None:
             metadata["periods"] = solution.periods
         if args.reference is not None:

@@ -8,7 +8,7 @@ import logging
 import tomllib
 from pathlib import Path
 
-from cases.errors import CaseError
+from cases.errors import CaseError, build_parts
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,9 @@ class RansSettings:
     parts = ("rans_parameters",)  # properties built on construction: their errors become CaseErrors
 
     def __post_init__(self):
-        from meshes.errors import MeshError
-        from solvers.errors import SolverError
-
         if self.model not in MODELS:
             raise CaseError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        try:
-            for part in self.parts:
-                getattr(self, part)
-        except (MeshError, SolverError) as err:
-            raise CaseError(str(err)) from None
+        build_parts(self)
 
     @property
     def rans_parameters(self):
@@ -71,8 +64,8 @@ class RansSettings:
 
 
 def closure(flow, model: str):
-    """The named PDE closure on `flow`, started from k = K0 and omega = OMEGA0, with flow.nu_t set
-    to its initial value (a laminar start is hard at Re_H = 5600)."""
+    """The named PDE closure on `flow`, started from k = K0 and omega = OMEGA0, and flow.nu_t set
+    to K0 / OMEGA0 = 0.01 for the first momentum solve (a laminar start is hard at Re_H = 5600)."""
     from solvers.turbulence import KOmega, OneEquation
 
     flow.nu_t.x.array[:] = K0 / OMEGA0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from cases.errors import CaseError
+from cases.errors import CaseError, build_parts
 
 
 @dataclasses.dataclass
@@ -60,14 +60,7 @@ class TransportCoefficients:
     max_newton: int = 25
 
     def __post_init__(self):
-        from meshes.errors import MeshError
-        from solvers.errors import SolverError
-
-        try:
-            for part in self.parts:
-                getattr(self, part)
-        except (MeshError, SolverError) as err:
-            raise CaseError(str(err)) from None
+        build_parts(self)
         if not (self.kappa > 0 and self.mixing_length_cap > 0):
             raise CaseError("kappa and the mixing-length cap must be positive")
         if self.max_newton < 1:

@@ -192,10 +192,6 @@ class _TurbulenceModel:
         self.nu_t.x.scatter_forward()  # ghosts take their owner's value
         return {"nu_t": self.nu_t, **{eq.phi.name: eq.phi for eq in self.equations}}
 
-    def destroy(self) -> None:
-        for eq in self.equations:
-            eq.destroy()
-
 
 class KOmega(_TurbulenceModel):
     """Wilcox (2006) k-omega with the stress limiter.
