@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cases.errors import CaseError
-from cases.rans_case import RansCaseSolution, RansSettings, first_node_distance, solve_case
+from cases.rans_case import RansCaseSolution, RansSettings, solve_case
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None
     flow = MeanFlow(domain, params)
     log.info("periodic hill alpha %g, Re_H %g", config.alpha, config.reynolds)
     solution = solve_case(config, flow, timings)
-    x, shear = lower_wall_shear(flow)
-    y_plus = np.sqrt(np.abs(shear)) * first_node_distance(flow) / flow.nu
+    x, shear, height = lower_wall_shear(flow)
+    y_plus = np.sqrt(np.abs(shear)) * height / flow.nu
     if y_plus.max() > 1.0:
         log.warning("first node off the lower wall at y+ up to %.2f > 1: too coarse near the wall for a wall-resolved model", y_plus.max())
     return HillsSolution(**vars(solution), wall={"x": x, "shear": shear, "y_plus": y_plus})

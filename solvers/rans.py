@@ -25,6 +25,7 @@ import numpy as np
 import ufl
 from dolfinx import fem
 from mpi4py import MPI
+from scipy.spatial import cKDTree
 
 from meshes.fields import MeshFields
 from solvers.errors import ConvergenceError, SolverError
@@ -226,10 +227,12 @@ def friction_velocity(flow: MeanFlow, walls=("bottom", "top")) -> float:
     return math.sqrt(abs(tau) / length)
 
 
-def lower_wall_shear(flow: MeanFlow, offset: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-    """Wall shear stress nu du_t/dn at the midpoints of the lower wall's facets in [0, Lx], sorted
-    by x (t the wall tangent pointing downstream): from the velocity a tiny `offset` (relative to
-    the facet length) inside the fluid, on every rank. Its sign changes mark separation and reattachment."""
+def lower_wall_shear(flow: MeanFlow, offset: float = 1e-6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, wall shear stress nu du_t/dn, first-cell height) at the midpoints of the lower wall's
+    facets in [0, Lx], sorted by x (t the wall tangent pointing downstream), on every rank. The
+    shear comes from the velocity a tiny `offset` (relative to the facet length) inside the fluid;
+    its sign changes mark separation and reattachment. The height is that of the facet's cell
+    normal to the wall, so sqrt(|shear|) height / nu is the local first-node y+."""
     from solvers.probe import evaluate
     from solvers.wall_distance import wall_segments
 
@@ -245,7 +248,32 @@ def lower_wall_shear(flow: MeanFlow, offset: float = 1e-6) -> tuple[np.ndarray, 
     points = segments.mean(axis=1) + eps[:, None] * inward
     velocity = evaluate(flow.velocity, points)
     shear = flow.nu * np.sum(velocity[:, :2] * tangent, axis=1) / eps
-    return points[:, 0], shear
+    middles, heights = _cell_heights(flow.domain, "bottom")
+    height = heights[cKDTree(middles).query(segments.mean(axis=1))[1]]
+    return points[:, 0], shear, height
+
+
+def _cell_heights(domain, wall: str) -> tuple[np.ndarray, np.ndarray]:
+    """Midpoints (M, 2) of a wall's facets and the heights of their cells normal to the wall
+    (the farthest vertex from the facet's line), gathered on every rank."""
+    from dolfinx.cpp.mesh import entities_to_geometry
+
+    from meshes.periodic_domain import TAGS
+
+    mesh = domain.mesh
+    tdim = mesh.topology.dim
+    mesh.topology.create_connectivity(tdim - 1, tdim)
+    to_cell = mesh.topology.connectivity(tdim - 1, tdim)
+    facets = domain.facet_tags.find(TAGS[wall]).astype(np.int32)
+    cells = np.array([to_cell.links(f)[0] for f in facets], dtype=np.int32)
+    ends = mesh.geometry.x[entities_to_geometry(mesh._mesh, tdim - 1, facets, False)][:, :, :2]
+    corners = mesh.geometry.x[entities_to_geometry(mesh._mesh, tdim, cells, False)][:, :, :2]
+    direction = ends[:, 1] - ends[:, 0]
+    direction /= np.linalg.norm(direction, axis=1)[:, None]
+    relative = corners - ends[:, :1]
+    heights = np.abs(direction[:, None, 0] * relative[..., 1] - direction[:, None, 1] * relative[..., 0]).max(axis=1)
+    gathered = domain.comm.allgather((ends.mean(axis=1), heights))
+    return np.concatenate([m for m, _ in gathered]), np.concatenate([h for _, h in gathered])
 
 
 def _assemble(comm, form) -> float:
