@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
     channel = cases.add_parser("channel-rans", help="turbulent channel (RANS, wall-resolved) against the Lee-Moser DNS")
     channel.add_argument("--re-tau", type=int, required=True, help="friction Reynolds number of the DNS: 180 or 550")
-    channel.add_argument("--model", help="closure: one-equation or k-omega (default from the case file: k-omega)")
+    channel.add_argument("--model", help="closure: one-equation, k-omega or k-epsilon (default from the case file: k-omega)")
     channel.add_argument("--out", type=Path, required=True, help="output directory (must be empty or new)")
     channel.add_argument("--config", type=Path, default=None, help="case file (default cases/channel_rans.toml)")
     channel.add_argument("--ny", type=int, help="cells across the channel (default from the case file)")
@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
     hills_rans = cases.add_parser("hills-rans", help="periodic hill at Re_H = 5600 (RANS, wall-resolved): separation and reattachment")
     hills_rans.add_argument("--alpha", type=float, required=True, help="hill slope parameter in [0.5, 3]")
-    hills_rans.add_argument("--model", help="closure: one-equation or k-omega (default from the case file: k-omega)")
+    hills_rans.add_argument("--model", help="closure: one-equation, k-omega or k-epsilon (default from the case file: k-omega)")
     hills_rans.add_argument("--out", type=Path, required=True, help="output directory (must be empty or new)")
     hills_rans.add_argument("--config", type=Path, default=None, help="case file (default cases/hills_rans.toml)")
     hills_rans.add_argument("--resolution", default=None, help="cells NXxNY (default from the case file)")

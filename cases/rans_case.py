@@ -12,9 +12,11 @@ from cases.errors import CaseError, build_parts
 
 log = logging.getLogger(__name__)
 
-MODELS = ("one-equation", "k-omega")
+MODELS = ("one-equation", "k-omega", "k-epsilon")
 K0, OMEGA0 = 1e-2, 1.0
-"""Initial k and omega in units of the bulk velocity and length: nu_t = 0.01 at the start."""
+EPS0 = 0.09 * K0 * OMEGA0
+"""Initial k, omega and epsilon = beta* k omega in units of the bulk velocity and length: nu_t = 0.01
+at the start."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -64,11 +66,13 @@ class RansSettings:
 
 
 def closure(flow, model: str):
-    """The named PDE closure on `flow`, started from k = K0 and omega = OMEGA0, and flow.nu_t set
+    """The named PDE closure on `flow`, started from K0 and OMEGA0 or EPS0, and flow.nu_t set
     to K0 / OMEGA0 = 0.01 for the first momentum solve (a laminar start is hard at Re_H = 5600)."""
-    from solvers.turbulence import KOmega, OneEquation
+    from solvers.turbulence import KEpsilon, KOmega, OneEquation
 
     flow.nu_t.x.array[:] = K0 / OMEGA0
+    if model == "k-epsilon":
+        return KEpsilon(flow, k0=K0, eps0=EPS0)
     return KOmega(flow, k0=K0, omega0=OMEGA0) if model == "k-omega" else OneEquation(flow, k0=K0)
 
 
@@ -93,12 +97,13 @@ class RansCaseSolution:
         }
 
     def mesh_fields(self, metadata: dict):
-        """velocity, pressure, the closure's fields and the wall distance on the nodes (rank 0)."""
+        """What a closure reads (velocity, |S|, wall distance, nu_t), the pressure and the closure's
+        other fields on the nodes (rank 0): a solved case is a training sample for a closure."""
         from solvers.export import to_mesh_fields
 
         rans = self.rans
-        arrays = {"velocity": rans.flow.velocity, "pressure": rans.pressure, **rans.turbulence, "wall_distance": rans.flow.distance}
-        return to_mesh_fields(self.domain, arrays, metadata)
+        arrays = {**rans.flow.arrays(), "pressure": rans.pressure, **rans.turbulence}
+        return to_mesh_fields(self.domain, arrays, {"nu": rans.flow.nu, **metadata})
 
 
 def solve_case(config: RansSettings, flow, timings: dict) -> RansCaseSolution:

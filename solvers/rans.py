@@ -79,15 +79,18 @@ class MeanFlow:
         self.distance = wall_distance(domain, p1, walls)
         self.dt = 0.0
 
-    def mesh_fields(self) -> MeshFields | None:
-        """Velocity, |S|, wall distance and nu_t on the nodes, gathered on rank 0 (None elsewhere)."""
-        arrays = {
+    def arrays(self) -> dict:
+        """What a closure reads, by point-array name: velocity, |S|, wall distance and nu_t."""
+        return {
             "velocity": self.velocity,
             "strain_rate": strain_rate_magnitude(self.velocity),
             "wall_distance": self.distance,
             "nu_t": self.nu_t,
         }
-        return to_mesh_fields(self.domain, arrays, {"nu": self.nu})
+
+    def mesh_fields(self) -> MeshFields | None:
+        """`arrays()` on the nodes, gathered on rank 0 (None elsewhere)."""
+        return to_mesh_fields(self.domain, self.arrays(), {"nu": self.nu})
 
 
 class NodeClosure:

@@ -1,14 +1,15 @@
-"""Turbulence models as PDE closures: Wolfshtein's one-equation k model and Wilcox's (2006) k-omega.
+"""Turbulence models as PDE closures: Wolfshtein's one-equation k model, Wilcox's (2006) k-omega
+and Abe, Kondoh and Nagano's (1994) low-Reynolds-number k-epsilon.
 
 Each model owns P1 fields on the flow's mesh (periodic in x on a `PeriodicDomain`) and, when the
 RANS loop calls `update(flow)`, advances them by one implicit pseudo-time step with the velocity
 frozen. The step is linearised in delta form, J dphi = -R(phi), with J = M / dt + (advection,
 diffusion, the destruction written implicitly) and the diffusivities, sources and destruction
-rates taken from the previous step: the matrices stay close to M-matrices, so k and omega stay
+rates taken from the previous step: the matrices stay close to M-matrices, so the fields stay
 positive up to a floor that is applied after every step. Convection is SUPG-stabilised.
 
 The models are closures in the sense of `solvers.rans`: `update` returns `nu_t` (and `k`, and
-`omega` for k-omega) as P1 Functions.
+`omega` or `epsilon`) as P1 Functions.
 """
 
 from __future__ import annotations
@@ -55,6 +56,17 @@ class OneEquationConstants:
     a_mu: float = 70.0
     a_eps: float = 5.0
     sigma_k: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class KEpsilonConstants:
+    """Abe, Kondoh and Nagano (1994)."""
+
+    c_mu: float = 0.09
+    c_1: float = 1.5
+    c_2: float = 1.9
+    sigma_k: float = 1.4
+    sigma_eps: float = 1.4
 
 
 class ScalarEquation:
@@ -175,12 +187,18 @@ class _TurbulenceModel:
         return np.setdiff1d(fem.locate_dofs_topological(self.space, tdim, cells), self.wall_dofs)
 
     def update(self, flow) -> dict:
-        """One pseudo-time step of every equation at the flow's dt; the new turbulence fields."""
+        """One pseudo-time step of every equation at the flow's dt, in turn; the new turbulence fields."""
         self.dt.value = flow.dt
         for eq in self.equations:
             eq.freeze()
-        self.residuals = {eq.phi.name: eq.step(floor) for eq, floor in zip(self.equations, self.floors)}
+        self.residuals = {}
+        for eq, floor in zip(self.equations, self.floors):
+            self._set_wall_values(eq)
+            self.residuals[eq.phi.name] = eq.step(floor)
         return self.fields()
+
+    def _set_wall_values(self, equation: ScalarEquation) -> None:
+        """Refresh the wall values of `equation` that depend on the fields already stepped (none here)."""
 
     def fields(self) -> dict:
         """nu_t from the current fields, and the fields themselves."""
@@ -214,12 +232,12 @@ class KOmega(_TurbulenceModel):
         layer = self.near_wall_dofs()
         x = self.space.tabulate_dof_coordinates()
         y = distance_to_segments(x[layer], wall_segments(self.domain, walls))
+        neighbours = WallNeighbours(self.domain.comm, self.space, layer, self.wall_dofs)
         k_eq = ScalarEquation(self.domain, self.space, self.wall_dofs, "k", k0)
         omega_eq = ScalarEquation(self.domain, self.space, np.union1d(self.wall_dofs, layer), "omega", omega0)
         k_eq.phi.x.array[self.wall_dofs] = 0.0
         omega_eq.phi.x.array[layer] = 6.0 * nu / (c.beta0 * y**2)
-        y1 = _nearest(self.domain.comm, x[layer], x[self.wall_dofs]) if len(layer) else np.zeros(0)
-        omega_eq.phi.x.array[self.wall_dofs] = c.wall_factor * 6.0 * nu / (c.beta0 * y1**2)
+        omega_eq.phi.x.array[self.wall_dofs] = c.wall_factor * 6.0 * nu / (c.beta0 * neighbours.distance**2)
         self.k, self.omega = k_eq.phi, omega_eq.phi
 
         S2 = strain_rate_magnitude(flow.velocity) ** 2
@@ -266,9 +284,64 @@ class OneEquation(_TurbulenceModel):
         self._nu_t_expression = fem.Expression(nu_t, self.space.element.interpolation_points())
 
 
-def _nearest(comm, candidates: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Distance from each of `points` to the nearest of `candidates` gathered over all ranks."""
-    gathered = np.concatenate(comm.allgather(candidates[:, :2]))
-    if len(points) and not len(gathered):
-        raise SolverError("no nodes off the wall to set omega from")
-    return cKDTree(gathered).query(points[:, :2])[0] if len(points) else np.zeros(0)
+class KEpsilon(_TurbulenceModel):
+    """Abe, Kondoh and Nagano's (1994) low-Reynolds-number k-epsilon.
+
+    Its damping functions use the Kolmogorov velocity (nu eps)^(1/4) instead of the friction
+    velocity, so they stay defined through separation and reattachment. k = 0 on the walls and
+    eps_wall = 2 nu k1 / y1^2 (the limit of 2 nu (d sqrt(k) / dy)^2), from k at the nearest node
+    off the wall after each k step. The destruction of eps is taken implicitly at its previous
+    rate (Picard): its Newton form, a doubled rate against a source c2 f_e eps^2 / k, put the
+    source's consistent quadrature against the lumped rate where k ~ y^2, and diverged.
+    """
+
+    names = ("nu_t", "k", "epsilon")
+    floors = (1e-14, 1e-14)
+
+    def __init__(self, flow, k0: float, eps0: float, constants=KEpsilonConstants(), walls=("bottom", "top")):
+        super().__init__(flow, walls)
+        c = self.constants = constants
+        nu = self.nu = flow.nu
+        self._neighbours = WallNeighbours(self.domain.comm, self.space, self.near_wall_dofs(), self.wall_dofs)
+        k_eq = ScalarEquation(self.domain, self.space, self.wall_dofs, "k", k0)
+        eps_eq = ScalarEquation(self.domain, self.space, self.wall_dofs, "epsilon", eps0)
+        k_eq.phi.x.array[self.wall_dofs] = 0.0
+        self.k, self.epsilon = k_eq.phi, eps_eq.phi
+        self._set_wall_values(eps_eq)
+
+        S2 = strain_rate_magnitude(flow.velocity) ** 2
+        k, e = k_eq.frozen, eps_eq.frozen
+        y_star = (nu * e) ** 0.25 * flow.distance / nu
+        r_t = ufl.max_value(k**2 / (nu * e), 1e-10)
+        f_mu = (1.0 - ufl.exp(-y_star / 14.0)) ** 2 * (1.0 + 5.0 / r_t**0.75 * ufl.exp(-((r_t / 200.0) ** 2)))
+        f_e = (1.0 - ufl.exp(-y_star / 3.1)) ** 2 * (1.0 - 0.3 * ufl.exp(-((r_t / 6.5) ** 2)))
+        nu_t = c.c_mu * f_mu * k**2 / e
+        rate = e / ufl.max_value(k, 1e-14)  # eps / k
+        k_eq.define(flow.velocity, nu + nu_t / c.sigma_k, rate, nu_t * S2, self.dt)
+        # c1 eps / k P with P = nu_t |S|^2, written without the quotient
+        eps_eq.define(flow.velocity, nu + nu_t / c.sigma_eps, c.c_2 * f_e * rate, c.c_1 * c.c_mu * f_mu * k * S2, self.dt)
+        self.equations = [k_eq, eps_eq]
+        self._nu_t_expression = fem.Expression(nu_t, self.space.element.interpolation_points())
+
+    def _set_wall_values(self, equation: ScalarEquation) -> None:
+        if equation.phi is self.epsilon:
+            k1 = self._neighbours.values(self.k.x.array)
+            self.epsilon.x.array[self.wall_dofs] = np.maximum(2.0 * self.nu * k1 / self._neighbours.distance**2, self.floors[1])
+
+
+class WallNeighbours:
+    """Each wall dof's nearest node of the first layer off the wall, over all ranks (the layer's
+    owned nodes are gathered, so that ghosts and owners see the same neighbour and value)."""
+
+    def __init__(self, comm, space, layer: np.ndarray, wall_dofs: np.ndarray):
+        self.comm = comm
+        self.owned = layer[layer < space.dofmap.index_map.size_local]
+        x = space.tabulate_dof_coordinates()[:, :2]
+        gathered = np.concatenate(comm.allgather(x[self.owned]))
+        if len(wall_dofs) and not len(gathered):
+            raise SolverError("no nodes off the wall next to it")
+        self.distance, self.index = cKDTree(gathered).query(x[wall_dofs]) if len(wall_dofs) else (np.zeros(0), np.zeros(0, int))
+
+    def values(self, array: np.ndarray) -> np.ndarray:
+        """`array` (a dof array of the layer's space) at each wall dof's neighbour."""
+        return np.concatenate(self.comm.allgather(array[self.owned]))[self.index]

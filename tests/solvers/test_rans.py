@@ -11,7 +11,7 @@ from solvers.errors import ConvergenceError, SolverError  # noqa: E402
 from solvers.export import node_values  # noqa: E402
 from solvers.navier_stokes import FlowParameters  # noqa: E402
 from solvers.rans import FrozenClosure, MeanFlow, NodeClosure, RansParameters, friction_velocity, solve_rans  # noqa: E402
-from solvers.turbulence import KOmega, OneEquation  # noqa: E402
+from solvers.turbulence import KEpsilon, KOmega, OneEquation  # noqa: E402
 
 NU = 1.0 / (182.088 * 15.537)  # the DNS bulk Reynolds number at Re_tau = 180
 
@@ -61,6 +61,23 @@ def test_one_equation_channel_converges():
     solve_rans(flow, closure)
     assert 170 < friction_velocity(flow) / NU < 200
     assert closure.k.x.array.min() >= 0
+
+
+def test_k_epsilon_channel_converges_with_its_wall_dissipation():
+    flow = coarse_flow()
+    closure = KEpsilon(flow, k0=1e-2, eps0=9e-4)
+    solution = solve_rans(flow, closure)
+    assert solution.iterations < 100
+    assert 178 < friction_velocity(flow) / NU < 186  # measured 181.7 (DNS 182.1)
+    k, eps = closure.k.x.array, closure.epsilon.x.array
+    assert k.min() >= 0 and eps.min() > 0 and k[closure.wall_dofs].max() < 1e-13
+    # eps_wall = 2 nu k1 / y1^2, with k1 at the node right above each wall node (the mesh is structured).
+    x = closure.space.tabulate_dof_coordinates()
+    for dof in closure.wall_dofs:
+        above = np.flatnonzero(np.isclose(x[:, 0], x[dof, 0]) & ~np.isin(np.arange(len(x)), closure.wall_dofs))
+        first = above[np.argmin(np.abs(x[above, 1] - x[dof, 1]))]
+        y1 = abs(x[first, 1] - x[dof, 1])
+        assert eps[dof] == pytest.approx(2 * NU * k[first] / y1**2, rel=1e-12)
 
 
 class Exploding:
