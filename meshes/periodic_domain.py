@@ -57,7 +57,12 @@ class Resolution:
 
 @dataclasses.dataclass
 class PeriodicDomain:
-    """A DOLFINx mesh periodic in x with its facet tags and the facts a solver needs."""
+    """A DOLFINx mesh periodic in x with its facet tags and the facts a solver needs.
+
+    `angle`: the domain may be turned (counter-clockwise, degrees, about the origin) as a whole,
+    to show that a solve gives the turned solution; lengths and heights stay those of the
+    domain's own frame, in which it is periodic in x.
+    """
 
     mesh: object  # dolfinx.mesh.Mesh
     facet_tags: object  # dolfinx.mesh.MeshTags
@@ -65,10 +70,39 @@ class PeriodicDomain:
     height: float
     resolution: Resolution
     description: dict
+    angle: float = 0.0
 
     @property
     def comm(self):
         return self.mesh.comm
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """R: own frame -> mesh coordinates."""
+        a = np.deg2rad(self.angle)
+        return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+    @property
+    def streamwise(self) -> np.ndarray:
+        """The unit vector of the periodic direction, in mesh coordinates."""
+        return self.rotation[:, 0]
+
+    @property
+    def period(self) -> np.ndarray:
+        """The period vector, in mesh coordinates."""
+        return self.length * self.streamwise
+
+    def own_frame(self, x: np.ndarray) -> np.ndarray:
+        """Points (N, >= 2) in the domain's own frame (periodic in x), as (N, 2)."""
+        return np.asarray(x)[:, :2] @ self.rotation
+
+    def turned(self, degrees: float) -> "PeriodicDomain":
+        """This domain turned by `degrees` about the origin: the mesh is moved in place (before
+        any function space is built on it), the returned domain knows its new angle."""
+        a = np.deg2rad(degrees)
+        turn = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        self.mesh.geometry.x[:, :2] = self.mesh.geometry.x[:, :2] @ turn.T
+        return dataclasses.replace(self, angle=self.angle + degrees)
 
     def write_xdmf(self, path: str | Path) -> None:
         write_xdmf(self.mesh, self.facet_tags, path)

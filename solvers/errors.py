@@ -7,3 +7,13 @@ class SolverError(RuntimeError):
 
 class ConvergenceError(SolverError):
     """An iteration that diverged or stalled; the message says where and how far it got."""
+
+
+class RansFailure(ConvergenceError):
+    """A RANS solve that diverged or stalled, with what it knew then: the per-iteration history,
+    the worst nodes ({"x", "y", "value"}: non-finite nu_t first, else the largest last change)
+    and the mean flow in its last finite state (`solvers.rans.MeanFlow`), to write out."""
+
+    def __init__(self, message: str, history: list, worst: list, flow=None):
+        super().__init__(message)
+        self.history, self.worst, self.flow = history, worst, flow

@@ -80,7 +80,7 @@ class NavierStokes:
         # so that the Dirichlet conditions match); the state lives on the constrained one.
         v, q = ufl.TestFunctions(space)
         nu = params.nu if nu_t is None else params.nu + nu_t
-        ex = ufl.as_vector((1.0, 0.0))
+        ex = ufl.as_vector(tuple(float(c) for c in domain.streamwise))  # along the period
         body = self.forcing * ex if source is None else self.forcing * ex + source
         residual = (
             2.0 * nu * ufl.inner(ufl.sym(ufl.grad(u)), ufl.sym(ufl.grad(v))) * ufl.dx
@@ -95,8 +95,9 @@ class NavierStokes:
             fem.form(ufl.derivative(residual, self.state, ufl.TrialFunction(space))), self.mpc, self.bcs
         )
         self.volume = _assemble(fem.form(fem.Constant(mesh, 1.0) * ufl.dx), mesh.comm)
-        self._bulk = fem.form(self.state[0] / self.volume * ufl.dx)
-        self._bulk_of = {id(f): fem.form(f[0] / self.volume * ufl.dx) for f in (self.correction, self.sensitivity)}
+        streamwise = lambda f: (f[0] * ex[0] + f[1] * ex[1]) / self.volume * ufl.dx  # noqa: E731
+        self._bulk = fem.form(streamwise(self.state))
+        self._bulk_of = {id(f): fem.form(streamwise(f)) for f in (self.correction, self.sensitivity)}
 
     @property
     def velocity_space(self) -> fem.FunctionSpace:
@@ -165,9 +166,11 @@ def _wall_and_pin_bcs(domain: PeriodicDomain, space, V, Q) -> list:
     zero = fem.Function(V)
     nx = domain.resolution.nx
     x_pin = (nx // 2) * domain.length / nx
-    pin_dofs = fem.locate_dofs_geometrical(
-        (space.sub(1), Q), lambda x: np.isclose(x[0], x_pin) & np.isclose(x[1], domain.height)
-    )
+    def at_pin(x):
+        own = domain.own_frame(x.T)
+        return np.isclose(own[:, 0], x_pin) & np.isclose(own[:, 1], domain.height)
+
+    pin_dofs = fem.locate_dofs_geometrical((space.sub(1), Q), at_pin)
     found = mesh.comm.allreduce(len(pin_dofs[0]), op=MPI.SUM)
     if found == 0:
         raise SolverError("no pressure node on the upper wall at mid-period to pin the pressure")

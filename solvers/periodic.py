@@ -1,4 +1,5 @@
-"""Periodicity in x through dolfinx_mpc: right-boundary dofs are slaves of left-boundary dofs.
+"""Periodicity in x through dolfinx_mpc: right-boundary dofs are slaves of left-boundary dofs
+(x in the domain's own frame, so that a turned domain stays periodic along its period vector).
 
 The domains of `meshes.periodic_domain` carry identical node distributions on their left and
 right boundaries, so each slave dof has exactly one master at the mapped position. The pairs
@@ -45,7 +46,7 @@ def periodic_constraint(domain: PeriodicDomain, space, bcs) -> dolfinx_mpc.Multi
             collapsed, parent = leaf.collapse()
             parent = np.asarray(parent, dtype=np.int64)
             x = collapsed.tabulate_dof_coordinates()
-        x = x[:, : domain.mesh.geometry.dim]
+        x = domain.own_frame(x)
         is_owned = parent < owned
         on_left = is_owned & (np.abs(x[:, 0]) < tol)
         # Ghost slaves too: dolfinx_mpc expects every slave a rank sees, with its masters.

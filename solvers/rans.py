@@ -4,8 +4,9 @@ Each iteration solves the momentum equations with nu + nu_t (Newton, `NavierStok
 closure for new turbulence fields, and relaxes nu_t towards the closure's value within limits
 (0 <= nu_t <= cap * nu). The closure's own pseudo-time step grows from `dt` by `dt_growth` per
 iteration (continuation). The loop stops when nu_t and the velocity change by less than
-`tolerance` (relative, L2) in one iteration, and raises `ConvergenceError` when it diverges
-(non-finite fields or a failed momentum solve) or stalls (`max_iterations`).
+`tolerance` (relative, L2) in one iteration, and raises `RansFailure` (a `ConvergenceError` with
+the history and the worst nodes) when it diverges (non-finite fields or a failed momentum solve)
+or stalls (`max_iterations`); the flow then still holds its last finite velocity and nu_t.
 
 A closure is any object with `names` (the fields it returns, "nu_t" first) and
 `update(flow: MeanFlow) -> {name: P1 Function}`, and optionally `residuals` ({equation: norm},
@@ -28,7 +29,7 @@ from mpi4py import MPI
 from scipy.spatial import cKDTree
 
 from meshes.fields import MeshFields
-from solvers.errors import ConvergenceError, SolverError
+from solvers.errors import ConvergenceError, RansFailure, SolverError
 from solvers.export import set_node_values, to_mesh_fields
 from solvers.navier_stokes import FlowParameters, NavierStokes
 from solvers.transport import strain_rate_magnitude
@@ -88,9 +89,14 @@ class MeanFlow:
             "nu_t": self.nu_t,
         }
 
+    def metadata(self) -> dict:
+        """nu, and the period vectors of a periodic domain (clouds wrap around through them)."""
+        period = getattr(self.domain, "period", None)
+        return {"nu": self.nu, **({} if period is None else {"periods": [period.tolist()]})}
+
     def mesh_fields(self) -> MeshFields | None:
         """`arrays()` on the nodes, gathered on rank 0 (None elsewhere)."""
-        return to_mesh_fields(self.domain, self.arrays(), {"nu": self.nu})
+        return to_mesh_fields(self.domain, self.arrays(), self.metadata())
 
 
 class NodeClosure:
@@ -136,6 +142,36 @@ class FrozenClosure:
         return {"nu_t": self.nu_t}
 
 
+class BlendedClosure:
+    """Start-up blending: nu_t = w nu_t(start) + (1 - w) nu_t(closure), with w falling linearly
+    from 1 to 0 over the first `iterations` updates; after that, `closure` alone (e.g. a PDE model
+    carrying a network through the first, far-from-converged iterations)."""
+
+    def __init__(self, start: Closure, closure: Closure, iterations: int):
+        if iterations < 1:
+            raise SolverError(f"blending needs at least 1 iteration, got {iterations}")
+        self.start, self.closure, self.iterations = start, closure, iterations
+        self.names = ("nu_t",)
+        self.updates = 0
+        self._out: fem.Function | None = None
+
+    @property
+    def residuals(self) -> dict:
+        return getattr(self.closure, "residuals", {})
+
+    def update(self, flow: MeanFlow) -> dict:
+        weight = max(0.0, 1.0 - self.updates / self.iterations)
+        self.updates += 1
+        nu_t = self.closure.update(flow)["nu_t"]
+        if weight == 0.0:
+            return {"nu_t": nu_t}
+        if self._out is None:
+            self._out = fem.Function(nu_t.function_space, name="nu_t")
+        start = self.start.update(flow)["nu_t"]
+        self._out.x.array[:] = weight * start.x.array + (1.0 - weight) * nu_t.x.array
+        return {"nu_t": self._out}
+
+
 @dataclasses.dataclass
 class RansSolution:
     flow: MeanFlow
@@ -163,16 +199,20 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     velocity_map = flow.velocity.function_space.dofmap
     owned_u = velocity_map.index_map.size_local * velocity_map.index_map_bs
     for iteration in range(1, params.max_iterations + 1):
+        tic = time.perf_counter()
         try:
             solution = flow.solver.solve()
         except ConvergenceError as err:
-            raise ConvergenceError(f"RANS diverged at iteration {iteration}: {err}") from None
+            raise _failure(flow, f"RANS diverged at iteration {iteration}: {err}", history, None) from None
+        if not _all_finite(comm, solution.velocity.x.array):
+            raise _failure(flow, f"RANS diverged at iteration {iteration}: non-finite velocity", history, None)
         flow.velocity.x.array[:] = solution.velocity.x.array
+        toc = time.perf_counter()
         fields = closure.update(flow)
         new = fields["nu_t"].x.array
         old = flow.nu_t.x.array.copy()
-        if not np.all(np.isfinite(new)) or not np.all(np.isfinite(flow.velocity.x.array)):
-            raise ConvergenceError(f"RANS diverged at iteration {iteration}: non-finite nu_t or velocity")
+        if not _all_finite(comm, new[:owned_nu_t]):
+            raise _failure(flow, f"RANS diverged at iteration {iteration}: non-finite nu_t", history, new[:owned_nu_t])
         relaxed = np.clip(old + params.relaxation * (new[: len(old)] - old), 0.0, params.nu_t_cap * flow.nu)
         flow.nu_t.x.array[:] = relaxed
         flow.nu_t.x.scatter_forward()
@@ -185,6 +225,8 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},
             "forcing": solution.forcing,
             "capped": comm.allreduce(int(np.sum(relaxed[:owned_nu_t] >= params.nu_t_cap * flow.nu)), op=MPI.SUM),
+            "momentum_s": toc - tic,
+            "closure_s": time.perf_counter() - toc,
         }
         history.append(record)
         previous_u = flow.velocity.x.array[:owned_u].copy()
@@ -200,11 +242,32 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             )
         flow.dt = min(flow.dt * params.dt_growth, params.dt_max)
     last = history[-1]
-    raise ConvergenceError(
+    message = (
         f"RANS stalled after {params.max_iterations} iterations "
         f"(nu_t change {last['nu_t_change']:.2e}, velocity change {last['velocity_change']:.2e}, "
         f"tolerance {params.tolerance:.0e})"
     )
+    raise _failure(flow, message, history, np.abs(relaxed - old)[:owned_nu_t])
+
+
+def _all_finite(comm, values: np.ndarray) -> bool:
+    return bool(comm.allreduce(bool(np.all(np.isfinite(values))), op=MPI.LAND))
+
+
+def _failure(flow: MeanFlow, message: str, history: list, values: np.ndarray | None, count: int = 5) -> RansFailure:
+    """The error with the `count` nodes of largest `values` (per owned P1 dof; non-finite ones
+    first) over all ranks, and where the first of them lies."""
+    worst = []
+    if values is not None:
+        x = flow.nu_t.function_space.tabulate_dof_coordinates()[: len(values)]
+        rank = np.where(np.isfinite(values), values, np.inf)
+        top = np.argsort(-rank)[:count]
+        mine = [(float(rank[i]), float(x[i, 0]), float(x[i, 1]), float(values[i])) for i in top]
+        gathered = sorted((item for part in flow.domain.comm.allgather(mine) for item in part), reverse=True)[:count]
+        worst = [{"x": px, "y": py, "value": value} for _, px, py, value in gathered]
+        if worst:
+            message += f"; worst node at x = {worst[0]['x']:.4g}, y = {worst[0]['y']:.4g}"
+    return RansFailure(message, history, worst, flow)
 
 
 def _relative_change(comm, new: np.ndarray, old: np.ndarray | None) -> float:
@@ -232,16 +295,18 @@ def friction_velocity(flow: MeanFlow, walls=("bottom", "top")) -> float:
 
 def lower_wall_shear(flow: MeanFlow, offset: float = 1e-6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, wall shear stress nu du_t/dn, first-cell height) at the midpoints of the lower wall's
-    facets in [0, Lx], sorted by x (t the wall tangent pointing downstream), on every rank. The
+    facets in [0, Lx] (x in the domain's own frame), sorted by x (t the wall tangent pointing downstream), on every rank. The
     shear comes from the velocity a tiny `offset` (relative to the facet length) inside the fluid;
     its sign changes mark separation and reattachment. The height is that of the facet's cell
     normal to the wall, so sqrt(|shear|) height / nu is the local first-node y+."""
     from solvers.probe import evaluate
     from solvers.wall_distance import wall_segments
 
-    segments = wall_segments(flow.domain, ("bottom",))
+    domain = flow.domain
+    rotation = domain.rotation  # everything below in the domain's own frame, then turned back
+    segments = wall_segments(domain, ("bottom",)) @ rotation
     middle = segments.mean(axis=1)
-    segments = segments[(middle[:, 0] >= 0.0) & (middle[:, 0] < flow.domain.length)]
+    segments = segments[(middle[:, 0] >= 0.0) & (middle[:, 0] < domain.length)]
     segments = segments[np.argsort(segments.mean(axis=1)[:, 0])]
     along = segments[:, 1] - segments[:, 0]
     length = np.linalg.norm(along, axis=1)
@@ -249,10 +314,10 @@ def lower_wall_shear(flow: MeanFlow, offset: float = 1e-6) -> tuple[np.ndarray, 
     inward = np.c_[-tangent[:, 1], tangent[:, 0]]  # the fluid lies above the lower wall
     eps = offset * length
     points = segments.mean(axis=1) + eps[:, None] * inward
-    velocity = evaluate(flow.velocity, points)
-    shear = flow.nu * np.sum(velocity[:, :2] * tangent, axis=1) / eps
-    middles, heights = _cell_heights(flow.domain, "bottom")
-    height = heights[cKDTree(middles).query(segments.mean(axis=1))[1]]
+    velocity = evaluate(flow.velocity, points @ rotation.T)[:, :2] @ rotation
+    shear = flow.nu * np.sum(velocity * tangent, axis=1) / eps
+    middles, heights = _cell_heights(domain, "bottom")
+    height = heights[cKDTree(middles).query(segments.mean(axis=1) @ rotation.T)[1]]
     return points[:, 0], shear, height
 
 

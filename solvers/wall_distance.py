@@ -34,7 +34,7 @@ def wall_segments(domain, walls=("bottom", "top")) -> np.ndarray:
         raise SolverError(f"no wall facets tagged {walls}")
     if not periodic:
         return segments
-    shift = np.array([domain.length, 0.0])
+    shift = domain.period
     return np.concatenate([segments, segments - shift, segments + shift])
 
 

@@ -10,7 +10,15 @@ from meshes.shapes import channel  # noqa: E402
 from solvers.errors import ConvergenceError, SolverError  # noqa: E402
 from solvers.export import node_values  # noqa: E402
 from solvers.navier_stokes import FlowParameters  # noqa: E402
-from solvers.rans import FrozenClosure, MeanFlow, NodeClosure, RansParameters, friction_velocity, solve_rans  # noqa: E402
+from solvers.rans import (  # noqa: E402
+    BlendedClosure,
+    FrozenClosure,
+    MeanFlow,
+    NodeClosure,
+    RansParameters,
+    friction_velocity,
+    solve_rans,
+)
 from solvers.turbulence import KEpsilon, KOmega, OneEquation  # noqa: E402
 
 NU = 1.0 / (182.088 * 15.537)  # the DNS bulk Reynolds number at Re_tau = 180
@@ -47,6 +55,7 @@ def test_k_omega_channel_converges_to_a_turbulent_state(k_omega):
 def test_a_frozen_closure_reproduces_the_velocity_of_its_nu_t(k_omega):
     flow, _, _ = k_omega
     fields = flow.mesh_fields()
+    assert fields.metadata == {"nu": NU, "periods": [[0.2, 0.0]]}  # what a network closure needs besides arrays
     frozen = coarse_flow()
     solution = solve_rans(frozen, NodeClosure(FrozenClosure(fields["nu_t"])), RansParameters(tolerance=1e-9))
     a, b = node_values(flow.domain, flow.velocity), node_values(frozen.domain, frozen.velocity)
@@ -87,13 +96,42 @@ class Exploding:
         return {"nu_t": np.full(fields.num_nodes, np.nan)}
 
 
-def test_divergence_and_stall_raise_one_line_errors():
+class Patchy:
+    """nu_t = 1e-3, but NaN at the nodes with x > 0.15 and y > 1.9."""
+
+    names = ("nu_t",)
+
+    def __call__(self, fields):
+        bad = (fields.points[:, 0] > 0.15) & (fields.points[:, 1] > 1.9)
+        return {"nu_t": np.where(bad, np.nan, 1e-3)}
+
+
+def test_divergence_and_stall_raise_one_line_errors_that_say_where():
     flow = coarse_flow()
-    with pytest.raises(ConvergenceError, match="diverged at iteration 1: non-finite nu_t"):
+    with pytest.raises(ConvergenceError, match="diverged at iteration 1: non-finite nu_t") as failure:
         solve_rans(flow, NodeClosure(Exploding()))
+    assert len(failure.value.worst) == 5 and failure.value.history == []
     flow = coarse_flow()
-    with pytest.raises(ConvergenceError, match="stalled after 3 iterations"):
+    with pytest.raises(ConvergenceError, match="diverged at iteration 1: non-finite nu_t; worst node at x = 0.2") as failure:
+        solve_rans(flow, NodeClosure(Patchy()))
+    assert all(w["x"] > 0.15 and w["y"] > 1.9 and np.isnan(w["value"]) for w in failure.value.worst)
+    assert np.all(np.isfinite(flow.nu_t.x.array)) and np.all(np.isfinite(flow.velocity.x.array))  # the last good state
+    flow = coarse_flow()
+    with pytest.raises(ConvergenceError, match="stalled after 3 iterations") as failure:
         solve_rans(flow, KOmega(flow, k0=1e-2, omega0=1.0), RansParameters(max_iterations=3))
+    history, worst = failure.value.history, failure.value.worst
+    assert len(history) == 3 and all(h["momentum_s"] > 0 and h["closure_s"] > 0 for h in history)
+    assert worst[0]["value"] >= worst[-1]["value"] > 0  # the largest nu_t changes of the last iteration
+
+
+def test_blending_hands_over_from_the_start_closure():
+    flow = coarse_flow()
+    constant = lambda value: NodeClosure(lambda fields: {"nu_t": np.full(fields.num_nodes, value)})  # noqa: E731
+    blend = BlendedClosure(constant(2e-3), constant(1e-3), iterations=2)
+    seen = [blend.update(flow)["nu_t"].x.array.copy() for _ in range(3)]
+    assert np.allclose(seen[0], 2e-3) and np.allclose(seen[1], 1.5e-3) and np.allclose(seen[2], 1e-3)
+    with pytest.raises(SolverError, match="at least 1 iteration"):
+        BlendedClosure(constant(1.0), constant(1.0), iterations=0)
 
 
 def test_bad_parameters_and_closures_are_refused():
@@ -106,3 +144,24 @@ def test_bad_parameters_and_closures_are_refused():
         solve_rans(flow, NodeClosure(FrozenClosure(np.zeros(3))))
     with pytest.raises(SolverError, match="returned no nu_t"):
         solve_rans(flow, NodeClosure(lambda fields: {"k": np.zeros(fields.num_nodes)}))
+
+
+def test_a_turned_periodic_hill_gives_the_turned_solution():
+    """Mesh, periodic direction and forcing turned by 30 degrees: the k-omega solution turns with them."""
+    from meshes.shapes import periodic_hill
+    from solvers.rans import lower_wall_shear
+
+    solved = {}
+    for angle in (0.0, 30.0):
+        domain = periodic_hill(1.0, Resolution(24, 24, 20.0))
+        domain = domain.turned(angle) if angle else domain
+        flow = MeanFlow(domain, FlowParameters(nu=1 / 5600, bulk_velocity=0.72, rtol=1e-3))
+        flow.nu_t.x.array[:] = 0.01
+        solution = solve_rans(flow, KOmega(flow, k0=1e-2, omega0=1.0))
+        velocity = node_values(domain, flow.velocity)[:, :2] @ domain.rotation  # back to the hill's own frame
+        solved[angle] = velocity, node_values(domain, flow.nu_t), lower_wall_shear(flow)[1], solution
+    (u, nu_t, shear, plain), (u_turned, nu_t_turned, shear_turned, turned) = solved[0.0], solved[30.0]
+    assert np.linalg.norm(u_turned - u) < 1e-10 * np.linalg.norm(u)  # measured 3.9e-15
+    assert np.linalg.norm(nu_t_turned - nu_t) < 1e-10 * np.linalg.norm(nu_t)
+    assert np.abs(shear_turned - shear).max() < 1e-8 * np.abs(shear).max()  # wall shear probed in the own frame
+    assert turned.iterations == plain.iterations and turned.forcing == pytest.approx(plain.forcing, rel=1e-12)
