@@ -108,6 +108,22 @@ def _parser() -> argparse.ArgumentParser:
     hills_rans.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     hills_rans.set_defaults(run=_solve_hills_rans)
 
+    couple = sub.add_parser("couple", help="a trained closure network in the RANS loop, compared with the PDE model it learned from")
+    couple.add_argument("--model", type=Path, required=True, help="closure checkpoint (trained on a hills-rans dataset)")
+    couple.add_argument("--case", choices=["hills-rans"], default="hills-rans", help="the case (default and only: hills-rans)")
+    couple.add_argument("--alpha", type=float, required=True, help="hill slope parameter in [0.5, 3]")
+    couple.add_argument("--out", type=Path, required=True, help="output directory (must be empty or new)")
+    couple.add_argument("--reference", type=Path, help="the PDE-model solution (a vcnn solve hills-rans output); default: solve it first")
+    couple.add_argument("--resolution", default=None, help="cells NXxNY (default: the training dataset's)")
+    couple.add_argument("--blend", type=int, default=0, help="iterations over which the PDE model hands over to the network (default 0)")
+    couple.add_argument("--rotate", type=float, default=0.0, help="turn the whole problem by DEG degrees (frame-invariance check; default 0)")
+    couple.add_argument("--device", default="cpu", help="where the network runs: cpu or cuda (default cpu)")
+    couple.add_argument("--config", type=Path, default=None, help="case file (default cases/hills_rans.toml)")
+    couple.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    couple.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
+    couple.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    couple.set_defaults(run=_couple)
+
     dataset = sub.add_parser("dataset", help="solve a family of cases into one dataset directory (resumable)")
     families = dataset.add_subparsers(dest="family", required=True)
     for kind in FAMILIES.values():
@@ -128,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     train.set_defaults(run=_train)
 
-    run = sub.add_parser("run", help="the whole study: dataset, training (with baselines), evaluation, invariance, report.md")
+    run = sub.add_parser("run", help="the whole study: dataset, training (with baselines), evaluation, invariance (closure studies: coupled solves), report.md")
     run.add_argument("study", type=Path, help="study file, e.g. cases/hills_transport.toml")
     run.add_argument("--out", type=Path, help="run directory (default runs/<study name>); rerun to resume")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -217,15 +233,20 @@ def _solve_channel_rans(args) -> int:
     return _run_rans(args, config, channel_rans, results, title)
 
 
+def _cells(resolution: str | None) -> tuple[int | None, int | None]:
+    """(nx, ny) of an NXxNY flag, (None, None) for the case file's."""
+    if resolution is None:
+        return None, None
+    from meshes.periodic_domain import Resolution
+
+    parsed = Resolution.parse(resolution)
+    return parsed.nx, parsed.ny
+
+
 def _solve_hills_rans(args) -> int:
     from cases import hills_rans
 
-    nx = ny = None
-    if args.resolution is not None:
-        from meshes.periodic_domain import Resolution
-
-        parsed = Resolution.parse(args.resolution)
-        nx, ny = parsed.nx, parsed.ny
+    nx, ny = _cells(args.resolution)
     config = hills_rans.HillsRansConfig.from_toml(
         args.config or hills_rans.DEFAULTS, alpha=args.alpha, model=args.model, reynolds=args.reynolds, nx=nx, ny=ny, wall_ratio=args.wall_ratio
     )
@@ -269,9 +290,7 @@ def _run_rans(args, config, case, results, title: str) -> int:
     with staged_output(args.out, args.overwrite, comm) as stage:
         _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet, stderr=comm.rank == 0)
         solution = case.solve(config, comm, msh_path=stage / "mesh.msh")
-        metadata = _metadata(args, config, solution, comm)
-        metadata["periods"] = [[solution.domain.length, 0.0]]
-        fields = solution.mesh_fields(metadata)
+        fields = solution.mesh_fields(_metadata(args, config, solution, comm))
         if comm.rank == 0:
             result = results(solution, fields, stage)
             if not args.no_figures:
@@ -283,6 +302,83 @@ def _run_rans(args, config, case, results, title: str) -> int:
             summary = {k: v for k, v in result.items() if k not in ("profile", "crossings")}
             logging.getLogger("vcnn").info("done: %s", json.dumps({"out": str(args.out), "iterations": solution.rans.iterations, **summary}))
         logging.shutdown()
+    return 0
+
+
+def _couple(args) -> int:
+    """Validation (checkpoint, alpha, reference, output) before any work, then the collective part."""
+    from cases import coupling, hills_rans
+    from cases.rundir import check_output
+
+    if args.blend < 0:
+        raise CaseError(f"--blend must be 0 or more iterations, got {args.blend}")
+    network, state = coupling.load_closure(args.model, args.device)
+    nx, ny = _cells(args.resolution or state.get("resolution"))
+    model = FAMILIES[state["family"]].model
+    config = hills_rans.HillsRansConfig.from_toml(args.config or hills_rans.DEFAULTS, alpha=args.alpha, model=model, nx=nx, ny=ny, rotate=args.rotate)
+    reference = None if args.reference is None else coupling.read_reference(args.reference, args.alpha)
+    check_output(args.out, args.overwrite)
+    return _run_couple(args, config, network, reference)
+
+
+def _run_couple(args, config, network, reference) -> int:
+    """The PDE-model solve (unless given), the coupled solve, the comparison; on a divergence or
+    stall, the last finite state and the diagnosis are kept in --out and the exit code is 2."""
+    from mpi4py import MPI
+
+    from cases import coupling, hills_rans
+    from cases.figures import closure_profiles_png, comparison_png, rans_history_png, streamlines_png, wall_shear_png
+    from cases.rundir import staged_output
+    from solvers.errors import RansFailure
+    from solvers.export import to_mesh_fields
+
+    comm = MPI.COMM_WORLD
+    title = f"alpha = {config.alpha:g}: network in the loop of {config.model}"
+    failure = None
+    with staged_output(args.out, args.overwrite, comm) as stage:
+        _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet, stderr=comm.rank == 0)
+        if reference is None:
+            logging.getLogger("vcnn").info("solving the PDE model (%s) for comparison", config.model)
+            pde = hills_rans.solve(dataclasses.replace(config, rotate=0.0), comm)
+            pde_fields = pde.mesh_fields(_metadata(args, config, pde, comm))
+            reference = (pde_fields, hills_rans.separation(pde), pde.rans.seconds)
+            if comm.rank == 0:
+                pde_fields.metadata["validation"] = reference[1]
+                pde_fields.write(stage / "pde")
+        try:
+            solution = hills_rans.solve(config, comm, stage / "mesh.msh", coupling.make_closure(network, args.blend))
+        except RansFailure as err:
+            failure = err
+            metadata = {"case": "couple", "status": "failed", "error": str(err), "worst_nodes": err.worst, "history": err.history}
+            fields = to_mesh_fields(err.flow.domain, err.flow.arrays(), {**err.flow.metadata(), **metadata})
+            if comm.rank == 0:
+                fields.write(stage)
+                if err.history and not args.no_figures:
+                    rans_history_png(err.history, stage / "convergence.png", title)
+        else:
+            metadata = _metadata(args, config, solution, comm)
+            metadata.update(case="couple", status="converged", checkpoint=str(args.model), blend=args.blend)
+            fields = solution.mesh_fields(metadata)
+            if comm.rank == 0:
+                pde_fields, pde_separation, pde_seconds = reference
+                result = hills_rans.separation(solution)
+                fields.metadata["validation"] = result
+                own = coupling.own_frame(fields, config.rotate)  # compared and drawn in the PDE model's frame
+                fields.metadata["comparison"] = coupling.compare(pde_fields, own, pde_separation, result)
+                fields.metadata["cost"] = coupling.cost(solution.rans.history, network.timings, solution.rans.seconds, pde_seconds)
+                fields.write(stage)
+                if not args.no_figures:
+                    rans_history_png(solution.rans.history, stage / "convergence.png", title)
+                    streamlines_png(own, stage / "streamlines.png", title)
+                    marks = {k: (pde_separation[k],) * 2 for k in ("separation", "reattachment") if pde_separation[k] is not None}
+                    wall_shear_png(solution.wall["x"], solution.wall["shear"], marks, stage / "wall_shear.png", title, "PDE model")
+                    closure_profiles_png(coupling.profiles(pde_fields), coupling.profiles(own), stage / "profiles.png", title)
+                    comparison_png(pde_fields, "nu_t", own["nu_t"], stage / "nu_t.png", f"{title}: nu_t, PDE model / network / difference")
+                summary = {"out": str(args.out), "iterations": solution.rans.iterations, **fields.metadata["comparison"], "cost": fields.metadata["cost"]}
+                logging.getLogger("vcnn").info("done: %s", json.dumps(summary))
+        logging.shutdown()
+    if failure is not None:
+        return _fail(CaseError(f"{failure} (last finite state and diagnosis in {args.out})"))
     return 0
 
 
@@ -308,13 +404,18 @@ def _train(args) -> int:
 
 
 def _run(args) -> int:
+    from cases.closure_study import CouplingOptions, run_closure_study
     from cases.pipeline import run_study
     from cases.training import load_study
 
     study = load_study(args.study)
     out = args.out or Path("runs") / study.name
     _logging(None, args.quiet or _rank() != 0)
-    report = run_study(study, out, progress=not args.quiet)
+    if study.family.derived:  # a closure study: the network goes back into the RANS loop
+        CouplingOptions.of(study)
+        report = run_closure_study(study, out, progress=not args.quiet)
+    else:
+        report = run_study(study, out, progress=not args.quiet)
     if report is not None:
         print(f"report: {report}")
     return 0

@@ -72,7 +72,7 @@ def sweep(
 
 def _solve(kind: Family, directory: Path, value: float, resolution: str | None, env) -> str | None:
     """Run one case; return its one-line error, or None."""
-    cmd = [sys.executable, "-m", "cases.cli", "solve", kind.name, f"--{kind.parameter}", repr(value), "--out", str(directory)]
+    cmd = [sys.executable, "-m", "cases.cli", "solve", *kind.command, f"--{kind.parameter}", repr(value), "--out", str(directory)]
     cmd += ["--no-figures", "-q"] + (["--resolution", resolution] if resolution else [])
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if result.returncode != 0:
@@ -106,6 +106,7 @@ def _write_manifest(out: Path, resolution: str | None, kind: Family) -> dict:
                 kind.parameter: meta["config"][kind.config_key],
                 "mesh": statistics.get("mesh"),
                 "newton_iterations": {k: _iterations(statistics[k]) for k in ("navier_stokes", "transport") if k in statistics},
+                **{k: statistics[k] for k in ("rans_iterations",) if k in statistics},
                 "timings_s": statistics.get("timings_s"),
             }
         )

@@ -21,7 +21,11 @@ from meshes.airfoil import AirfoilGeometry
 from meshes.errors import MeshError
 
 ARRAYS = ("velocity", "pressure", "concentration", "strain_rate", "wall_distance", "mixing_length")
-"""The point arrays of every case of every family (what `vcnn solve` writes)."""
+"""The point arrays of every transport case (what `vcnn solve` writes)."""
+RANS_ARRAYS = ("velocity", "pressure", "strain_rate", "wall_distance", "nu_t", "k")
+"""The point arrays of every RANS case, whatever the closure (which adds omega or epsilon)."""
+CLOSURE_TARGETS = ("log_nu_t_ratio",)
+"""What closure networks learn from a RANS case (`vcnn.closure.LOG_RATIO`), derived on loading."""
 VECTOR_ARRAYS = ("velocity",)
 
 
@@ -35,6 +39,15 @@ class Family:
     check: Callable[[float], None]  # raises CaseError outside the family
     resolution: bool  # the cases accept --resolution NXxNY
     window: tuple | None = None  # what figures show, ((xmin, xmax), (ymin, ymax)); None: everything
+    arrays: tuple[str, ...] = ARRAYS  # the point arrays of every case
+    derived: tuple[str, ...] = ()  # closure families: `vcnn.closure.closure_targets`, added on loading
+    solve: str | None = None  # the `vcnn solve` sub-command, if not `name`
+    model: str | None = None  # RANS families: the closure of the cases (`vcnn solve --model`)
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """`vcnn solve` arguments that solve a case of the family, before the parameter's flag."""
+        return (self.solve or self.name,) + (() if self.model is None else ("--model", self.model))
 
     def turning_window(self) -> tuple | None:
         """A square about the origin holding `window` in every frame (the frame study turns fields
@@ -89,9 +102,24 @@ def _check_angle(value: float) -> None:
         raise CaseError(str(err)) from None
 
 
+def _check_rans_alpha(value: float) -> None:
+    from cases.hills_rans import ALPHAS
+
+    if not ALPHAS[0] <= value <= ALPHAS[1]:
+        raise CaseError(f"alpha must be in [{ALPHAS[0]:g}, {ALPHAS[1]:g}] for hills-rans, got {value:g}")
+
+
 HILLS = Family("hills-transport", "alpha", "alpha", "alpha", "", _check_alpha, resolution=True)
 AIRFOIL = Family("airfoil-transport", "aoa", "angle_of_attack", "AoA", " deg", _check_angle, resolution=False, window=FIGURE_WINDOW)
-FAMILIES = {family.name: family for family in (HILLS, AIRFOIL)}
+HILLS_RANS = Family(
+    "hills-rans", "alpha", "alpha", "alpha", "", _check_rans_alpha, resolution=True,
+    arrays=RANS_ARRAYS + ("omega",), derived=CLOSURE_TARGETS, model="k-omega",
+)
+HILLS_RANS_ONE_EQUATION = Family(
+    "hills-rans-one-equation", "alpha", "alpha", "alpha", "", _check_rans_alpha, resolution=True,
+    arrays=RANS_ARRAYS, derived=CLOSURE_TARGETS, solve="hills-rans", model="one-equation",
+)
+FAMILIES = {family.name: family for family in (HILLS, AIRFOIL, HILLS_RANS, HILLS_RANS_ONE_EQUATION)}
 
 
 def family(name: str) -> Family:

@@ -116,14 +116,14 @@ def streamlines_png(fields: MeshFields, path: str | Path, title: str = "") -> Pa
     return _save_png(fig, path)
 
 
-def wall_shear_png(x: np.ndarray, shear: np.ndarray, marks: dict, path: str | Path, title: str = "") -> Path:
-    """Wall shear stress along the lower wall; `marks` {label: (low, high)} shaded as ranges of x."""
+def wall_shear_png(x: np.ndarray, shear: np.ndarray, marks: dict, path: str | Path, title: str = "", source: str = "DNS") -> Path:
+    """Wall shear stress along the lower wall; `marks` {label: (low, high)} of `source`, shaded as ranges of x."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.5), dpi=110)
     ax.plot(x, shear, "-", lw=1.2, label="RANS")
     ax.axhline(0.0, color="k", lw=0.6)
     for (label, (low, high)), color in zip(marks.items(), ("tab:green", "tab:red")):
-        ax.axvspan(low - 0.02, high + 0.02, color=color, alpha=0.35, label=f"DNS {label}")
+        ax.axvspan(low - 0.02, high + 0.02, color=color, alpha=0.35, label=f"{source} {label}")
     _label(ax, "x / H from the crest", "wall shear stress", title)
     return _save_png(fig, path)
 
@@ -228,6 +228,26 @@ def profiles_png(fields: MeshFields, reference: dict, stations, path: str | Path
         ax.set_xticks([2.0 * k for k in range(len(stations))], [f"x={x0:g}" for x0 in stations])
         ax.set_title(f"{label} profiles (offset 2 per station)")
         ax.set_ylabel("y / H")
+        ax.legend(loc="upper right", fontsize=8)
+    return _save_png(fig, path)
+
+
+def closure_profiles_png(reference: dict, coupled: dict, path: str | Path, title: str = "") -> Path:
+    """u_x and nu_t / nu along vertical lines, {x: (y, u_x, nu_t / nu)}: the PDE model (dots)
+    against the coupled solve (lines), each profile drawn from its station x."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 1, figsize=(12, 8), dpi=120, sharex=True)
+    ratio_max = max(np.nanmax(r) for _, _, r in reference.values())
+    for k, x0 in enumerate(reference):
+        y, u, ratio = reference[x0]
+        _, u_coupled, ratio_coupled = coupled[x0]
+        for ax, a, b in ((axes[0], u, u_coupled), (axes[1], ratio / ratio_max, ratio_coupled / ratio_max)):
+            ax.plot(x0 + 0.8 * a, y, "C3.", ms=2, label="PDE model" if k == 0 else None)
+            ax.plot(x0 + 0.8 * b, y, "C0-", lw=1.2, label="network in the loop" if k == 0 else None)
+            ax.axvline(x0, color="0.8", lw=0.5)
+    _label(axes[0], "", "y / H", f"{title}\nu_x (0.8 u_x per unit of x)")
+    _label(axes[1], "x / H", "y / H", f"nu_t / nu (0.8 per {ratio_max:.0f})")
+    for ax in axes:
         ax.legend(loc="upper right", fontsize=8)
     return _save_png(fig, path)
 

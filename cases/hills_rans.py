@@ -40,11 +40,14 @@ class HillsRansConfig(RansSettings):
     nx: int | None = None  # default: the spacing of ny cells per 9 hill heights at alpha = 1
     ny: int = 96
     wall_ratio: float = 100.0
+    rotate: float = 0.0  # degrees: the whole problem (mesh, periodic direction, forcing) turned
     parts = ("resolution", "rans_parameters")
 
     def __post_init__(self):
         if not (ALPHAS[0] <= self.alpha <= ALPHAS[1]):
             raise CaseError(f"alpha must be in [{ALPHAS[0]:g}, {ALPHAS[1]:g}] for hills-rans, got {self.alpha:g}")
+        if not math.isfinite(self.rotate):
+            raise CaseError(f"rotation must be a finite angle in degrees, got {self.rotate}")
         if not (math.isfinite(self.reynolds) and self.reynolds > 0):
             raise CaseError(f"Reynolds number must be positive, got {self.reynolds:g}")
         if self.nx is None:
@@ -65,19 +68,22 @@ class HillsSolution(RansCaseSolution):
     wall: dict = dataclasses.field(default_factory=dict)  # x, wall shear and y+ along the lower wall
 
 
-def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None) -> HillsSolution:
-    """Mesh, RANS with the configured closure, the lower wall's shear (collective under MPI)."""
+def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None, make_closure=None) -> HillsSolution:
+    """Mesh, RANS with the configured closure (or `make_closure(flow, pde)`), the lower wall's shear
+    (collective under MPI)."""
     from meshes.shapes import periodic_hill
     from solvers.navier_stokes import FlowParameters
     from solvers.rans import MeanFlow, lower_wall_shear
 
     start = time.perf_counter()
     domain = periodic_hill(config.alpha, config.resolution, comm, msh_path)
+    if config.rotate:
+        domain = domain.turned(config.rotate)
     timings = {"mesh": time.perf_counter() - start}
     params = FlowParameters(nu=1.0 / config.reynolds, bulk_velocity=config.bulk_velocity, rtol=config.newton_rtol)
     flow = MeanFlow(domain, params)
     log.info("periodic hill alpha %g, Re_H %g", config.alpha, config.reynolds)
-    solution = solve_case(config, flow, timings)
+    solution = solve_case(config, flow, timings, make_closure)
     x, shear, height = lower_wall_shear(flow)
     y_plus = np.sqrt(np.abs(shear)) * height / flow.nu
     if y_plus.max() > 1.0:

@@ -103,16 +103,20 @@ class RansCaseSolution:
 
         rans = self.rans
         arrays = {**rans.flow.arrays(), "pressure": rans.pressure, **rans.turbulence}
-        return to_mesh_fields(self.domain, arrays, {"nu": rans.flow.nu, **metadata})
+        return to_mesh_fields(self.domain, arrays, {**rans.flow.metadata(), **metadata})
 
 
-def solve_case(config: RansSettings, flow, timings: dict) -> RansCaseSolution:
-    """The Picard loop of a case from its mean flow, with the configured closure (collective)."""
+def solve_case(config: RansSettings, flow, timings: dict, make_closure=None) -> RansCaseSolution:
+    """The Picard loop of a case from its mean flow (collective), with the configured PDE closure
+    or `make_closure(flow, pde)` (e.g. a network, which may blend in the PDE closure `pde`), from
+    the same start."""
     from solvers.rans import solve_rans
 
     domain = flow.domain
-    log.info("%s: nu = %.4e, %d cells", config.model, flow.nu, domain.mesh.topology.index_map(2).size_global)
-    rans = solve_rans(flow, closure(flow, config.model), config.rans_parameters)
+    pde = closure(flow, config.model)
+    name = config.model if make_closure is None else "custom closure"
+    log.info("%s: nu = %.4e, %d cells", name, flow.nu, domain.mesh.topology.index_map(2).size_global)
+    rans = solve_rans(flow, pde if make_closure is None else make_closure(flow, pde), config.rans_parameters)
     timings["rans"] = rans.seconds
     log.info("RANS converged in %d iterations, %.1f s", rans.iterations, rans.seconds)
     return RansCaseSolution(config, domain, rans, timings)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from cases.dataset import case_values, load_manifest, sweep
 from cases.errors import CaseError
-from cases.families import ARRAYS, HILLS, VECTOR_ARRAYS, Family, family
+from cases.families import HILLS, VECTOR_ARRAYS, Family, family
 from cases.rundir import write_json
-from vcnn.clouds import Ball, Ellipse, KNearest
+from vcnn import clouds
 from vcnn.errors import VcnnError
 from vcnn.features import DERIVED_SCALARS, FeatureSpec
 from vcnn.models import CloudNetConfig
@@ -24,9 +24,8 @@ from vcnn.train import TrainingConfig
 
 log = logging.getLogger(__name__)
 
-SECTIONS = {"dataset", "split", "cloud", "features", "model", "training", "baselines", "report"}
+SECTIONS = {"dataset", "split", "cloud", "features", "model", "training", "baselines", "report", "coupling"}
 BASELINE_KEYS = {"model", "cloud", "training"}
-SHAPES = {"ellipse": Ellipse, "ball": Ball, "knn": KNearest}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +44,7 @@ class Study:
     training: TrainingConfig
     baselines: dict = dataclasses.field(default_factory=dict)  # name -> {model, cloud, training} overrides
     report: dict = dataclasses.field(default_factory=dict)  # options of `vcnn run` (cases.pipeline)
+    coupling: dict = dataclasses.field(default_factory=dict)  # closure studies: options of the coupled solves (cases.closure_study)
     family: Family = HILLS  # what train, validate and test values are values of
 
     def baseline(self, name: str) -> "Study":
@@ -76,6 +76,7 @@ class Study:
         return {
             "study": self.name,
             "family": self.family.name,
+            "resolution": self.resolution,
             "cloud": dict(self.cloud),
             "features": dataclasses.asdict(self.features),
             "targets": list(self.targets),
@@ -91,15 +92,11 @@ def _checked_baseline(study: Study, name: str, path: Path) -> Study:
 
 
 def shape_from(cloud: dict):
-    """A cloud shape from its table, e.g. {shape = "ellipse", eps = 0.2}."""
-    params = dict(cloud)
-    kind = params.pop("shape", "ellipse")
-    if kind not in SHAPES:
-        raise CaseError(f"unknown cloud shape {kind!r}; choose from {sorted(SHAPES)}")
+    """A cloud shape from its table, e.g. {shape = "ellipse", eps = 0.2}; CaseError if invalid."""
     try:
-        return SHAPES[kind](**params)
-    except TypeError as err:
-        raise CaseError(f"[cloud] {kind}: {err}") from None
+        return clouds.shape_from(cloud)
+    except VcnnError as err:
+        raise CaseError(str(err)) from None
 
 
 def load_study(path: str | Path) -> Study:
@@ -136,16 +133,19 @@ def load_study(path: str | Path) -> Study:
             training=TrainingConfig(**raw.get("training", {})),
             baselines=dict(raw.get("baselines", {})),
             report=dict(raw.get("report", {})),
+            coupling=dict(raw.get("coupling", {})),
         )
+        if study.coupling and not kind.derived:
+            raise CaseError(f"{path}: [coupling] needs a RANS dataset family, not {kind.name}")
         for variant in [study] + [_checked_baseline(study, name, path) for name in study.baselines]:
             variant.shape()
             variant.model_config()
         for name in study.features.scalars:
-            if name not in DERIVED_SCALARS + ARRAYS:
-                raise CaseError(f"{path}: unknown feature {name!r}; choose from {sorted(DERIVED_SCALARS + ARRAYS)}")
+            if name not in DERIVED_SCALARS + kind.arrays:
+                raise CaseError(f"{path}: unknown feature {name!r}; choose from {sorted(DERIVED_SCALARS + kind.arrays)}")
         for name in study.targets:
-            if name not in ARRAYS:
-                raise CaseError(f"{path}: unknown target {name!r}; the cases hold {list(ARRAYS)}")
+            if name not in kind.arrays + kind.derived:
+                raise CaseError(f"{path}: unknown target {name!r}; the cases hold {list(kind.arrays + kind.derived)}")
     except KeyError as err:
         raise CaseError(f"{path}: missing [split] entry {err}") from None
     except TypeError as err:
@@ -169,7 +169,13 @@ def load_cases(directory: Path, values):
     missing = [v for v in values if round(v, 6) not in have]
     if missing:
         raise CaseError(f"dataset {directory} lacks {kind.parameter} = {', '.join(f'{v:g}' for v in missing)}")
-    return [load_case(Path(directory) / "cases" / kind.case_name(v)) for v in values]
+    cases = [load_case(Path(directory) / "cases" / kind.case_name(v)) for v in values]
+    if kind.derived:
+        from vcnn.closure import closure_targets
+
+        for case in cases:
+            case.fields.point_data.update(closure_targets(case.fields))
+    return cases
 
 
 def train_study(study: Study, out: Path, resume: bool = False, progress: bool = True) -> dict:

@@ -86,6 +86,19 @@ class KNearest:
 
 
 Shape = Ellipse | Ball | KNearest
+SHAPES = {"ellipse": Ellipse, "ball": Ball, "knn": KNearest}
+
+
+def shape_from(table: dict) -> Shape:
+    """A cloud shape from its table (study files, checkpoints), e.g. {shape = "ellipse", eps = 0.2}."""
+    params = dict(table)
+    kind = params.pop("shape", "ellipse")
+    if kind not in SHAPES:
+        raise CloudError(f"unknown cloud shape {kind!r}; choose from {sorted(SHAPES)}")
+    try:
+        return SHAPES[kind](**params)
+    except TypeError as err:
+        raise CloudError(f"[cloud] {kind}: {err}") from None
 
 
 def slots(offsets: np.ndarray) -> np.ndarray:

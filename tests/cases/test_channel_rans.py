@@ -11,7 +11,7 @@ from tests.cases.test_cli import assert_one_line_error, vcnn
 
 pytest.importorskip("dolfinx")
 
-ARRAYS = {"velocity", "pressure", "nu_t", "k", "omega", "wall_distance"}
+ARRAYS = {"velocity", "strain_rate", "pressure", "nu_t", "k", "omega", "wall_distance"}
 K_EPSILON_ARRAYS = ARRAYS - {"omega"} | {"epsilon"}
 
 

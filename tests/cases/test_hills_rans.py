@@ -12,7 +12,7 @@ from tests.cases.test_cli import assert_one_line_error, vcnn
 pytest.importorskip("dolfinx")
 
 COARSE = ["--alpha", "1", "--resolution", "48x48"]
-ARRAYS = {"velocity", "pressure", "nu_t", "k", "omega", "wall_distance"}
+ARRAYS = {"velocity", "strain_rate", "pressure", "nu_t", "k", "omega", "wall_distance"}
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,8 @@ def test_k_omega_separates_behind_the_crest_and_reattaches_late(serial_run):
     last = stats["history"][-1]
     assert max(last["nu_t_change"], last["velocity_change"]) < 1e-6
     assert fields["k"].min() >= 0 and fields["nu_t"].min() >= 0
+    # A solved case is a closure's training sample: what the closure reads during a solve.
+    assert fields.metadata["nu"] == pytest.approx(1 / 5600) and fields["strain_rate"].max() > 1.0
 
 
 def test_bad_input_is_refused_before_any_work(tmp_path):

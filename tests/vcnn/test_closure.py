@@ -1,0 +1,91 @@
+"""`vcnn.closure`: the eddy-viscosity target and its admissible inverse, and `NeuralClosure` on node
+arrays: frame and Galilean invariance of the whole pipeline, checkpoints of the wrong kind refused."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from vcnn.checkpoint import save
+from vcnn.closure import LOG_RATIO, NeuralClosure, closure_targets, eddy_viscosity, log_ratio
+from vcnn.errors import VcnnError
+from vcnn.features import FeatureSpec
+from vcnn.models import CloudNetConfig, build_model
+from vcnn.symmetry import check_field_model
+from tests.vcnn.test_symmetry import random_field
+
+NU = 1e-3
+SPEC = FeatureSpec(vectors=("position", "relative_velocity"), scalars=("strain_rate", "wall_distance", "relative_speed", "proximity"))
+
+
+def checkpoint(path, spec=SPEC, targets=(LOG_RATIO,)):
+    torch.manual_seed(0)
+    config = CloudNetConfig(n_scalars=len(spec.scalars), n_vectors=len(spec.vectors), embedding=(16, 16), m_prime=4, fitting=(32,), outputs=targets)
+    model = build_model(config)
+    return save(path, model, cloud={"shape": "ball", "radius": 0.4}, features=dataclasses.asdict(spec), targets=list(targets))
+
+
+def flow(seed=0):
+    fields = random_field(2, seed=seed)
+    fields.metadata.update(nu=NU, periods=[[3.0, 0.0]])
+    return fields
+
+
+def test_the_target_round_trips_and_its_inverse_is_admissible():
+    nu_t = np.array([0.0, 1e-6, 1e-3, 0.5])
+    assert np.allclose(eddy_viscosity(log_ratio(nu_t, NU), NU), nu_t, rtol=1e-12, atol=0)
+    assert np.all(eddy_viscosity(np.array([-3.0, -1e-9, 0.0]), NU) == 0.0)
+    fields = flow()
+    fields.point_data["nu_t"] = np.full(fields.num_nodes, NU)
+    assert np.allclose(closure_targets(fields)[LOG_RATIO], np.log(2.0))
+
+
+def test_neural_closure_is_invariant_to_the_frame_and_to_galilean_boosts(tmp_path):
+    closure = NeuralClosure(checkpoint(tmp_path / "c.pt"))
+    fields = flow()
+    nu_t = closure(fields)["nu_t"]
+    assert nu_t.shape == (fields.num_nodes,) and nu_t.min() >= 0 and nu_t.max() > 0
+
+    def predict(f, periods):
+        f.metadata["periods"] = periods.tolist()
+        return closure(f)
+
+    report = check_field_model(predict, fields, {"nu_t": "scalar"}, np.array([[3.0, 0.0]]), trials=2)
+    assert max(report.deviations.values()) < 1e-12, report.deviations
+    boosted = flow()
+    boosted.point_data["velocity"] = boosted["velocity"] + np.array([5.0, -2.0])
+    assert np.allclose(closure(boosted)["nu_t"], nu_t, rtol=1e-12, atol=0)
+
+
+def test_absolute_velocities_break_galilean_invariance(tmp_path):
+    """The boost check above can fail: with the velocity itself as a feature it does."""
+    spec = dataclasses.replace(SPEC, vectors=("position", "velocity"))
+    closure = NeuralClosure(checkpoint(tmp_path / "v.pt", spec))
+    fields, boosted = flow(), flow()
+    boosted.point_data["velocity"] = boosted["velocity"] + np.array([5.0, -2.0])
+    a, b = closure(fields)["nu_t"], closure(boosted)["nu_t"]
+    assert np.linalg.norm(a - b) > 1e-3 * np.linalg.norm(a)
+
+
+def test_the_node_tree_is_built_once_per_mesh(tmp_path):
+    closure = NeuralClosure(checkpoint(tmp_path / "c.pt"))
+    fields = flow()
+    closure(fields)
+    first = closure._index
+    fields.point_data["velocity"] = 2 * fields["velocity"]
+    closure(fields)
+    assert closure._index is first and closure.timings["calls"] == 2
+    assert closure.timings["clouds"] > 0 and closure.timings["network"] > 0
+    closure(flow(seed=1))
+    assert closure._index is not first
+
+
+def test_wrong_checkpoints_and_fields_are_refused(tmp_path):
+    with pytest.raises(VcnnError, match="not the closure target"):
+        NeuralClosure(checkpoint(tmp_path / "c.pt", targets=("concentration",)))
+    closure = NeuralClosure(checkpoint(tmp_path / "ok.pt"))
+    fields = flow()
+    del fields.metadata["nu"]
+    with pytest.raises(VcnnError, match="no viscosity"):
+        closure(fields)

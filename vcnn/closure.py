@@ -1,0 +1,91 @@
+"""A trained cloud network as the turbulence closure of a RANS solve (Xu, Zhou, Han, Dwight & Xiao
+2022: the PDE-free eddy-viscosity model).
+
+The network maps the mean flow in a cloud around each node to the eddy viscosity there. It is
+trained on `LOG_RATIO` = log(1 + nu_t / nu), not on nu_t: the ratio spans five decades between
+the wall and the shear layers, and the inverse map nu_t = nu (exp(q) - 1), with q clipped at 0,
+returns an admissible nu_t >= 0 whatever the network outputs.
+
+`NeuralClosure` is a plain callable on `MeshFields` (numpy in, numpy out), as the solver's
+`NodeClosure` expects: it rebuilds the clouds and features from the current flow at every call
+(the KD-tree of the nodes is built once per mesh) and evaluates the network in batches on CPU or
+GPU, in float64 by default. Invariance: the clouds and the scalar features depend on distances
+only, and with `relative_velocity` as the velocity feature the inputs are the same in every
+Galilean frame; the network's output is a rotation-invariant scalar by construction.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from meshes.fields import MeshFields
+from vcnn.checkpoint import load
+from vcnn.clouds import NodeIndex, shape_from
+from vcnn.errors import VcnnError
+from vcnn.features import FeatureSpec
+from vcnn.inference import predict_fields
+
+LOG_RATIO = "log_nu_t_ratio"
+
+
+def log_ratio(nu_t: np.ndarray, nu: float) -> np.ndarray:
+    """The training target: log(1 + nu_t / nu), nu_t clipped at 0."""
+    return np.log1p(np.maximum(nu_t, 0.0) / nu)
+
+
+def eddy_viscosity(q: np.ndarray, nu: float) -> np.ndarray:
+    """The inverse of `log_ratio`, admissible for any finite q: nu (exp(max(q, 0)) - 1) >= 0 (NaN stays NaN)."""
+    return nu * np.expm1(np.maximum(q, 0.0))
+
+
+def closure_targets(fields: MeshFields) -> dict:
+    """The derived point arrays a closure network learns, from a solved RANS case."""
+    if "nu" not in fields.metadata:
+        raise VcnnError("the fields carry no viscosity (metadata 'nu'): not a RANS solution")
+    return {LOG_RATIO: log_ratio(fields["nu_t"], float(fields.metadata["nu"]))}
+
+
+class NeuralClosure:
+    """`fields -> {"nu_t": (N,) array}` from a checkpoint trained on `LOG_RATIO`.
+
+    `timings` accumulates the seconds spent building clouds and features and in the network.
+    """
+
+    names = ("nu_t",)
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float64, batch_size: int = 4096):
+        self.model, state = load(checkpoint, map_location=device)
+        if list(state.get("targets", [])) != [LOG_RATIO]:
+            raise VcnnError(f"checkpoint {checkpoint} predicts {state.get('targets')}, not the closure target [{LOG_RATIO!r}]")
+        self.shape, self.spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
+        self.device, self.dtype, self.batch_size = device, dtype, batch_size
+        self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0}
+        self._index: NodeIndex | None = None
+        self._points: np.ndarray | None = None
+
+    def index(self, fields: MeshFields) -> NodeIndex:
+        """The KD-tree of the nodes, rebuilt only when the mesh changes."""
+        if self._points is None or not np.array_equal(self._points, fields.points):
+            periods = fields.metadata.get("periods")
+            self._index = NodeIndex(fields.points, None if periods is None else np.asarray(periods, dtype=float))
+            self._points = fields.points.copy()
+        return self._index
+
+    def __call__(self, fields: MeshFields) -> dict:
+        if "nu" not in fields.metadata:
+            raise VcnnError("the flow carries no viscosity (metadata 'nu')")
+        start = time.perf_counter()
+        index = self.index(fields)
+        self.timings["clouds"] += time.perf_counter() - start
+        predicted = predict_fields(
+            self.model, fields, self.shape, self.spec, batch_size=self.batch_size, device=self.device, dtype=self.dtype,
+            index=index, timings=self.timings,
+        )
+        self.timings["calls"] += 1
+        # Non-finite outputs stay non-finite (NaN), so that the RANS loop reports them as a
+        # divergence at those nodes.
+        return {"nu_t": eddy_viscosity(predicted[LOG_RATIO], float(fields.metadata["nu"]))}
