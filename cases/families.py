@@ -24,8 +24,8 @@ ARRAYS = ("velocity", "pressure", "concentration", "strain_rate", "wall_distance
 """The point arrays of every transport case (what `vcnn solve` writes)."""
 RANS_ARRAYS = ("velocity", "pressure", "strain_rate", "wall_distance", "nu_t", "k")
 """The point arrays of every RANS case, whatever the closure (which adds omega or epsilon)."""
-CLOSURE_TARGETS = ("log_nu_t_ratio",)
-"""What closure networks learn from a RANS case (`vcnn.closure.LOG_RATIO`), derived on loading."""
+CLOSURE_TARGETS = ("log_nu_t_ratio", "nu_t_ratio")
+"""What closure networks may learn from a RANS case (`vcnn.closure.INVERSES`), derived on loading."""
 VECTOR_ARRAYS = ("velocity",)
 
 

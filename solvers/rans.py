@@ -220,6 +220,8 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             "iteration": iteration,
             "dt": flow.dt,
             "newton_iterations": solution.stats.iterations,
+            # the momentum residual of the new state with the last nu_t, before Newton: what is left to converge
+            "momentum_residual": solution.stats.residuals[0] if solution.stats.residuals else None,
             "nu_t_change": _relative_change(comm, relaxed[:owned_nu_t], old[:owned_nu_t]),
             "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], previous_u),
             "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},

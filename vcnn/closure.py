@@ -1,10 +1,13 @@
 """A trained cloud network as the turbulence closure of a RANS solve (Xu, Zhou, Han, Dwight & Xiao
 2022: the PDE-free eddy-viscosity model).
 
-The network maps the mean flow in a cloud around each node to the eddy viscosity there. It is
-trained on `LOG_RATIO` = log(1 + nu_t / nu), not on nu_t: the ratio spans five decades between
-the wall and the shear layers, and the inverse map nu_t = nu (exp(q) - 1), with q clipped at 0,
-returns an admissible nu_t >= 0 whatever the network outputs.
+The network maps the mean flow in a cloud around each node to the eddy viscosity there, through
+one of two targets, each with an inverse that returns an admissible nu_t >= 0 whatever the
+network outputs:
+- `LOG_RATIO` = log(1 + nu_t / nu), nu_t = nu (exp(q) - 1) with q clipped at 0: the ratio spans
+  five decades between the wall and the shear layers, and the log weighs them alike;
+- `RATIO` = nu_t / nu, nu_t = nu max(q, 0): the loss weighs the errors as the relative L2 error
+  of nu_t does, dominated by the shear layers, where nu_t is largest.
 
 `NeuralClosure` is a plain callable on `MeshFields` (numpy in, numpy out), as the solver's
 `NodeClosure` expects: it rebuilds the clouds and features from the current flow at every call
@@ -30,6 +33,7 @@ from vcnn.features import FeatureSpec
 from vcnn.inference import predict_fields
 
 LOG_RATIO = "log_nu_t_ratio"
+RATIO = "nu_t_ratio"
 
 
 def log_ratio(nu_t: np.ndarray, nu: float) -> np.ndarray:
@@ -42,15 +46,23 @@ def eddy_viscosity(q: np.ndarray, nu: float) -> np.ndarray:
     return nu * np.expm1(np.maximum(q, 0.0))
 
 
+INVERSES = {
+    LOG_RATIO: eddy_viscosity,
+    RATIO: lambda q, nu: nu * np.maximum(q, 0.0),
+}
+"""target -> (network output, nu) -> nu_t >= 0."""
+
+
 def closure_targets(fields: MeshFields) -> dict:
-    """The derived point arrays a closure network learns, from a solved RANS case."""
+    """The derived point arrays a closure network may learn, from a solved RANS case."""
     if "nu" not in fields.metadata:
         raise VcnnError("the fields carry no viscosity (metadata 'nu'): not a RANS solution")
-    return {LOG_RATIO: log_ratio(fields["nu_t"], float(fields.metadata["nu"]))}
+    nu = float(fields.metadata["nu"])
+    return {LOG_RATIO: log_ratio(fields["nu_t"], nu), RATIO: np.maximum(fields["nu_t"], 0.0) / nu}
 
 
 class NeuralClosure:
-    """`fields -> {"nu_t": (N,) array}` from a checkpoint trained on `LOG_RATIO`.
+    """`fields -> {"nu_t": (N,) array}` from a checkpoint trained on one of the `INVERSES` targets.
 
     `timings` accumulates the seconds spent building clouds and features and in the network.
     """
@@ -59,8 +71,10 @@ class NeuralClosure:
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float64, batch_size: int = 4096):
         self.model, state = load(checkpoint, map_location=device)
-        if list(state.get("targets", [])) != [LOG_RATIO]:
-            raise VcnnError(f"checkpoint {checkpoint} predicts {state.get('targets')}, not the closure target [{LOG_RATIO!r}]")
+        targets = list(state.get("targets", []))
+        if len(targets) != 1 or targets[0] not in INVERSES:
+            raise VcnnError(f"checkpoint {checkpoint} predicts {targets}, not one closure target of {sorted(INVERSES)}")
+        self.target = targets[0]
         self.shape, self.spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
         self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0}
@@ -88,4 +102,4 @@ class NeuralClosure:
         self.timings["calls"] += 1
         # Non-finite outputs stay non-finite (NaN), so that the RANS loop reports them as a
         # divergence at those nodes.
-        return {"nu_t": eddy_viscosity(predicted[LOG_RATIO], float(fields.metadata["nu"]))}
+        return {"nu_t": INVERSES[self.target](predicted[self.target], float(fields.metadata["nu"]))}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vcnn.checkpoint import save
-from vcnn.closure import LOG_RATIO, NeuralClosure, closure_targets, eddy_viscosity, log_ratio
+from vcnn.closure import INVERSES, LOG_RATIO, RATIO, NeuralClosure, closure_targets, eddy_viscosity, log_ratio
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.models import CloudNetConfig, build_model
@@ -36,9 +36,11 @@ def test_the_target_round_trips_and_its_inverse_is_admissible():
     nu_t = np.array([0.0, 1e-6, 1e-3, 0.5])
     assert np.allclose(eddy_viscosity(log_ratio(nu_t, NU), NU), nu_t, rtol=1e-12, atol=0)
     assert np.all(eddy_viscosity(np.array([-3.0, -1e-9, 0.0]), NU) == 0.0)
+    assert np.allclose(INVERSES[RATIO](np.array([-1.0, 0.0, 2.0]), NU), [0.0, 0.0, 2 * NU])
     fields = flow()
     fields.point_data["nu_t"] = np.full(fields.num_nodes, NU)
-    assert np.allclose(closure_targets(fields)[LOG_RATIO], np.log(2.0))
+    targets = closure_targets(fields)
+    assert np.allclose(targets[LOG_RATIO], np.log(2.0)) and np.allclose(targets[RATIO], 1.0)
 
 
 def test_neural_closure_is_invariant_to_the_frame_and_to_galilean_boosts(tmp_path):
@@ -82,7 +84,7 @@ def test_the_node_tree_is_built_once_per_mesh(tmp_path):
 
 
 def test_wrong_checkpoints_and_fields_are_refused(tmp_path):
-    with pytest.raises(VcnnError, match="not the closure target"):
+    with pytest.raises(VcnnError, match="not one closure target"):
         NeuralClosure(checkpoint(tmp_path / "c.pt", targets=("concentration",)))
     closure = NeuralClosure(checkpoint(tmp_path / "ok.pt"))
     fields = flow()
