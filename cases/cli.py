@@ -118,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     couple.add_argument("--blend", type=int, default=0, help="iterations over which the PDE model hands over to the network (default 0)")
     couple.add_argument("--rotate", type=float, default=0.0, help="turn the whole problem by DEG degrees (frame-invariance check; default 0)")
     couple.add_argument("--tolerance", type=float, help="relative change of nu_t and velocity per iteration at convergence (default from the case file: 1e-6)")
+    couple.add_argument("--relaxation", type=float, help="under-relaxation of nu_t per iteration (default from the case file: 0.7)")
+    couple.add_argument("--max-iterations", type=int, help="Picard iterations before a stall is declared (default from the case file: 400)")
     couple.add_argument("--device", default="cpu", help="where the network runs: cpu or cuda (default cpu)")
     couple.add_argument("--config", type=Path, default=None, help="case file (default cases/hills_rans.toml)")
     couple.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
@@ -317,7 +319,8 @@ def _couple(args) -> int:
     nx, ny = _cells(args.resolution or state.get("resolution"))
     model = FAMILIES[state["family"]].model
     config = hills_rans.HillsRansConfig.from_toml(
-        args.config or hills_rans.DEFAULTS, alpha=args.alpha, model=model, nx=nx, ny=ny, rotate=args.rotate, tolerance=args.tolerance
+        args.config or hills_rans.DEFAULTS, alpha=args.alpha, model=model, nx=nx, ny=ny, rotate=args.rotate,
+        tolerance=args.tolerance, relaxation=args.relaxation, max_iterations=args.max_iterations,
     )
     reference = None if args.reference is None else coupling.read_reference(args.reference, args.alpha)
     check_output(args.out, args.overwrite)

@@ -20,11 +20,16 @@ import time
 from pathlib import Path
 
 from cases.errors import CaseError
-from cases.pipeline import MAIN, _cached, _values
-from cases.provenance import provenance
+from cases.pipeline import MAIN, _cached, _values, finish_report
 from cases.training import Study, check_checkpoint_invariance, ensure_dataset, load_cases, train_study
 
 log = logging.getLogger(__name__)
+
+TARGETS = {
+    "log_nu_t_ratio": "q = log(1 + nu_t / nu), nu_t = nu (exp(max(q, 0)) - 1)",
+    "nu_t_ratio": "q = nu_t / nu, nu_t = nu max(q, 0)",
+}
+"""How the report describes each `vcnn.closure.INVERSES` target."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +41,7 @@ class CouplingOptions:
     invariance_trials: int = 1
     rotate_deg: float = 0.0  # also solve the first coupled case with the whole problem turned (0: skip)
     tolerance: float = 1e-8  # of the coupled solves: relative change per iteration at convergence
+    max_iterations: int = 400  # of the coupled solves, before a stall is declared
 
     @classmethod
     def of(cls, study: Study) -> "CouplingOptions":
@@ -43,8 +49,8 @@ class CouplingOptions:
             options = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in study.coupling.items()})
         except TypeError as err:
             raise CaseError(f"[coupling]: {err}") from None
-        if options.blend < 0 or options.invariance_trials < 1 or not options.tolerance > 0:
-            raise CaseError("[coupling]: blend must be >= 0, invariance_trials >= 1 and tolerance > 0")
+        if options.blend < 0 or options.invariance_trials < 1 or not options.tolerance > 0 or options.max_iterations < 1:
+            raise CaseError("[coupling]: blend must be >= 0, invariance_trials and max_iterations >= 1, tolerance > 0")
         known = {round(v, 6) for v in study.validate + study.test}
         for value in options.alphas or ():
             if round(value, 6) not in known:
@@ -99,8 +105,8 @@ def a_priori(checkpoint: Path, study: Study) -> dict:
     test case's PDE-model mean flow, and the seconds one call took."""
     import numpy as np
 
-    from cases.coupling import relative_difference
     from vcnn.closure import LOG_RATIO, NeuralClosure, log_ratio
+    from vcnn.inference import relative_l2
 
     closure = NeuralClosure(checkpoint)
     result = {}
@@ -108,11 +114,12 @@ def a_priori(checkpoint: Path, study: Study) -> dict:
         start = time.perf_counter()
         nu_t = closure(case.fields)["nu_t"]
         seconds = time.perf_counter() - start
-        nu, w = float(case.fields.metadata["nu"]), case.fields.weights
+        nu = float(case.fields.metadata["nu"])
+        errors = relative_l2(case.fields, {"nu_t": nu_t, LOG_RATIO: log_ratio(nu_t, nu)})
         result[case.name] = {
             "alpha": value,
-            "nu_t_rel_l2": relative_difference(w, case.fields["nu_t"], nu_t),
-            "log_ratio_rel_l2": relative_difference(w, case.fields[LOG_RATIO], log_ratio(nu_t, nu)),
+            "nu_t_rel_l2": errors["nu_t"],
+            "log_ratio_rel_l2": errors[LOG_RATIO],
             "nu_t_max_ratio": float(np.max(nu_t) / nu),
             "seconds": seconds,
         }
@@ -125,7 +132,8 @@ def couple(checkpoint: Path, reference: Path, alpha: float, out: Path, options: 
     if not (out / "meta.json").is_file():
         log.info("coupled solve at alpha %g%s", alpha, f", turned by {rotate:g} degrees" if rotate else "")
         cmd = [sys.executable, "-m", "cases.cli", "couple", "--model", str(checkpoint), "--alpha", repr(alpha), "--reference", str(reference)]
-        cmd += ["--out", str(out), "--blend", str(options.blend), "--rotate", repr(rotate), "--tolerance", repr(options.tolerance), "-q"]
+        cmd += ["--out", str(out), "--blend", str(options.blend), "--rotate", repr(rotate), "--tolerance", repr(options.tolerance)]
+        cmd += ["--max-iterations", str(options.max_iterations), "-q"]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0 and not (out / "meta.json").is_file():
             lines = result.stderr.strip().splitlines()
@@ -155,10 +163,10 @@ def write_report(study: Study, out: Path, results: dict) -> Path:
         "",
         f"- Dataset `{study.dataset}` ({study.family.name}, the {study.family.model} model, resolution {study.resolution or 'default'}): "
         f"train alpha = {_values(study.train)}, validate {_values(study.validate)}, test {_values(study.test)}.",
-        f"- Target: log(1 + nu_t / nu); nu_t = nu (exp(q) - 1), q clipped at 0, so nu_t >= 0 whatever the network says.",
+        f"- Target: {TARGETS[study.targets[0]]}, so nu_t >= 0 whatever the network says.",
         f"- Clouds {json.dumps(study.cloud)}; features: vectors {list(study.features.vectors)}, scalars {list(study.features.scalars)}.",
         f"- {t['parameters']:,} parameters, {t['epochs']} epochs (best {t['best_epoch'] + 1}) in {t['wall_s'] / 60:.1f} min; "
-        f"best validation error of the log ratio {100 * t['best_validation_rel_l2']:.2f} %.",
+        f"best validation error of the target {100 * t['best_validation_rel_l2']:.2f} %.",
         "",
         "## A priori: nu_t from the PDE-model mean flow",
         "",
@@ -218,13 +226,7 @@ def write_report(study: Study, out: Path, results: dict) -> Path:
         for png in ("profiles", "nu_t", "convergence"):
             if (out / "couple" / name / f"{png}.png").is_file():
                 lines += [f"![{name} {png}](couple/{name}/{png}.png)", ""]
-    versions = provenance()
-    lines += ["## Provenance", "", f"git commit {versions['git_commit']}; " + ", ".join(f"{k} {v}" for k, v in versions["versions"].items()), ""]
-    path = out / "report.md"
-    tmp = path.with_name(".report.md.partial")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
-    return path
+    return finish_report(out, lines)
 
 
 def _x(value) -> str:

@@ -27,19 +27,17 @@ STATIONS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
 
 def load_closure(checkpoint: Path, device: str = "cpu"):
     """(NeuralClosure, checkpoint dict) for a closure checkpoint; CaseError otherwise."""
-    from vcnn.checkpoint import load
     from vcnn.closure import NeuralClosure
     from vcnn.errors import VcnnError
 
     try:
         closure = NeuralClosure(checkpoint, device=device)
-        _, state = load(checkpoint)
     except VcnnError as err:
         raise CaseError(str(err)) from None
-    kind = FAMILIES.get(state.get("family"))
+    kind = FAMILIES.get(closure.state.get("family"))
     if kind is None or kind.model is None:
-        raise CaseError(f"checkpoint {checkpoint} was not trained on RANS solutions (family {state.get('family')!r})")
-    return closure, state
+        raise CaseError(f"checkpoint {checkpoint} was not trained on RANS solutions (family {closure.state.get('family')!r})")
+    return closure, closure.state
 
 
 def make_closure(network, blend: int):
@@ -54,12 +52,6 @@ def make_closure(network, blend: int):
     return build
 
 
-def relative_difference(weights: np.ndarray, reference: np.ndarray, other: np.ndarray) -> float:
-    """Node-weighted relative L2 difference of `other` from `reference` (node arrays of one mesh)."""
-    a, b = np.reshape(reference, (len(weights), -1)), np.reshape(other, (len(weights), -1))
-    return float(np.sqrt(weights @ ((a - b) ** 2).sum(axis=1) / (weights @ (a**2).sum(axis=1))))
-
-
 def own_frame(fields, degrees: float):
     """A solution of a problem turned by `degrees`, turned back (points, vectors, periods)."""
     from vcnn.symmetry import moved, planar_rotation
@@ -72,9 +64,10 @@ def compare(pde_fields, coupled_fields, pde_separation: dict, coupled_separation
     separation and reattachment (x/H) of both. Both in the same frame."""
     if pde_fields.num_nodes != coupled_fields.num_nodes or not np.allclose(pde_fields.points, coupled_fields.points):
         raise CaseError("the reference solution is on another mesh (resolution or alpha differ)")
-    result = {
-        f"{name}_rel_l2": relative_difference(pde_fields.weights, pde_fields[name], coupled_fields[name]) for name in ("velocity", "nu_t")
-    }
+    from vcnn.inference import relative_l2
+
+    differences = relative_l2(pde_fields, {name: coupled_fields[name] for name in ("velocity", "nu_t")})
+    result = {f"{name}_rel_l2": value for name, value in differences.items()}
     for key in ("separation", "reattachment"):
         a, b = pde_separation.get(key), coupled_separation.get(key)
         result[key] = {"pde": a, "coupled": b, "difference": None if a is None or b is None else b - a}

@@ -216,8 +216,13 @@ def write_report(study: Study, out: Path, results: dict, frames: dict | None, re
     lines += ["## Figures", "", "![learning curves](learning_curves.png)", ""]
     for png in sorted((out / MAIN / "evaluation").glob("*.png")):
         lines += [f"![{png.stem}]({png.relative_to(out)})", ""]
+    return finish_report(out, lines)
+
+
+def finish_report(out: Path, lines: list[str]) -> Path:
+    """OUT/report.md: `lines`, then the provenance (written to a temporary name, then renamed)."""
     versions = provenance()
-    lines += ["## Provenance", "", f"git commit {versions['git_commit']}; " + ", ".join(f"{k} {v}" for k, v in versions["versions"].items()), ""]
+    lines = lines + ["## Provenance", "", f"git commit {versions['git_commit']}; " + ", ".join(f"{k} {v}" for k, v in versions["versions"].items()), ""]
     path = out / "report.md"
     tmp = path.with_name(".report.md.partial")
     tmp.write_text("\n".join(lines))

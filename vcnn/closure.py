@@ -13,8 +13,10 @@ network outputs:
 `NodeClosure` expects: it rebuilds the clouds and features from the current flow at every call
 (the KD-tree of the nodes is built once per mesh) and evaluates the network in batches on CPU or
 GPU, in float64 by default. Invariance: the clouds and the scalar features depend on distances
-only, and with `relative_velocity` as the velocity feature the inputs are the same in every
-Galilean frame; the network's output is a rotation-invariant scalar by construction.
+only and the output is a rotation-invariant scalar by construction. Velocities enter as
+`relative_velocity` (relative to the query point) and, where the walls are at rest, as
+`velocity` and `speed`: relative to the walls, so unchanged by a Galilean change of frame that
+moves fluid and walls together (not by a boost of the fluid alone, see the tests).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class NeuralClosure:
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float64, batch_size: int = 4096):
         self.model, state = load(checkpoint, map_location=device)
+        self.state = state  # the checkpoint's data configuration (family, cloud, features, split, ...)
         targets = list(state.get("targets", []))
         if len(targets) != 1 or targets[0] not in INVERSES:
             raise VcnnError(f"checkpoint {checkpoint} predicts {targets}, not one closure target of {sorted(INVERSES)}")

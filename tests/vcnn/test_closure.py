@@ -61,7 +61,8 @@ def test_neural_closure_is_invariant_to_the_frame_and_to_galilean_boosts(tmp_pat
 
 
 def test_absolute_velocities_break_galilean_invariance(tmp_path):
-    """The boost check above can fail: with the velocity itself as a feature it does."""
+    """The boost check above can fail: with the velocity itself as a feature it does. (The hills
+    closure reads it as the velocity relative to the walls, which move with a Galilean boost.)"""
     spec = dataclasses.replace(SPEC, vectors=("position", "velocity"))
     closure = NeuralClosure(checkpoint(tmp_path / "v.pt", spec))
     fields, boosted = flow(), flow()
