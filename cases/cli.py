@@ -25,12 +25,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        code = args.run(args)
+        _leave_process_group()
+        return code
     except Exception as err:
         # The project's own errors (imported lazily: solvers needs FEniCSx, vcnn needs torch).
         if isinstance(err, (CaseError, MeshError)) or type(err).__module__.split(".")[0] in ("solvers", "vcnn"):
             return _fail(err)
         raise
+
+
+def _leave_process_group() -> None:
+    """Leave a torchrun process group after a run that succeeded: left to the interpreter's
+    shutdown, gloo's worker threads now and then abort it (SIGABRT, "terminate called without an
+    active exception"; pytorch issue 190489). Not after a failure: the other ranks may still be in
+    a collective, and destroying the group would hang them."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _fail(err: Exception) -> int:
@@ -120,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     couple.add_argument("--tolerance", type=float, help="relative change of nu_t and velocity per iteration at convergence (default from the case file: 1e-6)")
     couple.add_argument("--relaxation", type=float, help="under-relaxation of nu_t per iteration (default from the case file: 0.7)")
     couple.add_argument("--max-iterations", type=int, help="Picard iterations before a stall is declared (default from the case file: 400)")
+    couple.add_argument("--anderson", type=int, help="Anderson acceleration of nu_t over M iterations (default from the case file: 0, off)")
     couple.add_argument("--device", default="cpu", help="where the network runs: cpu or cuda (default cpu)")
     couple.add_argument("--config", type=Path, default=None, help="case file (default cases/hills_rans.toml)")
     couple.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
@@ -320,7 +333,7 @@ def _couple(args) -> int:
     model = FAMILIES[state["family"]].model
     config = hills_rans.HillsRansConfig.from_toml(
         args.config or hills_rans.DEFAULTS, alpha=args.alpha, model=model, nx=nx, ny=ny, rotate=args.rotate,
-        tolerance=args.tolerance, relaxation=args.relaxation, max_iterations=args.max_iterations,
+        tolerance=args.tolerance, relaxation=args.relaxation, max_iterations=args.max_iterations, anderson=args.anderson,
     )
     reference = None if args.reference is None else coupling.read_reference(args.reference, args.alpha)
     check_output(args.out, args.overwrite)

@@ -42,6 +42,7 @@ class CouplingOptions:
     rotate_deg: float = 0.0  # also solve the first coupled case with the whole problem turned (0: skip)
     tolerance: float = 1e-8  # of the coupled solves: relative change per iteration at convergence
     max_iterations: int = 400  # of the coupled solves, before a stall is declared
+    anderson: int = 0  # Anderson acceleration of nu_t in the coupled solves (depth; 0: plain relaxation)
 
     @classmethod
     def of(cls, study: Study) -> "CouplingOptions":
@@ -49,8 +50,8 @@ class CouplingOptions:
             options = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in study.coupling.items()})
         except TypeError as err:
             raise CaseError(f"[coupling]: {err}") from None
-        if options.blend < 0 or options.invariance_trials < 1 or not options.tolerance > 0 or options.max_iterations < 1:
-            raise CaseError("[coupling]: blend must be >= 0, invariance_trials and max_iterations >= 1, tolerance > 0")
+        if options.blend < 0 or options.anderson < 0 or options.invariance_trials < 1 or not options.tolerance > 0 or options.max_iterations < 1:
+            raise CaseError("[coupling]: blend and anderson must be >= 0, invariance_trials and max_iterations >= 1, tolerance > 0")
         known = {round(v, 6) for v in study.validate + study.test}
         for value in options.alphas or ():
             if round(value, 6) not in known:
@@ -133,7 +134,7 @@ def couple(checkpoint: Path, reference: Path, alpha: float, out: Path, options: 
         log.info("coupled solve at alpha %g%s", alpha, f", turned by {rotate:g} degrees" if rotate else "")
         cmd = [sys.executable, "-m", "cases.cli", "couple", "--model", str(checkpoint), "--alpha", repr(alpha), "--reference", str(reference)]
         cmd += ["--out", str(out), "--blend", str(options.blend), "--rotate", repr(rotate), "--tolerance", repr(options.tolerance)]
-        cmd += ["--max-iterations", str(options.max_iterations), "-q"]
+        cmd += ["--max-iterations", str(options.max_iterations), "--anderson", str(options.anderson), "-q"]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0 and not (out / "meta.json").is_file():
             lines = result.stderr.strip().splitlines()

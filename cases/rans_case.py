@@ -30,6 +30,7 @@ class RansSettings:
     dt: float = 0.05
     dt_growth: float = 1.3
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
+    anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (network closures)
     tables = ("mesh", "rans")  # the case file's tables that set fields
     parts = ("rans_parameters",)  # properties built on construction: their errors become CaseErrors
 
@@ -42,7 +43,7 @@ class RansSettings:
     def rans_parameters(self):
         from solvers.rans import RansParameters
 
-        return RansParameters(self.max_iterations, self.tolerance, self.relaxation, dt=self.dt, dt_growth=self.dt_growth)
+        return RansParameters(self.max_iterations, self.tolerance, self.relaxation, dt=self.dt, dt_growth=self.dt_growth, anderson=self.anderson)
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides):

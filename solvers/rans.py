@@ -2,8 +2,8 @@
 
 Each iteration solves the momentum equations with nu + nu_t (Newton, `NavierStokes`), asks the
 closure for new turbulence fields, and relaxes nu_t towards the closure's value within limits
-(0 <= nu_t <= cap * nu). The closure's own pseudo-time step grows from `dt` by `dt_growth` per
-iteration (continuation). The loop stops when nu_t and the velocity change by less than
+(0 <= nu_t <= cap * nu), or, with `anderson`, Anderson-mixed. The closure's own pseudo-time step
+grows from `dt` by `dt_growth` per iteration (continuation). The loop stops when nu_t and the velocity change by less than
 `tolerance` (relative, L2) in one iteration, and raises `RansFailure` (a `ConvergenceError` with
 the history and the worst nodes) when it diverges (non-finite fields or a failed momentum solve)
 or stalls (`max_iterations`); the flow then still holds its last finite velocity and nu_t.
@@ -49,12 +49,15 @@ class RansParameters:
     dt: float = 0.05
     dt_growth: float = 1.3
     dt_max: float = 1e6
+    anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many past iterations
 
     def __post_init__(self):
         if self.max_iterations < 1 or not (self.tolerance > 0):
             raise SolverError("RANS needs max_iterations >= 1 and a positive tolerance")
         if not (0 < self.relaxation <= 1):
             raise SolverError(f"nu_t relaxation must lie in (0, 1], got {self.relaxation}")
+        if self.anderson < 0:
+            raise SolverError(f"Anderson depth must be 0 (off) or more, got {self.anderson}")
         if not (self.nu_t_cap > 0 and self.dt > 0 and self.dt_growth >= 1 and self.dt_max >= self.dt):
             raise SolverError("RANS needs nu_t_cap > 0, dt > 0, dt_growth >= 1 and dt_max >= dt")
 
@@ -172,6 +175,31 @@ class BlendedClosure:
         return {"nu_t": self._out}
 
 
+class AndersonMixing:
+    """Anderson acceleration of the fixed point nu_t = closure(velocity(nu_t)) (Walker & Ni 2011):
+    the relaxed step x + b f, f = closure - x, corrected by the combination of the last `depth`
+    steps that best cancels f. A network closure has no pseudo-time of its own, and plain
+    relaxation can settle into a cycle (the hills at alpha 1.375); the mixing breaks it.
+    Inner products run over owned dofs (all ranks take the same combination)."""
+
+    def __init__(self, comm, depth: int, damping: float):
+        self.comm, self.depth, self.damping = comm, depth, damping
+        self.x: list = []
+        self.f: list = []
+
+    def step(self, x: np.ndarray, g: np.ndarray, owned: int) -> np.ndarray:
+        f = g - x
+        self.x, self.f = (self.x + [x.copy()])[-(self.depth + 1) :], (self.f + [f])[-(self.depth + 1) :]
+        relaxed = x + self.damping * f
+        if len(self.f) < 2:
+            return relaxed
+        dF, dX = np.diff(np.array(self.f), axis=0), np.diff(np.array(self.x), axis=0)
+        gram = self.comm.allreduce(dF[:, :owned] @ dF[:, :owned].T, op=MPI.SUM)
+        rhs = self.comm.allreduce(dF[:, :owned] @ f[:owned], op=MPI.SUM)
+        gamma = np.linalg.lstsq(gram, rhs, rcond=1e-12)[0]
+        return relaxed - (dX + self.damping * dF).T @ gamma
+
+
 @dataclasses.dataclass
 class RansSolution:
     flow: MeanFlow
@@ -198,6 +226,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     owned_nu_t = flow.nu_t.function_space.dofmap.index_map.size_local
     velocity_map = flow.velocity.function_space.dofmap
     owned_u = velocity_map.index_map.size_local * velocity_map.index_map_bs
+    mixing = AndersonMixing(comm, params.anderson, params.relaxation) if params.anderson else None
     for iteration in range(1, params.max_iterations + 1):
         tic = time.perf_counter()
         try:
@@ -213,7 +242,8 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
         old = flow.nu_t.x.array.copy()
         if not _all_finite(comm, new[:owned_nu_t]):
             raise _failure(flow, f"RANS diverged at iteration {iteration}: non-finite nu_t", history, new[:owned_nu_t])
-        relaxed = np.clip(old + params.relaxation * (new[: len(old)] - old), 0.0, params.nu_t_cap * flow.nu)
+        step = old + params.relaxation * (new[: len(old)] - old) if mixing is None else mixing.step(old, new[: len(old)], owned_nu_t)
+        relaxed = np.clip(step, 0.0, params.nu_t_cap * flow.nu)
         flow.nu_t.x.array[:] = relaxed
         flow.nu_t.x.scatter_forward()
         record = {

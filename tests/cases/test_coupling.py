@@ -49,6 +49,7 @@ seed = 0
 
 [coupling]
 rotate_deg = 30
+anderson = 3
 """
 
 
