@@ -3,10 +3,11 @@
 Each iteration solves the momentum equations with nu + nu_t (Newton, `NavierStokes`), asks the
 closure for new turbulence fields, and relaxes nu_t towards the closure's value within limits
 (0 <= nu_t <= cap * nu), or, with `anderson`, Anderson-mixed. The closure's own pseudo-time step
-grows from `dt` by `dt_growth` per iteration (continuation). The loop stops when nu_t and the velocity change by less than
-`tolerance` (relative, L2) in one iteration, and raises `RansFailure` (a `ConvergenceError` with
-the history and the worst nodes) when it diverges (non-finite fields or a failed momentum solve)
-or stalls (`max_iterations`); the flow then still holds its last finite velocity and nu_t.
+grows from `dt` by `dt_growth` per iteration (continuation). The loop stops when nu_t and the
+velocity change by less than `tolerance` (relative, L2) in one iteration, and raises
+`RansFailure` (a `ConvergenceError` with the history and the worst nodes) when it diverges
+(non-finite fields or a failed momentum solve) or stalls (`max_iterations`); the flow then still
+holds its last finite velocity and nu_t.
 
 A closure is any object with `names` (the fields it returns, "nu_t" first) and
 `update(flow: MeanFlow) -> {name: P1 Function}`, and optionally `residuals` ({equation: norm},
