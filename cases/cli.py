@@ -280,14 +280,14 @@ def _solve_hills_rans(args) -> int:
     return _run_rans(args, config, hills_rans, results, title)
 
 
-def _metadata(args, config, solution, comm) -> dict:
+def _metadata(args, config, statistics: dict, comm) -> dict:
     """What every solve records in meta.json: case, resolved configuration, statistics, ranks, versions."""
     from cases.provenance import provenance
 
     return {
         "case": args.case,
         "config": dataclasses.asdict(config),
-        "statistics": solution.statistics(),
+        "statistics": statistics,
         "mpi_ranks": comm.size,
         **provenance(),
     }
@@ -306,7 +306,7 @@ def _run_rans(args, config, case, results, title: str) -> int:
     with staged_output(args.out, args.overwrite, comm) as stage:
         _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet, stderr=comm.rank == 0)
         solution = case.solve(config, comm, msh_path=stage / "mesh.msh")
-        fields = solution.mesh_fields(_metadata(args, config, solution, comm))
+        fields = solution.mesh_fields(_metadata(args, config, solution.statistics(), comm))
         if comm.rank == 0:
             result = results(solution, fields, stage)
             if not args.no_figures:
@@ -359,7 +359,7 @@ def _run_couple(args, config, network, reference) -> int:
         if reference is None:
             logging.getLogger("vcnn").info("solving the PDE model (%s) for comparison", config.model)
             pde = hills_rans.solve(dataclasses.replace(config, rotate=0.0), comm)
-            pde_fields = pde.mesh_fields(_metadata(args, config, pde, comm))
+            pde_fields = pde.mesh_fields(_metadata(args, config, pde.statistics(), comm))
             reference = (pde_fields, hills_rans.separation(pde), pde.rans.seconds)
             if comm.rank == 0:
                 pde_fields.metadata["validation"] = reference[1]
@@ -368,14 +368,15 @@ def _run_couple(args, config, network, reference) -> int:
             solution = hills_rans.solve(config, comm, stage / "mesh.msh", coupling.make_closure(network, args.blend))
         except RansFailure as err:
             failure = err
-            metadata = {"case": "couple", "status": "failed", "error": str(err), "worst_nodes": err.worst, "history": err.history}
+            metadata = _metadata(args, config, {"rans_iterations": len(err.history), "history": err.history}, comm)
+            metadata.update(case="couple", status="failed", error=str(err), worst_nodes=err.worst, checkpoint=str(args.model))
             fields = to_mesh_fields(err.flow.domain, err.flow.arrays(), {**err.flow.metadata(), **metadata})
             if comm.rank == 0:
                 fields.write(stage)
                 if err.history and not args.no_figures:
                     rans_history_png(err.history, stage / "convergence.png", title)
         else:
-            metadata = _metadata(args, config, solution, comm)
+            metadata = _metadata(args, config, solution.statistics(), comm)
             metadata.update(case="couple", status="converged", checkpoint=str(args.model), blend=args.blend)
             fields = solution.mesh_fields(metadata)
             if comm.rank == 0:
@@ -423,7 +424,7 @@ def _train(args) -> int:
 
 
 def _run(args) -> int:
-    from cases.closure_study import CouplingOptions, run_closure_study
+    from cases.closure_study import run_closure_study
     from cases.pipeline import run_study
     from cases.training import load_study
 
@@ -431,7 +432,6 @@ def _run(args) -> int:
     out = args.out or Path("runs") / study.name
     _logging(None, args.quiet or _rank() != 0)
     if study.family.derived:  # a closure study: the network goes back into the RANS loop
-        CouplingOptions.of(study)
         report = run_closure_study(study, out, progress=not args.quiet)
     else:
         report = run_study(study, out, progress=not args.quiet)
@@ -506,7 +506,7 @@ def _run_solve(args, config, case) -> int:
         _logging(stage / "run.log" if comm.rank == 0 else None, args.quiet, stderr=comm.rank == 0)
         solution = case.solve(config, comm, msh_path=stage / "mesh.msh")
         solution.domain.write_xdmf(stage / "mesh.xdmf")
-        metadata = _metadata(args, config, solution, comm)
+        metadata = _metadata(args, config, solution.statistics(), comm)
         if solution.periods is not None:
             metadata["periods"] = solution.periods
         if args.reference is not None:

@@ -90,15 +90,14 @@ def run_closure_study(study: Study, out: Path, progress: bool = True) -> Path:
 
 
 def turned_difference(plain: Path, turned: Path, degrees: float) -> float:
-    """Relative L2 difference of the velocity of a coupled solve in a turned frame, turned back,
-    from the same solve in the original frame."""
-    import numpy as np
-
+    """Relative L2 difference (node-weighted) of the velocity of a coupled solve in a turned frame,
+    turned back, from the same solve in the original frame."""
     from cases.coupling import own_frame
     from meshes.fields import MeshFields
+    from vcnn.inference import relative_l2
 
     a, b = MeshFields.read(plain), own_frame(MeshFields.read(turned), degrees)
-    return float(np.linalg.norm(b["velocity"] - a["velocity"]) / np.linalg.norm(a["velocity"]))
+    return relative_l2(a, {"velocity": b["velocity"]})["velocity"]
 
 
 def a_priori(checkpoint: Path, study: Study) -> dict:
@@ -142,7 +141,7 @@ def couple(checkpoint: Path, reference: Path, alpha: float, out: Path, options: 
     meta = json.loads((out / "meta.json").read_text())["metadata"]
     keys = ("status", "error", "worst_nodes", "comparison", "cost", "validation")
     summary = {k: meta[k] for k in keys if k in meta}
-    history = meta.get("statistics", {}).get("history") or meta.get("history", [])
+    history = meta["statistics"]["history"]
     summary["iterations"] = len(history)
     if history:
         summary["last_changes"] = {k: history[-1][k] for k in ("nu_t_change", "velocity_change")}

@@ -78,15 +78,13 @@ def cost(history: list, network_timings: dict, rans_seconds: float, reference_se
     """Where the coupled solve's time went, and its ratio to the PDE-model solve."""
     momentum = sum(h["momentum_s"] for h in history)
     closure = sum(h["closure_s"] for h in history)
-    clouds, network = network_timings.get("clouds", 0.0), network_timings.get("network", 0.0)
+    parts = {"momentum": momentum, "clouds": network_timings.get("clouds", 0.0), "network": network_timings.get("network", 0.0)}
+    parts["exchange"] = closure - parts["clouds"] - parts["network"]  # node arrays gathered and scattered, |S| projected
     result = {
         "total_s": rans_seconds,
-        "momentum_s": momentum,
         "closure_s": closure,
-        "clouds_s": clouds,
-        "network_s": network,
-        "exchange_s": closure - clouds - network,  # node arrays gathered and scattered, |S| projected
-        "shares": {k: v / rans_seconds for k, v in (("momentum", momentum), ("clouds", clouds), ("network", network), ("exchange", closure - clouds - network))},
+        **{f"{k}_s": v for k, v in parts.items()},
+        "shares": {k: v / rans_seconds for k, v in parts.items()},
     }
     if reference_seconds:
         result.update(pde_model_s=reference_seconds, ratio_to_pde_model=rans_seconds / reference_seconds)
@@ -115,8 +113,7 @@ def profiles(fields, stations=STATIONS, samples: int = 120) -> dict:
     from matplotlib.tri import LinearTriInterpolator, Triangulation
 
     points = fields.points
-    cells = fields.cells if fields.cell_type == "triangle" else np.r_[fields.cells[:, [0, 1, 2]], fields.cells[:, [0, 2, 3]]]
-    triangulation = Triangulation(*points.T, cells)
+    triangulation = Triangulation(*points.T, fields.triangles())
     u = LinearTriInterpolator(triangulation, fields["velocity"][:, 0])
     ratio = LinearTriInterpolator(triangulation, fields["nu_t"] / fields.metadata["nu"])
     y = np.linspace(points[:, 1].min(), points[:, 1].max(), samples)

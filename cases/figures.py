@@ -99,7 +99,7 @@ def streamlines_png(fields: MeshFields, path: str | Path, title: str = "") -> Pa
 
     plt = _pyplot()
     fields = _check_2d(fields)
-    triangulation = Triangulation(*fields.points.T, fields.cells)
+    triangulation = Triangulation(*fields.points.T, fields.triangles())
     u = fields["velocity"]
     lo, hi = fields.points.min(axis=0), fields.points.max(axis=0)
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 300), np.linspace(lo[1], hi[1], 120))
@@ -176,13 +176,8 @@ def _magnitude(values: np.ndarray) -> np.ndarray:
 def _draw(fig, ax, fields: MeshFields, values: np.ndarray, title: str, cmap: str, limits=None, window=None) -> None:
     from matplotlib.tri import Triangulation
 
-    triangles = (
-        fields.cells
-        if fields.cell_type == "triangle"
-        else np.r_[fields.cells[:, [0, 1, 2]], fields.cells[:, [0, 2, 3]]]
-    )
     vmin, vmax = limits or (None, None)
-    shading = ax.tripcolor(Triangulation(*fields.points.T, triangles), values, shading="gouraud", cmap=cmap, vmin=vmin, vmax=vmax)
+    shading = ax.tripcolor(Triangulation(*fields.points.T, fields.triangles()), values, shading="gouraud", cmap=cmap, vmin=vmin, vmax=vmax)
     fig.colorbar(shading, ax=ax, orientation="vertical", fraction=0.03, pad=0.02)
     ax.set_aspect("equal")
     if window is not None:

@@ -186,8 +186,7 @@ def interpolate(fields, values: np.ndarray, points: np.ndarray) -> np.ndarray:
     from matplotlib.tri import LinearTriInterpolator, Triangulation
     from scipy.spatial import cKDTree
 
-    cells = fields.cells if fields.cell_type == "triangle" else np.r_[fields.cells[:, [0, 1, 2]], fields.cells[:, [0, 2, 3]]]
-    result = LinearTriInterpolator(Triangulation(*fields.points.T, cells), values)(*points.T)
+    result = LinearTriInterpolator(Triangulation(*fields.points.T, fields.triangles()), values)(*points.T)
     outside = np.ma.getmaskarray(result)
     result = np.ma.filled(result, np.nan)
     if outside.any():

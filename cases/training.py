@@ -174,7 +174,8 @@ def load_cases(directory: Path, values):
         from vcnn.closure import closure_targets
 
         for case in cases:
-            case.fields.point_data.update(closure_targets(case.fields))
+            for name, values in closure_targets(case.fields).items():
+                case.fields[name] = values
     return cases
 
 

@@ -86,6 +86,15 @@ class MeshFields:
         """'scalar', 'vector' or 'tensor' (how the array transforms under a rotation)."""
         return {1: "scalar", 2: "vector", 3: "tensor"}[self[name].ndim]
 
+    def triangles(self) -> np.ndarray:
+        """(T, 3) node indices of a 2-D mesh as triangles (quads split along a diagonal), for
+        plotting and linear interpolation."""
+        if self.cell_type == "triangle":
+            return self.cells
+        if self.cell_type == "quad":
+            return np.r_[self.cells[:, [0, 1, 2]], self.cells[:, [0, 2, 3]]]
+        raise MeshError(f"{self.cell_type!r} cells are not 2-D cells")
+
     def integral(self, values: np.ndarray) -> np.ndarray:
         """Quadrature with the node weights: approximates the integral over the domain."""
         return np.tensordot(self.weights, np.asarray(values), axes=(0, 0))

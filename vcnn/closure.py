@@ -72,8 +72,8 @@ class NeuralClosure:
     names = ("nu_t",)
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float64, batch_size: int = 4096):
-        self.model, state = load(checkpoint, map_location=device)
-        self.state = state  # the checkpoint's data configuration (family, cloud, features, split, ...)
+        self.model, self.state = load(checkpoint, map_location=device)  # state: family, cloud, features, split, ...
+        state = self.state
         targets = list(state.get("targets", []))
         if len(targets) != 1 or targets[0] not in INVERSES:
             raise VcnnError(f"checkpoint {checkpoint} predicts {targets}, not one closure target of {sorted(INVERSES)}")
@@ -82,14 +82,16 @@ class NeuralClosure:
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
         self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0}
         self._index: NodeIndex | None = None
-        self._points: np.ndarray | None = None
+        self._mesh: tuple | None = None  # the points and periods the index was built for
 
     def index(self, fields: MeshFields) -> NodeIndex:
-        """The KD-tree of the nodes, rebuilt only when the mesh changes."""
-        if self._points is None or not np.array_equal(self._points, fields.points):
-            periods = fields.metadata.get("periods")
-            self._index = NodeIndex(fields.points, None if periods is None else np.asarray(periods, dtype=float))
-            self._points = fields.points.copy()
+        """The KD-tree of the nodes, rebuilt only when the mesh (nodes or periods) changes."""
+        periods = fields.metadata.get("periods")
+        periods = None if periods is None else np.asarray(periods, dtype=float)
+        same = self._mesh is not None and np.array_equal(self._mesh[0], fields.points) and np.array_equal(self._mesh[1], periods)
+        if not same:
+            self._index = NodeIndex(fields.points, periods)
+            self._mesh = (fields.points.copy(), periods)
         return self._index
 
     def __call__(self, fields: MeshFields) -> dict:

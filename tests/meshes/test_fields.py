@@ -57,6 +57,16 @@ def test_weights_for_quads_and_tets():
     assert tet.sum() == pytest.approx(1 / 6)
 
 
+def test_quads_split_into_triangles_of_the_same_area():
+    points = np.array([[0, 0], [2, 0], [2, 3], [0, 3]], float)
+    quad = MeshFields(points, np.array([[0, 1, 2, 3]]), "quad")
+    triangles = quad.triangles()
+    edges = points[triangles[:, 1:]] - points[triangles[:, :1]]
+    assert triangles.shape == (2, 3) and np.isclose(np.abs(np.cross(edges[:, 0], edges[:, 1])).sum() / 2, 6.0)
+    plain = MeshFields(points, np.array([[0, 1, 2], [0, 2, 3]]))
+    assert plain.triangles() is plain.cells
+
+
 def test_bad_input_is_refused(fields):
     with pytest.raises(MeshError, match="shape"):
         fields["bad"] = np.zeros(3)

@@ -80,8 +80,12 @@ def test_the_node_tree_is_built_once_per_mesh(tmp_path):
     closure(fields)
     assert closure._index is first and closure.timings["calls"] == 2
     assert closure.timings["clouds"] > 0 and closure.timings["network"] > 0
-    closure(flow(seed=1))
+    fields.metadata["periods"] = [[6.0, 0.0]]  # same nodes, another period: other clouds
+    closure(fields)
     assert closure._index is not first
+    second = closure._index
+    closure(flow(seed=1))
+    assert closure._index is not second
 
 
 def test_wrong_checkpoints_and_fields_are_refused(tmp_path):
