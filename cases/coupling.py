@@ -61,14 +61,14 @@ def own_frame(fields, degrees: float):
 
 def compare(pde_fields, coupled_fields, pde_separation: dict, coupled_separation: dict) -> dict:
     """How far the coupled solution lies from the PDE model's: velocity and nu_t (relative L2),
-    separation and reattachment (x/H) of both. Both in the same frame."""
+    separation, reattachment and the end of the recirculation (x/H) of both. Both in the same frame."""
     if pde_fields.num_nodes != coupled_fields.num_nodes or not np.allclose(pde_fields.points, coupled_fields.points):
         raise CaseError("the reference solution is on another mesh (resolution or alpha differ)")
     from vcnn.inference import relative_l2
 
     differences = relative_l2(pde_fields, {name: coupled_fields[name] for name in ("velocity", "nu_t")})
     result = {f"{name}_rel_l2": value for name, value in differences.items()}
-    for key in ("separation", "reattachment"):
+    for key in ("separation", "reattachment", "recirculation_end"):
         a, b = pde_separation.get(key), coupled_separation.get(key)
         result[key] = {"pde": a, "coupled": b, "difference": None if a is None or b is None else b - a}
     return result

@@ -95,8 +95,18 @@ def separation(solution: HillsSolution) -> dict:
     """The main recirculation bubble on the lower wall: the longest stretch of negative wall shear
     (periodic, so it may start before the crest), from its separation (shear + to -) to its
     reattachment (- to +), x/H from the crest; every crossing; the DNS values where published."""
-    length = solution.domain.length
-    x, shear = solution.wall["x"], solution.wall["shear"]
+    return {
+        **wall_crossings(solution.wall["x"], solution.wall["shear"], solution.domain.length),
+        "first_node_y_plus_max": float(solution.wall["y_plus"].max()),
+        "dns": DNS.get(float(solution.config.alpha)),
+    }
+
+
+def wall_crossings(x: np.ndarray, shear: np.ndarray, length: float, gap: float = 1.0) -> dict:
+    """Separation and reattachment of the longest bubble of a periodic wall's shear; the end of the
+    recirculation region, the bubbles that follow it less than `gap` (one hill height) downstream
+    included (where the shear lingers near zero, a sign change of 1e-5 cuts the bubble in two);
+    every crossing."""
     x, shear = np.r_[x, x[0] + length], np.r_[shear, shear[0]]  # close the period
     crossings = []
     for i in np.flatnonzero(np.sign(shear[:-1]) != np.sign(shear[1:])):
@@ -110,10 +120,8 @@ def separation(solution: HillsSolution) -> dict:
             if end is not None:
                 bubbles.append((end - position, position, end % length))
     _, start, end = max(bubbles) if bubbles else (None, None, None)
-    return {
-        "separation": start,
-        "reattachment": end,
-        "crossings": crossings,
-        "first_node_y_plus_max": float(solution.wall["y_plus"].max()),
-        "dns": DNS.get(float(solution.config.alpha)),
-    }
+    region_end = end
+    for _, position, stop in sorted(bubbles, key=lambda b: (b[1] - end) % length):
+        if position != start and (position - region_end) % length < gap:
+            region_end = stop
+    return {"separation": start, "reattachment": end, "recirculation_end": region_end, "crossings": crossings}

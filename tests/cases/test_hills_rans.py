@@ -46,6 +46,24 @@ def test_k_omega_separates_behind_the_crest_and_reattaches_late(serial_run):
     assert fields.metadata["nu"] == pytest.approx(1 / 5600) and fields["strain_rate"].max() > 1.0
 
 
+def test_wall_crossings_find_the_longest_bubble_and_the_end_of_the_recirculation():
+    from cases.hills_rans import wall_crossings
+
+    # Period 10: the main bubble 0.5 -> 7, a reattached stretch 7 -> 7.5 (the shear lingering near
+    # zero, as k-omega's at alpha 1.375), a second bubble 7.5 -> 8, and a small one 9.5 -> 0 more
+    # than one hill height further on. Crossings at the midpoints between samples.
+    x = np.arange(0.25, 10.0, 0.5)
+    sign = np.where((x > 0.5) & (x < 7) | (x > 7.5) & (x < 8) | (x > 9.6), -1.0, 1.0)
+    result = wall_crossings(x, 1e-5 * sign, 10.0)
+    assert result["separation"] == pytest.approx(0.5) and result["reattachment"] == pytest.approx(7.0)
+    assert result["recirculation_end"] == pytest.approx(8.0)
+    assert [k for _, k in result["crossings"]] == ["reattachment", "separation", "reattachment", "separation", "reattachment", "separation"]
+    # One bubble across the period's end: separation 9, reattachment 1.
+    wrapped = wall_crossings(x, np.where((x > 9) | (x < 1), -1.0, 1.0), 10.0)
+    assert (wrapped["separation"], wrapped["reattachment"], wrapped["recirculation_end"]) == pytest.approx((9.0, 1.0, 1.0))
+    assert wall_crossings(x, np.ones_like(x), 10.0)["recirculation_end"] is None
+
+
 def test_bad_input_is_refused_before_any_work(tmp_path):
     out = tmp_path / "never"
     cases = [
