@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cases.errors import CaseError
 from cases.pipeline import MAIN, _cached, _values, finish_report
-from cases.training import Study, check_checkpoint_invariance, ensure_dataset, load_cases, train_study
+from cases.training import Study, check_checkpoint_invariance, ensure_dataset, ensure_trained, load_cases
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,7 @@ def run_closure_study(study: Study, out: Path, progress: bool = True) -> Path:
     options = CouplingOptions.of(study)
     ensure_dataset(study, study.train + study.validate + study.test, progress)
     directory = out / MAIN
-    if not (directory / "training.json").is_file():
-        log.info("%s: training", MAIN)
-        train_study(study, directory, resume=(directory / "last.pt").is_file(), progress=progress)
+    ensure_trained(study, directory, progress)
     checkpoint = directory / "best.pt"
     first = study.dataset / "cases" / study.family.case_name(study.validate[0])
     results = {

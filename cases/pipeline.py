@@ -32,9 +32,9 @@ from cases.training import (
     Study,
     check_checkpoint_invariance,
     ensure_dataset,
+    ensure_trained,
     evaluate_checkpoint,
     load_cases,
-    train_study,
 )
 
 log = logging.getLogger(__name__)
@@ -85,12 +85,7 @@ def run_study(study: Study, out: Path, progress: bool = True) -> Path | None:
         ensure_dataset(study, study.train + study.validate + study.test, progress)
     runs = {MAIN: study} | {name: study.baseline(name) for name in study.baselines}
     for label, variant in runs.items():
-        directory = out / label
-        if (directory / "training.json").is_file():
-            log.info("%s: already trained, reusing %s", label, directory)
-            continue
-        log.info("%s: training", label)
-        train_study(variant, directory, resume=(directory / "last.pt").is_file(), progress=progress)
+        ensure_trained(variant, out / label, progress)
     if rank != 0:
         return None
 

@@ -8,6 +8,7 @@ any work starts. Relative paths are relative to the current directory.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import tomllib
 from pathlib import Path
@@ -233,6 +234,30 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
     if rank == 0:
         write_json(out / "training.json", summary)
     return summary
+
+
+# What a trained run depends on: a change to any of these (max_minutes and device aside) makes it stale.
+TRAINED_FROM = ("dataset", "family", "train", "validate", "cloud", "features", "model", "targets", "training")
+
+
+def ensure_trained(study: Study, out: Path, progress: bool = True) -> None:
+    """Train `study` into `out`, resume it from last.pt, or reuse it when training.json is there;
+    refused when `out` was trained from other settings (a silently reused network would not be
+    the one the study file describes)."""
+    saved = out / "study.json"
+    if saved.is_file():
+        before, now = json.loads(saved.read_text()), json.loads(json.dumps(study_as_dict(study)))
+        for section in (before, now):
+            for key in ("max_minutes", "device"):
+                section["training"].pop(key, None)
+        changed = [key for key in TRAINED_FROM if before.get(key) != now.get(key)]
+        if changed:
+            raise CaseError(f"{out} was trained with other {', '.join(changed)} settings: remove it or choose another --out")
+    if (out / "training.json").is_file():
+        log.info("%s: already trained, reusing it", out)
+        return
+    log.info("%s: training", out)
+    train_study(study, out, resume=(out / "last.pt").is_file(), progress=progress)
 
 
 def study_as_dict(study: Study) -> dict:

@@ -219,6 +219,14 @@ def test_run_pipeline_writes_a_report_and_resumes(trained, tmp_path):
     assert again.returncode == 0, again.stderr
     assert (out / "vcnn/training.json").stat().st_mtime == trained_at
     assert set(json.loads((out / "frames/frames.json").read_text())["networks"]) == {"vcnn", "local_mlp"}  # the stale study redone
+    # A time limit is not a setting the network depends on; the epochs are: the trained run is not
+    # silently reused then, and nothing is touched.
+    study.write_text(study.read_text().replace("seed = 1", "seed = 1\nmax_minutes = 5"))
+    assert vcnn("run", study, "--out", out, "-q").returncode == 0
+    study.write_text(study.read_text().replace("epochs = 2", "epochs = 3"))
+    changed = vcnn("run", study, "--out", out, "-q")
+    assert changed.returncode == 2 and "was trained with other training settings" in changed.stderr, changed.stderr
+    assert len(changed.stderr.strip().splitlines()) == 1 and (out / "vcnn/training.json").stat().st_mtime == trained_at
 
 
 def test_run_refuses_a_bad_report_table_before_any_work(tmp_path):
