@@ -250,7 +250,7 @@ def ensure_trained(study: Study, out: Path, progress: bool = True) -> None:
         for section in (before, now):
             for key in ("max_minutes", "device"):
                 section["training"].pop(key, None)
-        changed = [key for key in TRAINED_FROM if before.get(key) != now.get(key)]
+        changed = [key for key in TRAINED_FROM if key in before and _differs(before[key], now.get(key))]
         if changed:
             raise CaseError(f"{out} was trained with other {', '.join(changed)} settings: remove it or choose another --out")
     if (out / "training.json").is_file():
@@ -258,6 +258,13 @@ def ensure_trained(study: Study, out: Path, progress: bool = True) -> None:
         return
     log.info("%s: training", out)
     train_study(study, out, resume=(out / "last.pt").is_file(), progress=progress)
+
+
+def _differs(before, now) -> bool:
+    """Settings differ; a key on one side only (written by an older or newer vcnn) does not count."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        return any(_differs(before[key], now[key]) for key in before.keys() & now.keys())
+    return before != now
 
 
 def study_as_dict(study: Study) -> dict:
