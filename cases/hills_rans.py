@@ -102,26 +102,33 @@ def separation(solution: HillsSolution) -> dict:
     }
 
 
-def wall_crossings(x: np.ndarray, shear: np.ndarray, length: float, gap: float = 1.0) -> dict:
-    """Separation and reattachment of the longest bubble of a periodic wall's shear; the end of the
-    recirculation region, the bubbles that follow it less than `gap` (one hill height) downstream
-    included (where the shear lingers near zero, a sign change of 1e-5 cuts the bubble in two);
-    every crossing."""
+def wall_crossings(x: np.ndarray, shear: np.ndarray, length: float) -> dict:
+    """The sign changes of a periodic wall's shear, (x, "separation" or "reattachment") sorted by
+    x, and the bubbles they make (`bubbles`)."""
     x, shear = np.r_[x, x[0] + length], np.r_[shear, shear[0]]  # close the period
     crossings = []
     for i in np.flatnonzero(np.sign(shear[:-1]) != np.sign(shear[1:])):
         t = shear[i] / (shear[i] - shear[i + 1])
         crossings.append((float((x[i] + t * (x[i + 1] - x[i])) % length), "separation" if shear[i] > 0 else "reattachment"))
     crossings.sort()
-    bubbles = []
+    return {**bubbles(crossings, length), "crossings": crossings}
+
+
+def bubbles(crossings: list, length: float, gap: float = 1.0) -> dict:
+    """Separation and reattachment of the longest bubble; the end of the recirculation region, the
+    bubbles that follow it less than `gap` (one hill height) downstream included (where the shear
+    lingers near zero, a sign change of 1e-5 cuts the bubble in two)."""
+    found = []
     for i, (position, kind) in enumerate(crossings):
         if kind == "separation":
             end = next((p for p, k in crossings[i + 1 :] + [(p + length, k) for p, k in crossings[: i + 1]] if k == "reattachment"), None)
             if end is not None:
-                bubbles.append((end - position, position, end % length))
-    _, start, end = max(bubbles) if bubbles else (None, None, None)
+                found.append((end - position, position, end % length))
+    if not found:
+        return {"separation": None, "reattachment": None, "recirculation_end": None}
+    _, start, end = max(found)
     region_end = end
-    for _, position, stop in sorted(bubbles, key=lambda b: (b[1] - end) % length):
+    for _, position, stop in sorted(found, key=lambda b: (b[1] - end) % length):
         if position != start and (position - region_end) % length < gap:
             region_end = stop
-    return {"separation": start, "reattachment": end, "recirculation_end": region_end, "crossings": crossings}
+    return {"separation": start, "reattachment": end, "recirculation_end": region_end}

@@ -47,7 +47,7 @@ def test_k_omega_separates_behind_the_crest_and_reattaches_late(serial_run):
 
 
 def test_wall_crossings_find_the_longest_bubble_and_the_end_of_the_recirculation():
-    from cases.hills_rans import wall_crossings
+    from cases.hills_rans import bubbles, wall_crossings
 
     # Period 10: the main bubble 0.5 -> 7, a reattached stretch 7 -> 7.5 (the shear lingering near
     # zero, as k-omega's at alpha 1.375), a second bubble 7.5 -> 8, and a small one 9.5 -> 0 more
@@ -58,6 +58,8 @@ def test_wall_crossings_find_the_longest_bubble_and_the_end_of_the_recirculation
     assert result["separation"] == pytest.approx(0.5) and result["reattachment"] == pytest.approx(7.0)
     assert result["recirculation_end"] == pytest.approx(8.0)
     assert [k for _, k in result["crossings"]] == ["reattachment", "separation", "reattachment", "separation", "reattachment", "separation"]
+    # From the crossings as meta.json holds them (a reference from an older vcnn is read so).
+    assert bubbles(json.loads(json.dumps(result["crossings"])), 10.0) == {k: result[k] for k in ("separation", "reattachment", "recirculation_end")}
     # One bubble across the period's end: separation 9, reattachment 1.
     wrapped = wall_crossings(x, np.where((x > 9) | (x < 1), -1.0, 1.0), 10.0)
     assert (wrapped["separation"], wrapped["reattachment"], wrapped["recirculation_end"]) == pytest.approx((9.0, 1.0, 1.0))
