@@ -249,8 +249,8 @@ def ensure_trained(study: Study, out: Path, progress: bool = True) -> None:
         before, now = json.loads(saved.read_text()), json.loads(json.dumps(study_as_dict(study)))
         for section in (before, now):
             for key in ("max_minutes", "device"):
-                section["training"].pop(key, None)
-        changed = [key for key in TRAINED_FROM if key in before and _differs(before[key], now.get(key))]
+                section.get("training", {}).pop(key, None)
+        changed = [key for key in TRAINED_FROM if key in before and key in now and _differs(before[key], now[key])]
         if changed:
             raise CaseError(f"{out} was trained with other {', '.join(changed)} settings: remove it or choose another --out")
     if (out / "training.json").is_file():
