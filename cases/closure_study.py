@@ -196,7 +196,7 @@ def write_report(study: Study, out: Path, results: dict) -> Path:
         "Residual reduction: the momentum residual of the last iteration (the converged velocity with the last nu_t, before "
         "Newton) over the largest one of the solve. The time ratio uses the dataset's PDE-model wall time, solved beside "
         "another case (`jobs`); `make bench` measures both alone. Reattachment: the end of the longest bubble; end of "
-        "the recirculation: the bubbles following it less than one hill height downstream included.",
+        "the recirculation: the last reattachment before the crest.",
         "",
     ]
     turned = results.get("turned")

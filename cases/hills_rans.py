@@ -114,21 +114,19 @@ def wall_crossings(x: np.ndarray, shear: np.ndarray, length: float) -> dict:
     return {**bubbles(crossings, length), "crossings": crossings}
 
 
-def bubbles(crossings: list, length: float, gap: float = 1.0) -> dict:
-    """Separation and reattachment of the longest bubble; the end of the recirculation region, the
-    bubbles that follow it less than `gap` (one hill height) downstream included (where the shear
-    lingers near zero, a sign change of 1e-5 cuts the bubble in two)."""
+def bubbles(crossings: list, length: float) -> dict:
+    """Separation and reattachment of the longest bubble; the end of the recirculation region: the
+    last reattachment downstream of that one before the crest. Where the shear lingers near zero,
+    a sign change of 1e-5 cuts the bubble in two and the longest bubble's end jumps; the region's
+    end does not."""
     found = []
     for i, (position, kind) in enumerate(crossings):
         if kind == "separation":
-            end = next((p for p, k in crossings[i + 1 :] + [(p + length, k) for p, k in crossings[: i + 1]] if k == "reattachment"), None)
+            end = next((p for p, k in crossings[i + 1 :] + crossings[: i + 1] if k == "reattachment"), None)
             if end is not None:
-                found.append((end - position, position, end % length))
+                found.append(((end - position) % length, position, end))
     if not found:
         return {"separation": None, "reattachment": None, "recirculation_end": None}
     _, start, end = max(found)
-    region_end = end
-    for _, position, stop in sorted(found, key=lambda b: (b[1] - end) % length):
-        if position != start and (position - region_end) % length < gap:
-            region_end = stop
+    region_end = max(p for p, k in crossings if k == "reattachment" and p >= end)  # none inside the bubble
     return {"separation": start, "reattachment": end, "recirculation_end": region_end}

@@ -50,8 +50,8 @@ def test_wall_crossings_find_the_longest_bubble_and_the_end_of_the_recirculation
     from cases.hills_rans import bubbles, wall_crossings
 
     # Period 10: the main bubble 0.5 -> 7, a reattached stretch 7 -> 7.5 (the shear lingering near
-    # zero, as k-omega's at alpha 1.375), a second bubble 7.5 -> 8, and a small one 9.5 -> 0 more
-    # than one hill height further on. Crossings at the midpoints between samples.
+    # zero, as k-omega's at alpha 1.375), a second bubble 7.5 -> 8, and a small one across the
+    # crest, 9.5 -> 0. Crossings at the midpoints between samples.
     x = np.arange(0.25, 10.0, 0.5)
     sign = np.where((x > 0.5) & (x < 7) | (x > 7.5) & (x < 8) | (x > 9.6), -1.0, 1.0)
     result = wall_crossings(x, 1e-5 * sign, 10.0)
