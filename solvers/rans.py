@@ -181,15 +181,26 @@ class AndersonMixing:
     the relaxed step x + b f, f = closure - x, corrected by the combination of the last `depth`
     steps that best cancels f. A network closure has no pseudo-time of its own, and plain
     relaxation can settle into a cycle (the hills at alpha 1.375); the mixing breaks it.
-    Inner products run over owned dofs (all ranks take the same combination)."""
+    When the residual grows more than `restart` times in one step, the past steps no longer
+    describe the map (a clipped nu_t, a network's kinks): they are dropped and the mixing starts
+    again from the relaxed step (without this, the hills stalled at 1e-4 or wandered for 100
+    iterations). Inner products run over owned dofs (all ranks take the same combination)."""
 
-    def __init__(self, comm, depth: int, damping: float):
-        self.comm, self.depth, self.damping = comm, depth, damping
+    def __init__(self, comm, depth: int, damping: float, restart: float = 2.0):
+        self.comm, self.depth, self.damping, self.restart = comm, depth, damping, restart
         self.x: list = []
         self.f: list = []
+        self.norm = np.inf
+        self.restarts = 0
 
     def step(self, x: np.ndarray, g: np.ndarray, owned: int) -> np.ndarray:
         f = g - x
+        norm = np.sqrt(self.comm.allreduce(f[:owned] @ f[:owned], op=MPI.SUM))
+        if norm > self.restart * self.norm:
+            log.info("Anderson mixing restarted: the nu_t residual grew %.1f times", norm / self.norm)
+            self.x, self.f = [], []
+            self.restarts += 1
+        self.norm = norm
         self.x, self.f = (self.x + [x.copy()])[-(self.depth + 1) :], (self.f + [f])[-(self.depth + 1) :]
         relaxed = x + self.damping * f
         if len(self.f) < 2:

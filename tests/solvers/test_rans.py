@@ -187,6 +187,21 @@ def test_anderson_mixing_converges_where_relaxation_spirals_out():
     assert np.linalg.norm(x - fixed) < 1e-10 * np.linalg.norm(fixed)
 
 
+def test_anderson_mixing_restarts_when_the_residual_jumps():
+    """A residual grown more than twice in one step: the past steps are dropped and the step is
+    the relaxed one; with a looser restart the same step is mixed."""
+    from mpi4py import MPI
+
+    from solvers.rans import AndersonMixing
+
+    steps = [(np.zeros(2), np.ones(2)), (np.array([1.0, 0.0]), np.array([4.0, 3.0]))]  # |f| 1.41, then 4.24
+    for restart, restarts in ((2.0, 1), (10.0, 0)):
+        mixing = AndersonMixing(MPI.COMM_SELF, depth=5, damping=0.7, restart=restart)
+        x = [mixing.step(a, b, owned=2) for a, b in steps][-1]
+        relaxed = steps[1][0] + 0.7 * (steps[1][1] - steps[1][0])
+        assert mixing.restarts == restarts and np.allclose(x, relaxed) == (restarts == 1)
+
+
 def test_anderson_mixing_reaches_the_same_channel_solution(k_omega):
     plain, _, _ = k_omega
     flow = coarse_flow()
