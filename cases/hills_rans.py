@@ -94,7 +94,8 @@ def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None
 def separation(solution: HillsSolution) -> dict:
     """The main recirculation bubble on the lower wall: the longest stretch of negative wall shear
     (periodic, so it may start before the crest), from its separation (shear + to -) to its
-    reattachment (- to +), x/H from the crest; every crossing; the DNS values where published."""
+    reattachment (- to +), and the end of the recirculation region, x/H from the crest; every
+    crossing; the DNS values where published."""
     return {
         **wall_crossings(solution.wall["x"], solution.wall["shear"], solution.domain.length),
         "first_node_y_plus_max": float(solution.wall["y_plus"].max()),
