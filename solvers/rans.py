@@ -183,7 +183,7 @@ class AndersonMixing:
     relaxation can settle into a cycle (the hills at alpha 1.375); the mixing breaks it.
     When the residual grows more than `restart` times in one step, the past steps no longer
     describe the map (a clipped nu_t, a network's kinks): they are dropped and the mixing starts
-    again from the relaxed step (without this, the hills stalled at 1e-4 or wandered for 100
+    again from the relaxed step (without this, the hills stalled at 5e-4 or wandered for 100
     iterations). Inner products run over owned dofs (all ranks take the same combination)."""
 
     def __init__(self, comm, depth: int, damping: float, restart: float = 2.0):
