@@ -106,6 +106,8 @@ def read_reference(path: Path, alpha: float):
         raise CaseError(f"reference {path} is not a vcnn solve hills-rans output")
     if abs(config.get("alpha", np.nan) - alpha) > 1e-9:
         raise CaseError(f"reference {path} is at alpha = {config.get('alpha')}, not {alpha:g}")
+    if not fields.metadata.get("periods"):
+        raise CaseError(f"reference {path} records no period (solved by an older vcnn): solve it again")
     # The bubbles again from the recorded crossings: a reference solved by an older vcnn may lack some.
     validation = fields.metadata["validation"]
     validation = {**validation, **bubbles(validation["crossings"], float(np.linalg.norm(fields.metadata["periods"][0])))}

@@ -3,6 +3,7 @@
 a stalled coupled solve that keeps its last state, and bad input."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -125,8 +126,14 @@ def test_bad_input_is_refused_before_any_work(study_run, tmp_path):
     root, out = study_run
     checkpoint, reference = out / "vcnn" / "best.pt", root / "data" / "cases" / "alpha_1.1250"
     target = tmp_path / "never"
+    periodless = tmp_path / "periodless"
+    shutil.copytree(reference, periodless)
+    meta = json.loads((periodless / "meta.json").read_text())
+    del meta["metadata"]["periods"]
+    (periodless / "meta.json").write_text(json.dumps(meta))
     cases = [
         (("--model", tmp_path / "missing.pt", "--alpha", "1"), "does not exist"),
+        (("--model", checkpoint, "--alpha", "1.125", "--reference", periodless), "records no period"),
         (("--model", checkpoint, "--alpha", "5"), "alpha must be in [0.5, 3]"),
         (("--model", checkpoint, "--alpha", "1.0", "--reference", reference), "is at alpha = 1.125, not 1"),
         (("--model", checkpoint, "--alpha", "1.125", "--blend", "-1"), "--blend must be 0 or more"),
