@@ -19,6 +19,7 @@ import numpy as np
 from cases.errors import CaseError
 from cases.families import FAMILIES
 from cases.hills_rans import bubbles
+from meshes.hill_profile import hill_length
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,8 @@ def read_reference(path: Path, alpha: float):
         raise CaseError(f"reference {path} is not a vcnn solve hills-rans output")
     if abs(config.get("alpha", np.nan) - alpha) > 1e-9:
         raise CaseError(f"reference {path} is at alpha = {config.get('alpha')}, not {alpha:g}")
-    if not fields.metadata.get("periods"):
-        raise CaseError(f"reference {path} records no period (solved by an older vcnn): solve it again")
     # The bubbles again from the recorded crossings: a reference solved by an older vcnn may lack some.
-    validation = fields.metadata["validation"]
-    validation = {**validation, **bubbles(validation["crossings"], float(np.linalg.norm(fields.metadata["periods"][0])))}
+    validation = {**fields.metadata["validation"], **bubbles(fields.metadata["validation"]["crossings"], hill_length(alpha))}
     return fields, validation, fields.metadata.get("statistics", {}).get("timings_s", {}).get("rans")
 
 

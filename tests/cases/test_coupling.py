@@ -122,18 +122,25 @@ def test_a_stalled_coupled_solve_keeps_its_last_state_and_says_where(study_run, 
     assert (target / "convergence.png").is_file()
 
 
+def test_a_reference_without_the_recirculation_end_gets_it_from_its_crossings(study_run, tmp_path):
+    """References solved before `recirculation_end` was recorded stay usable."""
+    from cases.coupling import read_reference
+
+    root, _ = study_run
+    older = tmp_path / "older"
+    shutil.copytree(root / "data" / "cases" / "alpha_1.1250", older)
+    meta = json.loads((older / "meta.json").read_text())
+    recorded = meta["metadata"]["validation"].pop("recirculation_end")
+    (older / "meta.json").write_text(json.dumps(meta))
+    assert recorded is not None and read_reference(older, 1.125)[1]["recirculation_end"] == recorded
+
+
 def test_bad_input_is_refused_before_any_work(study_run, tmp_path):
     root, out = study_run
     checkpoint, reference = out / "vcnn" / "best.pt", root / "data" / "cases" / "alpha_1.1250"
     target = tmp_path / "never"
-    periodless = tmp_path / "periodless"
-    shutil.copytree(reference, periodless)
-    meta = json.loads((periodless / "meta.json").read_text())
-    del meta["metadata"]["periods"]
-    (periodless / "meta.json").write_text(json.dumps(meta))
     cases = [
         (("--model", tmp_path / "missing.pt", "--alpha", "1"), "does not exist"),
-        (("--model", checkpoint, "--alpha", "1.125", "--reference", periodless), "records no period"),
         (("--model", checkpoint, "--alpha", "5"), "alpha must be in [0.5, 3]"),
         (("--model", checkpoint, "--alpha", "1.0", "--reference", reference), "is at alpha = 1.125, not 1"),
         (("--model", checkpoint, "--alpha", "1.125", "--blend", "-1"), "--blend must be 0 or more"),
