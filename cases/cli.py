@@ -364,12 +364,13 @@ def _run_couple(args, config, network, reference) -> int:
             if comm.rank == 0:
                 pde_fields.metadata["validation"] = reference[1]
                 pde_fields.write(stage / "pde")
+        run = {"case": "couple", "checkpoint": str(args.model), "blend": args.blend}
         try:
             solution = hills_rans.solve(config, comm, stage / "mesh.msh", coupling.make_closure(network, args.blend))
         except RansFailure as err:
             failure = err
             metadata = _metadata(args, config, {"rans_iterations": len(err.history), "history": err.history}, comm)
-            metadata.update(case="couple", status="failed", error=str(err), worst_nodes=err.worst, checkpoint=str(args.model))
+            metadata.update(run, status="failed", error=str(err), worst_nodes=err.worst)
             fields = to_mesh_fields(err.flow.domain, err.flow.arrays(), {**err.flow.metadata(), **metadata})
             if comm.rank == 0:
                 fields.write(stage)
@@ -377,7 +378,7 @@ def _run_couple(args, config, network, reference) -> int:
                     rans_history_png(err.history, stage / "convergence.png", title)
         else:
             metadata = _metadata(args, config, solution.statistics(), comm)
-            metadata.update(case="couple", status="converged", checkpoint=str(args.model), blend=args.blend)
+            metadata.update(run, status="converged")
             fields = solution.mesh_fields(metadata)
             if comm.rank == 0:
                 pde_fields, pde_separation, pde_seconds = reference

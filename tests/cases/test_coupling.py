@@ -117,7 +117,7 @@ def test_a_stalled_coupled_solve_keeps_its_last_state_and_says_where(study_run, 
     fields = MeshFields.read(target)
     meta = fields.metadata
     assert meta["status"] == "failed" and len(meta["statistics"]["history"]) == 3 and len(meta["worst_nodes"]) == 5
-    assert meta["config"]["max_iterations"] == 3 and meta["config"]["alpha"] == 1.125  # what was run
+    assert meta["config"]["max_iterations"] == 3 and meta["config"]["alpha"] == 1.125 and meta["blend"] == 0  # what was run
     assert np.isfinite(fields["velocity"]).all() and np.isfinite(fields["nu_t"]).all()
     assert (target / "convergence.png").is_file()
 
