@@ -95,7 +95,8 @@ def inference(run: Path) -> dict:
     from vcnn.data import load_case
     from vcnn.features import FeatureSpec
     from vcnn.inference import predict_fields
-    from vcnn.models import CloudNetConfig, VectorCloudNet
+    from vcnn.nn import CloudNetConfig
+    from vcnn.nn.cloud_nets import VectorCloudNet
 
     case = load_case(run)
     spec = FeatureSpec(scalars=("strain_rate", "wall_distance", "speed", "proximity", "upwind_proximity", "node_weight", "concentration"))

@@ -29,7 +29,7 @@ def one(kind: str, n: int, repeats: int = 3) -> dict:
     """Time and memory per query point of one network at cloud size n (in this process)."""
     import torch
 
-    from vcnn.models import CloudNetConfig, build_model
+    from vcnn.nn import CloudNetConfig, build_model
 
     torch.manual_seed(0)
     model = build_model(CloudNetConfig(kind=kind, n_scalars=5, **NETWORKS[kind])).eval()

@@ -20,7 +20,7 @@ from cases.rundir import write_json
 from vcnn import clouds
 from vcnn.errors import VcnnError
 from vcnn.features import DERIVED_SCALARS, FeatureSpec
-from vcnn.models import CloudNetConfig
+from vcnn.nn import CloudNetConfig
 from vcnn.train import TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
     import torch
 
     from vcnn.data import CloudBatches, feature_statistics
-    from vcnn.models import build_model
+    from vcnn.nn import build_model
     from vcnn.train import init_distributed, train
 
     if (out / "last.pt").is_file() and not resume:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from vcnn.errors import VcnnError
-from vcnn.models import CloudNet, CloudNetConfig, ModelError, build_model
+from vcnn.nn import CloudNet, CloudNetConfig, ModelError, build_model
 
 FORMAT = "vcnn-checkpoint-1"
 

@@ -33,7 +33,7 @@ from vcnn.data import Case, CloudBatches, check_targets
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.inference import predict_fields, relative_l2
-from vcnn.models import CloudNet
+from vcnn.nn import CloudNet
 
 log = logging.getLogger(__name__)
 

@@ -137,7 +137,8 @@ def test_frame_rotation_study(trained, tmp_path):
 
 def test_a_violated_declaration_exits_1(trained, tmp_path, monkeypatch, capsys):
     from cases.cli import main
-    from vcnn.models import ALL_TRANSFORMS, RawCloudNet
+    from vcnn.nn import ALL_TRANSFORMS
+    from vcnn.nn.cloud_nets import RawCloudNet
 
     checkpoint, fields = raw_cloud_checkpoint(trained, tmp_path)
     monkeypatch.setattr(RawCloudNet, "invariant_to", ALL_TRANSFORMS)  # a false claim

@@ -11,7 +11,7 @@ from vcnn.checkpoint import save
 from vcnn.closure import INVERSES, LOG_RATIO, RATIO, NeuralClosure, closure_targets, eddy_viscosity, log_ratio
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
-from vcnn.models import CloudNetConfig, build_model
+from vcnn.nn import CloudNetConfig, build_model
 from vcnn.symmetry import check_field_model
 from tests.vcnn.test_symmetry import random_field
 

@@ -14,8 +14,8 @@ from vcnn.data import CloudBatches, feature_statistics
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.inference import predict_fields, relative_l2
-from vcnn.layers import UnitaryVectorHead
-from vcnn.models import CloudNetConfig, ModelError, build_model
+from vcnn.nn.layers import UnitaryVectorHead
+from vcnn.nn import CloudNetConfig, ModelError, build_model
 from vcnn.symmetry import TOLERANCE, check_cloud_model, check_field_model, random_orthogonal
 from vcnn.train import TrainingConfig, train
 

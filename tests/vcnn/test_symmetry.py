@@ -11,7 +11,8 @@ from meshes.fields import MeshFields
 from vcnn.clouds import Ball, Ellipse, KNearest, build_clouds
 from vcnn.features import FeatureSpec
 from vcnn.inference import predict_fields
-from vcnn.models import ALL_TRANSFORMS, CloudNetConfig, ModelError, VectorCloudNet, build_model
+from vcnn.nn import ALL_TRANSFORMS, CloudNetConfig, ModelError, build_model
+from vcnn.nn.cloud_nets import VectorCloudNet
 from vcnn.symmetry import check_cloud_model, check_field_model
 
 TOL = 1e-10

@@ -14,7 +14,8 @@ from vcnn.clouds import Ellipse, KNearest
 from vcnn.data import Case, CloudBatches, feature_statistics
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
-from vcnn.models import CloudNetConfig, VectorCloudNet, build_model
+from vcnn.nn import CloudNetConfig, build_model
+from vcnn.nn.cloud_nets import VectorCloudNet
 from vcnn.train import TrainingConfig, lr_factor, train
 
 SPEC = FeatureSpec(scalars=("strain_rate", "speed", "proximity", "upwind_proximity"))

@@ -24,8 +24,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vcnn.layers import ACTIVATIONS, mlp
-from vcnn.models import CloudNet, CloudNetConfig, ModelError
+from vcnn.nn.base import CloudNet, CloudNetConfig, ModelError
+from vcnn.nn.layers import ACTIVATIONS, mlp
+from vcnn.nn.registry import register
 
 
 def pair_weights(weights: torch.Tensor, adjacency: torch.Tensor | None, mesh: bool) -> torch.Tensor:
@@ -40,10 +41,12 @@ def pair_weights(weights: torch.Tensor, adjacency: torch.Tensor | None, mesh: bo
     return pair / pair.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(pair.dtype).tiny)
 
 
+@register("graph_kernel")
 class GraphKernelNet(CloudNet):
     """Edge-conditioned convolution on the fully connected cloud graph, invariant edge features."""
 
     raw = False
+    pairwise = True
 
     def __init__(self, config: CloudNetConfig):
         super().__init__(config)
@@ -79,6 +82,7 @@ class GraphKernelNet(CloudNet):
         return self.denormalized(self.fit(torch.einsum("bn,bnh->bh", weights, v)))
 
 
+@register("graph_kernel_raw")
 class RawGraphKernelNet(GraphKernelNet):
     """The original graph kernel network: raw vector components on nodes and edges."""
 
@@ -86,8 +90,12 @@ class RawGraphKernelNet(GraphKernelNet):
     invariant_to = ("translation", "permutation")
 
 
+@register("message_passing")
 class MessagePassingNet(CloudNet):
     """Equivariant message passing on the cloud or mesh graph (PaiNN-style scalar and vector channels)."""
+
+    pairwise = True
+    output_kinds = ("scalar", "vector")
 
     def __init__(self, config: CloudNetConfig):
         super().__init__(config)
