@@ -72,7 +72,7 @@ def solve(alpha: float, out: Path, ranks: int = 1) -> dict:
 
 def profiles(run: Path, alpha: int, png: Path) -> None:
     """Velocity and concentration profiles against the OpenFOAM reference."""
-    from cases.figures import profiles_png
+    from cases.reports.figures import profiles_png
     from meshes.fields import MeshFields
 
     reference = REFERENCE / f"openfoam_alpha{alpha}.npz"

@@ -63,3 +63,13 @@ def write_json(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.partial")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
+
+
+def cached_json(path: Path, compute):
+    """The JSON at `path`, computed and written first if missing (a resumed run reuses each finished step)."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, value)
+    return value

@@ -2,18 +2,25 @@
 
 Nothing but dicts, lists, numbers, strings and tensors goes on disk, so loading never unpickles
 arbitrary objects. Files are written to a temporary name and renamed.
+
+The schema is vcnn's own: `format`, `model` (class and config), `state_dict`, and for a trained
+network its data configuration (`data_config`: cloud table, feature spec, targets, plus plain
+context such as the case family and split). `load_trained` is the one loader of trained networks.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vcnn.clouds import Shape, shape_from
 from vcnn.errors import VcnnError
+from vcnn.features import FeatureSpec
 from vcnn.nn import CloudNet, CloudNetConfig, ModelError, build_model
 
 FORMAT = "vcnn-checkpoint-1"
@@ -78,3 +85,43 @@ def load(path: str | Path, map_location="cpu") -> tuple[CloudNet, dict]:
     except (TypeError, RuntimeError, ValueError) as err:
         raise VcnnError(f"checkpoint {path}: weights do not match its model config ({str(err).splitlines()[0]})") from None
     return model, payload
+
+
+DATA_KEYS = ("cloud", "features", "targets")
+"""What a trained network's checkpoint carries to rebuild its inputs from a field."""
+
+
+def data_config(cloud: dict, features: FeatureSpec, targets, **context) -> dict:
+    """The checkpoint entries of a trained network: its cloud table, feature spec and targets, and
+    plain `context` for the records (study, family, split, resolution, ...)."""
+    return {"cloud": dict(cloud), "features": dataclasses.asdict(features), "targets": list(targets), **context}
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """A trained network and how to feed it: its cloud shape and features."""
+
+    model: CloudNet
+    state: dict  # the whole checkpoint: data configuration, context, training state
+    shape: Shape
+    spec: FeatureSpec
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.state["targets"])
+
+
+def load_trained(path: str | Path, map_location="cpu") -> Trained:
+    """A checkpoint written by training (`data_config` entries present, outputs = targets);
+    VcnnError with one line otherwise."""
+    model, state = load(path, map_location)
+    missing = [key for key in DATA_KEYS if key not in state]
+    if missing:
+        raise VcnnError(f"checkpoint {path} lacks its data configuration ({', '.join(missing)}); was it saved by vcnn train?")
+    if list(model.config.outputs) != list(state["targets"]):
+        raise VcnnError(f"checkpoint {path}: model outputs {list(model.config.outputs)} do not match targets {state['targets']}")
+    try:
+        spec = FeatureSpec(**state["features"])
+    except TypeError as err:
+        raise VcnnError(f"checkpoint {path}: unreadable feature spec ({err})") from None
+    return Trained(model, state, shape_from(state["cloud"]), spec)

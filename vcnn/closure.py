@@ -28,10 +28,9 @@ import numpy as np
 import torch
 
 from meshes.fields import MeshFields
-from vcnn.checkpoint import load
-from vcnn.clouds import NodeIndex, shape_from
+from vcnn.checkpoint import load_trained
+from vcnn.clouds import NodeIndex
 from vcnn.errors import VcnnError
-from vcnn.features import FeatureSpec
 from vcnn.inference import predict_fields
 
 LOG_RATIO = "log_nu_t_ratio"
@@ -72,13 +71,12 @@ class NeuralClosure:
     names = ("nu_t",)
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float64, batch_size: int = 4096):
-        self.model, self.state = load(checkpoint, map_location=device)  # state: family, cloud, features, split, ...
-        state = self.state
-        targets = list(state.get("targets", []))
-        if len(targets) != 1 or targets[0] not in INVERSES:
-            raise VcnnError(f"checkpoint {checkpoint} predicts {targets}, not one closure target of {sorted(INVERSES)}")
-        self.target = targets[0]
-        self.shape, self.spec = shape_from(state["cloud"]), FeatureSpec(**state["features"])
+        trained = load_trained(checkpoint, map_location=device)
+        self.model, self.state = trained.model, trained.state  # state: family, cloud, features, split, ...
+        if len(trained.targets) != 1 or trained.targets[0] not in INVERSES:
+            raise VcnnError(f"checkpoint {checkpoint} predicts {trained.targets}, not one closure target of {sorted(INVERSES)}")
+        self.target = trained.targets[0]
+        self.shape, self.spec = trained.shape, trained.spec
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
         self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0}
         self._index: NodeIndex | None = None

@@ -137,6 +137,129 @@ def mean_error(errors: dict) -> float:
     return float(np.mean([v for case in errors.values() for v in case.values()]))
 
 
+class Trainer:
+    """Trains a model in place, one epoch of batches at a time: Adam with the configured learning-rate
+    schedule (stepped per batch), validation with full clouds after every epoch, checkpoints
+    (last.pt every epoch, best.pt on improvement) and metrics in `out`, early stop on patience or on
+    the time budget. Under torchrun every rank trains its share of each epoch; rank 0 validates and
+    writes."""
+
+    def __init__(self, model: CloudNet, training: CloudBatches, validation: list[Case], config: TrainingConfig,
+                 out: str | Path, progress: bool = True, extra: dict | None = None):
+        if model.config.outputs != training.targets or model.config.output_kinds != training.target_kinds:
+            raise VcnnError(
+                f"the network's outputs {dict(zip(model.config.outputs, model.config.output_kinds))} do not match the "
+                f"training targets {dict(zip(training.targets, training.target_kinds))}"
+            )
+        check_targets(validation, training.targets, training.target_kinds)
+        self.model, self.training, self.validation, self.config = model, training, validation, config
+        self.out, self.progress = Path(out), progress
+        self.rank, self.world = world_position()
+        self.lead = self.rank == 0
+        if self.lead:
+            self.out.mkdir(parents=True, exist_ok=True)
+        self.device = config.resolved_device()
+        model.to(self.device)
+        self.net = model if self.world == 1 else torch.nn.parallel.DistributedDataParallel(model)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config, len(training)))
+        self.history: list[dict] = []
+        self.best, self.since_best, self.start_epoch = math.inf, 0, 0
+        self.extra = dict(extra or {}, training=dataclasses.asdict(config), world_size=self.world)
+
+    def resume(self) -> None:
+        """Continue from out/last.pt, if there is one."""
+        last = self.out / "last.pt"
+        if not last.is_file():
+            return
+        restored, state = checkpoint.load(last, map_location=self.device)
+        if restored.config != self.model.config:
+            raise VcnnError(f"{last} was trained with another model configuration")
+        if "lr_lambdas" not in state["scheduler"]:  # schedules stepped per epoch before the cosine option
+            raise VcnnError(f"{last} was written by an earlier vcnn whose schedule cannot be resumed; start a new run")
+        self.model.load_state_dict(restored.state_dict())
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history, self.best, self.since_best = state["history"], state["best"], state["since_best"]
+        self.start_epoch = state["epoch"] + 1
+        log.info("resumed from %s at epoch %d", last, self.start_epoch)
+
+    def step(self, batch) -> float:
+        """One optimizer step on a batch; its mean loss (squared error in units of the output scale)."""
+        prediction = self.net(*batch.inputs)
+        loss = (((prediction - batch.targets) / self.model.output_std) ** 2).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.item()
+
+    def epoch(self, epoch: int) -> tuple[dict, dict]:
+        """Train on every batch of one epoch, then validate: (the epoch's record, validation errors)."""
+        self.net.train()
+        started = time.perf_counter()
+        sums = torch.zeros(2, dtype=torch.float64)  # loss x clouds, clouds
+        batches = self.training.epoch(epoch, self.config.seed, self.rank, self.world)
+        bar = tqdm(batches, total=len(self.training), desc=f"epoch {epoch}", disable=not (self.progress and self.lead), leave=False)
+        for batch in bar:
+            batch = batch.to(self.device)
+            sums += torch.tensor([self.step(batch) * len(batch.targets), len(batch.targets)], dtype=torch.float64)
+            bar.set_postfix(loss=f"{sums[0] / sums[1]:.3e}")
+        if self.world > 1:
+            torch.distributed.all_reduce(sums)
+        training = self.training
+        errors = _from_rank0(relative_errors(self.model, self.validation, training.shape, training.spec, self.device) if self.lead else None)
+        record = {
+            "epoch": epoch,
+            "train_loss": float(sums[0] / sums[1]),
+            "validation_rel_l2": mean_error(errors),
+            "learning_rate": self.optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - started,
+        }
+        return record, errors
+
+    def save(self, epoch: int, errors: dict, improved: bool) -> None:
+        """last.pt (and best.pt if `improved`) with the whole training state, and the metrics (rank 0)."""
+        state = dict(
+            self.extra,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            epoch=epoch,
+            history=self.history,
+            best=self.best,
+            since_best=self.since_best,
+            validation_errors=errors,
+        )
+        checkpoint.save(self.out / "last.pt", self.model, **state)
+        if improved:
+            checkpoint.save(self.out / "best.pt", self.model, **state)
+        write_metrics(self.out, self.history)
+
+    def run(self) -> list[dict]:
+        """Train until the last epoch, the patience or the time budget runs out; the history."""
+        config = self.config
+        for epoch in range(self.start_epoch, config.epochs):
+            if self.since_best >= config.patience:
+                break
+            record, errors = self.epoch(epoch)
+            self.history.append(record)
+            score = record["validation_rel_l2"]
+            improved = score < self.best
+            self.best, self.since_best = (score, 0) if improved else (self.best, self.since_best + 1)
+            if self.lead:
+                log.info("epoch %d: train loss %.3e, validation rel. L2 %.4f%s", epoch, record["train_loss"], score, " (best)" if improved else "")
+                self.save(epoch, errors, improved)
+            # rank 0's clock decides, so that every rank stops after the same epoch
+            spent = _from_rank0(sum(h["seconds"] for h in self.history))
+            if self.since_best >= config.patience:
+                log.info("early stop: no improvement for %d epochs", self.since_best)
+                break
+            if config.max_minutes is not None and spent > 60 * config.max_minutes:
+                log.info("stop: the %g minutes of max_minutes are spent", config.max_minutes)
+                break
+        return self.history
+
+
 def train(
     model: CloudNet,
     training: CloudBatches,
@@ -147,102 +270,11 @@ def train(
     progress: bool = True,
     extra: dict | None = None,
 ) -> list[dict]:
-    """Train `model` in place; checkpoints and metrics go to `out`. Returns the history.
-
-    Validation: relative L2 error on the `validation` cases with full clouds, every epoch.
-    """
-    if model.config.outputs != training.targets or model.config.output_kinds != training.target_kinds:
-        raise VcnnError(
-            f"the network's outputs {dict(zip(model.config.outputs, model.config.output_kinds))} do not match the "
-            f"training targets {dict(zip(training.targets, training.target_kinds))}"
-        )
-    check_targets(validation, training.targets, training.target_kinds)
-    out = Path(out)
-    rank, world = world_position()
-    lead = rank == 0
-    if lead:
-        out.mkdir(parents=True, exist_ok=True)
-    device = config.resolved_device()
-    model.to(device)
-    net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, len(training)))  # stepped per batch
-    history: list[dict] = []
-    best, since_best, start_epoch = math.inf, 0, 0
-    extra = dict(extra or {}, training=dataclasses.asdict(config), world_size=world)
-
-    last = out / "last.pt"
-    if resume and last.is_file():
-        restored, state = checkpoint.load(last, map_location=device)
-        if restored.config != model.config:
-            raise VcnnError(f"{last} was trained with another model configuration")
-        if "lr_lambdas" not in state["scheduler"]:  # schedules stepped per epoch before the cosine option
-            raise VcnnError(f"{last} was written by an earlier vcnn whose schedule cannot be resumed; start a new run")
-        model.load_state_dict(restored.state_dict())
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best, since_best = state["history"], state["best"], state["since_best"]
-        start_epoch = state["epoch"] + 1
-        log.info("resumed from %s at epoch %d", last, start_epoch)
-        if since_best >= config.patience:
-            return history
-
-    for epoch in range(start_epoch, config.epochs):
-        net.train()
-        started = time.perf_counter()
-        sums = torch.zeros(2, dtype=torch.float64)  # loss x clouds, clouds
-        batches = training.epoch(epoch, config.seed, rank, world)
-        bar = tqdm(batches, total=len(training), desc=f"epoch {epoch}", disable=not (progress and lead), leave=False)
-        for batch in bar:
-            batch = batch.to(device)
-            prediction = net(*batch.inputs)
-            loss = (((prediction - batch.targets) / model.output_std) ** 2).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            sums += torch.tensor([loss.item() * len(batch.targets), len(batch.targets)], dtype=torch.float64)
-            bar.set_postfix(loss=f"{sums[0] / sums[1]:.3e}")
-        if world > 1:
-            torch.distributed.all_reduce(sums)
-        errors = _from_rank0(relative_errors(model, validation, training.shape, training.spec, device) if lead else None)
-        score = mean_error(errors)
-        record = {
-            "epoch": epoch,
-            "train_loss": float(sums[0] / sums[1]),
-            "validation_rel_l2": score,
-            "learning_rate": optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - started,
-        }
-        history.append(record)
-        # rank 0's clock decides, so that every rank stops after the same epoch
-        spent = _from_rank0(sum(h["seconds"] for h in history))
-        out_of_time = config.max_minutes is not None and spent > 60 * config.max_minutes
-        improved = score < best
-        best, since_best = (score, 0) if improved else (best, since_best + 1)
-        if lead:
-            log.info("epoch %d: train loss %.3e, validation rel. L2 %.4f%s", epoch, record["train_loss"], score, " (best)" if improved else "")
-            state = dict(
-                extra,
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                epoch=epoch,
-                history=history,
-                best=best,
-                since_best=since_best,
-                validation_errors=errors,
-            )
-            checkpoint.save(last, model, **state)
-            if improved:
-                checkpoint.save(out / "best.pt", model, **state)
-            write_metrics(out, history)
-        if since_best >= config.patience:
-            log.info("early stop: no improvement for %d epochs", since_best)
-            break
-        if out_of_time:
-            log.info("stop: the %g minutes of max_minutes are spent", config.max_minutes)
-            break
-    return history
+    """Train `model` in place (`Trainer`); checkpoints and metrics go to `out`. Returns the history."""
+    trainer = Trainer(model, training, validation, config, out, progress, extra)
+    if resume:
+        trainer.resume()
+    return trainer.run()
 
 
 def write_metrics(out: Path, history: list[dict]) -> None:

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from cases.dataset import load_manifest
+from cases.manifest import load_manifest
 from cases.errors import CaseError
-from cases.families import AIRFOIL
-from cases.training import load_cases
+from cases.flows.airfoil_transport import AIRFOIL
+from cases.studies.dataset import load_cases
 from meshes.fields import MeshFields
 from tests.cases.test_cli import ARRAYS, assert_one_line_error, vcnn
 

@@ -122,7 +122,7 @@ def test_k_epsilon_under_mpirun_agrees_with_serial(k_epsilon_run, tmp_path, refe
 
 
 def test_both_dns_file_formats_are_read(reference_dir):
-    from cases.channel_rans import DNS_FILES, load_dns
+    from cases.flows.channel_rans import DNS_FILES, load_dns
 
     # The Re_tau 180 file starts with a header line, the 550 file with % comments.
     facts = {180: 182.088, 550: 543.496}  # reference README section 3

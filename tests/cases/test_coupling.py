@@ -124,7 +124,7 @@ def test_a_stalled_coupled_solve_keeps_its_last_state_and_says_where(study_run, 
 
 def test_a_reference_without_the_recirculation_end_gets_it_from_its_crossings(study_run, tmp_path):
     """References solved before `recirculation_end` was recorded stay usable."""
-    from cases.coupling import read_reference
+    from cases.studies.coupling import read_reference
 
     root, _ = study_run
     older = tmp_path / "older"

@@ -6,9 +6,11 @@ import sys
 
 import pytest
 
-from cases.dataset import load_manifest
+from cases.manifest import load_manifest
 from cases.errors import CaseError
-from cases.families import AIRFOIL, HILLS, family
+from cases.flows import family
+from cases.flows.airfoil_transport import AIRFOIL
+from cases.flows.hills_transport import HILLS
 
 pytest.importorskip("dolfinx")
 

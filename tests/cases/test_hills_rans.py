@@ -47,7 +47,7 @@ def test_k_omega_separates_behind_the_crest_and_reattaches_late(serial_run):
 
 
 def test_wall_crossings_find_the_longest_bubble_and_the_end_of_the_recirculation():
-    from cases.hills_rans import bubbles, wall_crossings
+    from cases.flows.hills_rans import bubbles, wall_crossings
 
     # Period 10: the main bubble 0.5 -> 7, a reattached stretch 7 -> 7.5 (the shear lingering near
     # zero, as k-omega's at alpha 1.375), a second bubble 7.5 -> 8, and a small one across the

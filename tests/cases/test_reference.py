@@ -17,7 +17,7 @@ import ufl  # noqa: E402
 from dolfinx import fem  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
-from cases.hills_transport import HillsTransportConfig, compare_with_reference, solve  # noqa: E402
+from cases.flows.hills_transport import HillsTransportConfig, compare_with_reference, solve  # noqa: E402
 from meshes.hill_profile import hill_length  # noqa: E402
 from meshes.periodic_domain import TAGS  # noqa: E402
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cases.errors import CaseError
 from cases.rundir import write_json
-from cases.training import checkpoint_inputs, load_checkpoint
+from vcnn.checkpoint import load_trained
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,8 @@ def frame_study(checkpoints: dict, fields_path: Path, angles=ANGLES, out: Path |
     """{"networks": {label: {"relative_l2": {angle: {target: e}}, "spread": {target: s}}}} where
     `spread` is (max - min) / min of the error over the angles. With `out`: frames.json and
     frames.png (the first target predicted in every frame, one row per network)."""
-    from cases.families import FAMILIES
-    from cases.figures import frames_png
+    from cases.flows import FAMILIES
+    from cases.reports.figures import frames_png
     from vcnn.data import Case, load_case
     from vcnn.inference import predict_fields, relative_l2
     from vcnn.symmetry import moved, planar_rotation
@@ -33,15 +33,15 @@ def frame_study(checkpoints: dict, fields_path: Path, angles=ANGLES, out: Path |
     if not checkpoints:
         raise CaseError("give at least one network (--model LABEL=CHECKPOINT)")
     angles = [float(a) for a in angles]
-    loaded = {label: load_checkpoint(Path(path)) for label, path in checkpoints.items()}  # all refused before any work
+    loaded = {label: load_trained(Path(path)) for label, path in checkpoints.items()}  # all refused before any work
     case = load_case(fields_path)
     if case.fields.dim != 2:
         raise CaseError("the frame-rotation study turns 2-D fields")
     frames = {angle: Case(case.name, moved(case.fields, planar_rotation(angle))) for angle in angles}
     result: dict = {"fields": str(fields_path), "angles": angles, "networks": {}}
     drawn: dict = {}
-    for label, (model, state) in loaded.items():
-        shape, spec = checkpoint_inputs(state)
+    for label, trained in loaded.items():
+        model, shape, spec = trained.model, trained.shape, trained.spec
         first = model.config.outputs[0]
         errors, drawn[label] = {}, {}
         for angle, turned in frames.items():
@@ -63,12 +63,3 @@ def frame_study(checkpoints: dict, fields_path: Path, angles=ANGLES, out: Path |
     return result
 
 
-def table(result: dict) -> str:
-    """Markdown: relative L2 error (%) of each network's first target in every frame."""
-    angles = result["angles"]
-    lines = ["| network | " + " | ".join(f"{a:g} deg" for a in angles) + " | spread |", "|---|" + "---|" * (len(angles) + 1)]
-    for label, r in result["networks"].items():
-        target = next(iter(r["spread"]))
-        cells = [f"{100 * r['relative_l2'][f'{a:g}'][target]:.4f}" for a in angles]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {r['spread'][target]:.1e} |")
-    return "\n".join(lines)

@@ -1,12 +1,8 @@
-"""Datasets: a family of solved cases in one directory, with a manifest.
+"""Datasets: a family of solved cases in one directory, with a manifest (`cases.manifest`).
 
-    DIR/manifest.json          family, per-case parameters, mesh sizes, solver statistics, versions
-    DIR/cases/alpha_1.0500/    one `vcnn solve` output (fields.vtu, meta.json, mesh, log);
-                               the prefix is the family's parameter (alpha, aoa)
-
-A sweep runs the missing cases as `vcnn solve` subprocesses, several at a time. Each case
-directory appears only when complete (staged output), so a killed sweep resumes by skipping the
-cases already there, and re-running a finished sweep recomputes nothing.
+A sweep runs the missing cases as worker subprocesses (`cases.worker`), several at a time.
+Each case directory appears only when complete (staged output), so a killed sweep resumes by
+skipping the cases already there, and re-running a finished sweep recomputes nothing.
 """
 
 from __future__ import annotations
@@ -14,22 +10,18 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from cases.errors import CaseError
-from cases.families import HILLS, Family, family
+from cases.flows.families import Family
+from cases.flows.hills_transport import HILLS
+from cases.study import Study
+from cases.manifest import MANIFEST, case_values, is_complete, load_manifest, read_manifest
 from cases.provenance import provenance
 from cases.rundir import write_json
-
-MANIFEST = "manifest.json"
-
-
-def is_complete(directory: Path) -> bool:
-    return (directory / "fields.vtu").is_file() and (directory / "meta.json").is_file()
+from cases.worker import start
 
 
 def sweep(
@@ -39,11 +31,13 @@ def sweep(
     from meshes.periodic_domain import Resolution
 
     out = Path(out)
+    cells = None
     if resolution is not None:
         if not kind.resolution:
             raise CaseError(f"{kind.name} cases take no resolution")
-        Resolution.parse(resolution)  # MeshError on a malformed resolution, before any work
-    manifest = _read_manifest(out)
+        parsed = Resolution.parse(resolution)  # MeshError on a malformed resolution, before any work
+        cells = (parsed.nx, parsed.ny)
+    manifest = read_manifest(out)
     if manifest and manifest.get("family") != kind.name:
         raise CaseError(f"{out} holds a dataset of family {manifest.get('family')!r}, not {kind.name!r}")
     if manifest and manifest.get("resolution") != resolution:
@@ -55,7 +49,8 @@ def sweep(
     env = dict(os.environ, OMP_NUM_THREADS="1") if jobs > 1 else None
     failures = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_solve, kind, out / "cases" / kind.case_name(v), v, resolution, env): v for v in todo}
+        pending = {v: {"solve": {"flow": kind.flow, "values": kind.case_values(v, cells), "out": str(out / "cases" / kind.case_name(v))}} for v in todo}
+        futures = {pool.submit(start, job, env): v for v, job in pending.items()}
         bar = tqdm(total=len(values), initial=len(values) - len(todo), desc="cases", disable=not progress, unit="case")
         for future in concurrent.futures.as_completed(futures):
             error = future.result()
@@ -68,27 +63,6 @@ def sweep(
     if failures:
         raise CaseError(f"{len(failures)} case(s) failed; rerun to retry: " + "; ".join(failures))
     return manifest
-
-
-def _solve(kind: Family, directory: Path, value: float, resolution: str | None, env) -> str | None:
-    """Run one case; return its one-line error, or None."""
-    cmd = [sys.executable, "-m", "cases.cli", "solve", *kind.command, f"--{kind.parameter}", repr(value), "--out", str(directory)]
-    cmd += ["--no-figures", "-q"] + (["--resolution", resolution] if resolution else [])
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        lines = result.stderr.strip().splitlines()
-        return lines[-1] if lines else f"exit code {result.returncode}"
-    return None
-
-
-def _read_manifest(out: Path) -> dict:
-    path = out / MANIFEST
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError as err:
-        raise CaseError(f"unreadable manifest {path}: {err}") from None
 
 
 def _write_manifest(out: Path, resolution: str | None, kind: Family) -> dict:
@@ -120,16 +94,26 @@ def _iterations(statistics: dict | list):
     return [s["iterations"] for s in statistics] if isinstance(statistics, list) else statistics["iterations"]
 
 
-def load_manifest(directory: Path, expected: str | None = None) -> tuple[dict, Family]:
-    """The manifest of a dataset and its family, checked to be `expected` if given."""
-    manifest = _read_manifest(Path(directory))
-    if not manifest:
-        raise CaseError(f"{directory} is not a dataset (no {MANIFEST})")
-    if expected is not None and manifest.get("family") != expected:
-        raise CaseError(f"dataset {directory} is of family {manifest.get('family')!r}, expected {expected!r}")
-    return manifest, family(manifest.get("family"))
+def ensure_dataset(study: Study, values, progress: bool = True) -> dict:
+    """Solve what is missing of the study's dataset (resumable) and return the manifest."""
+    return sweep(study.dataset, sorted(set(values)), study.resolution, study.jobs, progress, study.family)
 
 
-def case_values(manifest: dict, kind: Family) -> list[float]:
-    """The parameter values of a manifest's cases."""
-    return [c[kind.parameter] for c in manifest["cases"]]
+
+def load_cases(directory: Path, values):
+    """The Cases of a dataset for the given parameter values (CaseError if some are missing)."""
+    from vcnn.data import load_case
+
+    manifest, kind = load_manifest(directory)
+    have = {round(v, 6) for v in case_values(manifest, kind)}
+    missing = [v for v in values if round(v, 6) not in have]
+    if missing:
+        raise CaseError(f"dataset {directory} lacks {kind.parameter} = {', '.join(f'{v:g}' for v in missing)}")
+    cases = [load_case(Path(directory) / "cases" / kind.case_name(v)) for v in values]
+    if kind.derived:
+        from vcnn.closure import closure_targets
+
+        for case in cases:
+            for name, values in closure_targets(case.fields).items():
+                case.fields[name] = values
+    return cases

@@ -1,10 +1,10 @@
 """Case families: sets of cases that differ by one parameter (the hill slope alpha, the angle of
 attack of an airfoil).
 
-A `Family` says how that parameter is named in case directories, manifests, `vcnn solve` flags,
-study files and reports, which values are allowed, and whether the cases take a mesh resolution.
-Datasets, studies and reports go through it, so adding a family is adding an entry here and a
-`vcnn solve` sub-command that writes the same point arrays.
+A `Family` says how that parameter is named in case directories, manifests, solve options, study
+files and reports, which values are allowed, and whether the cases take a mesh resolution.
+Datasets, studies and reports go through it. Each flow module (`cases.flows`) declares its
+families; the registry there collects them.
 """
 
 from __future__ import annotations
@@ -14,19 +14,10 @@ from typing import Callable
 
 import numpy as np
 
-from cases.airfoil_transport import FIGURE_WINDOW
 from cases.errors import CaseError
-from meshes import hill_profile
-from meshes.airfoil import AirfoilGeometry
-from meshes.errors import MeshError
 
-ARRAYS = ("velocity", "pressure", "concentration", "strain_rate", "wall_distance", "mixing_length")
-"""The point arrays of every transport case (what `vcnn solve` writes)."""
-RANS_ARRAYS = ("velocity", "pressure", "strain_rate", "wall_distance", "nu_t", "k")
-"""The point arrays of every RANS case, whatever the closure (which adds omega or epsilon)."""
-CLOSURE_TARGETS = ("log_nu_t_ratio", "nu_t_ratio")
-"""What closure networks may learn from a RANS case (`vcnn.closure.INVERSES`), derived on loading."""
 VECTOR_ARRAYS = ("velocity",)
+"""Point arrays that are vectors (the rest are scalars), for network outputs."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,16 +29,25 @@ class Family:
     unit: str  # appended to values in reports
     check: Callable[[float], None]  # raises CaseError outside the family
     resolution: bool  # the cases accept --resolution NXxNY
+    arrays: tuple[str, ...]  # the point arrays of every case
     window: tuple | None = None  # what figures show, ((xmin, xmax), (ymin, ymax)); None: everything
-    arrays: tuple[str, ...] = ARRAYS  # the point arrays of every case
     derived: tuple[str, ...] = ()  # closure families: `vcnn.closure.closure_targets`, added on loading
     solve: str | None = None  # the `vcnn solve` sub-command, if not `name`
     model: str | None = None  # RANS families: the closure of the cases (`vcnn solve --model`)
 
     @property
-    def command(self) -> tuple[str, ...]:
-        """`vcnn solve` arguments that solve a case of the family, before the parameter's flag."""
-        return (self.solve or self.name,) + (() if self.model is None else ("--model", self.model))
+    def flow(self) -> str:
+        """The flow (`cases.flows.FLOWS`) that solves a case of the family."""
+        return self.solve or self.name
+
+    def case_values(self, value: float, resolution: tuple[int, int] | None = None) -> dict:
+        """The flow's configuration values of the case at `value` (and cells nx x ny, if given)."""
+        values = {self.config_key: value}
+        if self.model is not None:
+            values["model"] = self.model
+        if resolution is not None:
+            values["nx"], values["ny"] = resolution
+        return values
 
     def turning_window(self) -> tuple | None:
         """A square about the origin holding `window` in every frame (the frame study turns fields
@@ -86,43 +86,3 @@ class Family:
         for value in values:
             self.check(value)
         return values
-
-
-def _check_alpha(value: float) -> None:
-    try:
-        hill_profile.check_alpha(value)
-    except ValueError as err:
-        raise CaseError(str(err)) from None
-
-
-def _check_angle(value: float) -> None:
-    try:
-        AirfoilGeometry(angle_of_attack=value)
-    except MeshError as err:
-        raise CaseError(str(err)) from None
-
-
-def _check_rans_alpha(value: float) -> None:
-    from cases.hills_rans import ALPHAS
-
-    if not ALPHAS[0] <= value <= ALPHAS[1]:
-        raise CaseError(f"alpha must be in [{ALPHAS[0]:g}, {ALPHAS[1]:g}] for hills-rans, got {value:g}")
-
-
-HILLS = Family("hills-transport", "alpha", "alpha", "alpha", "", _check_alpha, resolution=True)
-AIRFOIL = Family("airfoil-transport", "aoa", "angle_of_attack", "AoA", " deg", _check_angle, resolution=False, window=FIGURE_WINDOW)
-HILLS_RANS = Family(
-    "hills-rans", "alpha", "alpha", "alpha", "", _check_rans_alpha, resolution=True,
-    arrays=RANS_ARRAYS + ("omega",), derived=CLOSURE_TARGETS, model="k-omega",
-)
-HILLS_RANS_ONE_EQUATION = Family(
-    "hills-rans-one-equation", "alpha", "alpha", "alpha", "", _check_rans_alpha, resolution=True,
-    arrays=RANS_ARRAYS, derived=CLOSURE_TARGETS, solve="hills-rans", model="one-equation",
-)
-FAMILIES = {family.name: family for family in (HILLS, AIRFOIL, HILLS_RANS, HILLS_RANS_ONE_EQUATION)}
-
-
-def family(name: str) -> Family:
-    if name not in FAMILIES:
-        raise CaseError(f"unknown case family {name!r}; choose from {sorted(FAMILIES)}")
-    return FAMILIES[name]

@@ -17,12 +17,18 @@ from pathlib import Path
 import numpy as np
 
 from cases.errors import CaseError
-from cases.rans_case import RansCaseSolution, RansSettings, first_node_distance, solve_case
+from cases.flows.rans_common import (  # noqa: F401  (mesh_fields, record: this flow's steps)
+    RansCaseSolution, RansSettings, add_settings_arguments, first_node_distance, mesh_fields, record, solve_case,
+)
 
 log = logging.getLogger(__name__)
 
+NAME = "channel-rans"
+HELP = "turbulent channel (RANS, wall-resolved) against the Lee-Moser DNS"
+FAMILIES = ()  # one case per DNS: no dataset family
+
 DNS_FILES = {180: "LM_Channel_0180_mean_prof.dat", 550: "LM_Channel_0550_mean_prof.dat"}
-DEFAULTS = Path(__file__).with_name("channel_rans.toml")
+DEFAULTS = Path(__file__).parents[1] / "channel_rans.toml"
 HALF_HEIGHT = 1.0
 
 
@@ -83,6 +89,19 @@ class ChannelSolution(RansCaseSolution):
     u_tau: float = 0.0  # from the wall shear stress of the solution
     dns: dict = dataclasses.field(default_factory=dict)
 
+    @property
+    def title(self) -> str:
+        return f"channel Re_tau = {self.config.re_tau}, {self.config.model}"
+
+    def validation(self, fields) -> dict:
+        return validation(self, fields)
+
+    def figures(self, result: dict, fields, stage) -> None:
+        from cases.reports.figures import wall_profiles_png
+
+        profile = (result["profile"]["y_plus"], result["profile"]["u_plus"])
+        wall_profiles_png({self.config.model: profile}, (self.dns["y_plus"], self.dns["u_plus"]), stage / "profile.png", self.title)
+
 
 def solve(config: ChannelRansConfig, comm=None, msh_path: str | Path | None = None) -> ChannelSolution:
     """Mesh, RANS with the configured closure (collective under MPI)."""
@@ -126,3 +145,21 @@ def validation(solution: ChannelSolution, fields) -> dict:
         "u_plus_max_rel_error_at_y_plus": float(y_plus[outer][worst]),
         "profile": {"y_plus": y_plus.tolist(), "u_plus": u_plus.tolist()},
     }
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--re-tau", type=int, required=True, help="friction Reynolds number of the DNS: 180 or 550")
+    add_settings_arguments(parser, "cases/channel_rans.toml")
+    parser.add_argument("--ny", type=int, help="cells across the channel (default from the case file)")
+    parser.add_argument("--wall-ratio", type=float, help="centre-to-wall cell height ratio (default from the case file)")
+    parser.add_argument("--dns", help="directory of the Lee-Moser profiles (default from the case file)")
+
+
+def values(args) -> dict:
+    """The configuration values of the command-line options (None: the case file's)."""
+    return dict(config=args.config, re_tau=args.re_tau, model=args.model, ny=args.ny, wall_ratio=args.wall_ratio, dns=args.dns)
+
+
+def configure(config=None, **values) -> ChannelRansConfig:
+    """The case file (default `DEFAULTS`), then `values` (None: keep the file's)."""
+    return ChannelRansConfig.from_toml(config or DEFAULTS, **values)

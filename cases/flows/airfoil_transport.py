@@ -14,9 +14,15 @@ import logging
 import time
 from pathlib import Path
 
-from cases.scalar_transport import CaseSolution, TransportCoefficients
+from cases.errors import CaseError
+from cases.flows.families import Family
+from cases.flows.transport_common import ARRAYS, CaseSolution, TransportCoefficients, mesh_fields, record  # noqa: F401
+from meshes.errors import MeshError
 
 log = logging.getLogger(__name__)
+
+NAME = "airfoil-transport"
+HELP = "NACA airfoil at an angle of attack: Navier-Stokes + the same scalar transport"
 
 FIGURE_WINDOW = ((-1.0, 5.0), (-1.5, 1.5))
 """What the figures show: the airfoil and its near wake, in chords."""
@@ -49,6 +55,8 @@ class AirfoilTransportConfig(TransportCoefficients):
 
 
 class AirfoilSolution(CaseSolution):
+    window = FIGURE_WINDOW
+
     def flow_statistics(self) -> list:
         return [s.as_dict() for s in self.flow.stats]  # one Newton solve per Reynolds step
 
@@ -84,3 +92,33 @@ def solve(config: AirfoilTransportConfig, comm=None, msh_path: str | Path | None
     timings["transport"] = transport.seconds
     log.info("transport: %d Newton iterations", transport.stats.iterations)
     return AirfoilSolution(config, domain, flow, transport, distance, lm, timings)
+
+
+def _check_angle(value: float) -> None:
+    from meshes.airfoil import AirfoilGeometry
+
+    try:
+        AirfoilGeometry(angle_of_attack=value)
+    except MeshError as err:
+        raise CaseError(str(err)) from None
+
+
+AIRFOIL = Family(NAME, "aoa", "angle_of_attack", "AoA", " deg", _check_angle, resolution=False, arrays=ARRAYS, window=FIGURE_WINDOW)
+FAMILIES = (AIRFOIL,)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--aoa", type=float, required=True, help="angle of attack in degrees (airfoil turned nose-up)")
+    parser.add_argument("--code", default="0012", help="NACA 4-digit code (default 0012)")
+    parser.add_argument("--reynolds", type=float, default=100.0, help="chord Reynolds number (default 100)")
+    parser.add_argument("--radius", type=float, default=10.0, help="far-field radius in chords (default 10)")
+    parser.add_argument("--wall-size", type=float, default=0.01, help="cell size on the airfoil in chords (default 0.01)")
+    parser.add_argument("--far-size", type=float, default=0.5, help="cell size at the far field in chords (default 0.5)")
+
+
+def values(args) -> dict:
+    """The configuration values of the command-line options."""
+    return dict(angle_of_attack=args.aoa, code=args.code, reynolds=args.reynolds, radius=args.radius, wall_size=args.wall_size, far_size=args.far_size)
+
+
+configure = AirfoilTransportConfig

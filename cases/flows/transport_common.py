@@ -1,11 +1,14 @@
-"""What the two transport cases (hills, airfoil) share: the transport coefficients of their
-configurations, the solved case with its statistics, and its node fields."""
+"""What the two transport flows (hills, airfoil) share: the transport coefficients of their
+configurations, the solved case with its statistics, its node fields and its figures."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from cases.errors import CaseError, build_parts
+
+ARRAYS = ("velocity", "pressure", "concentration", "strain_rate", "wall_distance", "mixing_length")
+"""The point arrays of every transport case (what a solve writes)."""
 
 
 @dataclasses.dataclass
@@ -20,10 +23,11 @@ class CaseSolution:
     mixing_length: object
     timings: dict
 
-    @property
-    def periods(self) -> list | None:
-        """Lattice vectors of a periodic domain (None if not periodic), for the metadata."""
-        return None
+    window = None  # what figures show, ((xmin, xmax), (ymin, ymax)); None: everything
+
+    def extra_metadata(self) -> dict:
+        """What the flow adds to meta.json (collective): e.g. the period, a reference comparison."""
+        return {}
 
     def flow_statistics(self) -> dict | list:
         return self.flow.stats.as_dict()
@@ -74,11 +78,14 @@ class TransportCoefficients:
         return TransportParameters(self.diffusivity, self.reaction, self.production, self.transport_degree, max_iterations=self.max_newton)
 
 
-def mesh_fields(solution: CaseSolution, metadata: dict):
-    """The solution on the mesh nodes as MeshFields (rank 0; None elsewhere)."""
+def mesh_fields(solution: CaseSolution, metadata: dict, stage):
+    """The solution on the mesh nodes as MeshFields (rank 0; None elsewhere), the mesh as XDMF in
+    `stage` (collective)."""
     from solvers.export import sampled, to_mesh_fields
     from solvers.transport import strain_rate_magnitude
 
+    solution.domain.write_xdmf(stage / "mesh.xdmf")
+    metadata.update(solution.extra_metadata())
     arrays = {
         "velocity": solution.flow.velocity,
         "pressure": solution.flow.pressure,
@@ -88,3 +95,14 @@ def mesh_fields(solution: CaseSolution, metadata: dict):
         "mixing_length": sampled(solution.mixing_length, solution.wall_distance.function_space),
     }
     return to_mesh_fields(solution.domain, arrays, metadata)
+
+
+def record(solution: CaseSolution, fields, stage, figures: bool) -> dict:
+    """The figures of velocity and concentration (rank 0); the summary of the solve."""
+    if figures:
+        from cases.reports.figures import field_png
+
+        field_png(fields, "velocity", stage / "velocity_magnitude.png", "|u|", solution.window)
+        field_png(fields, "concentration", stage / "concentration.png", "c", solution.window)
+    return {**fields.metadata["statistics"]["timings_s"], **fields.metadata.get("reference_comparison", {})}
+

@@ -17,11 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from cases.errors import CaseError
-from cases.rans_case import RansCaseSolution, RansSettings, solve_case
+from cases.flows.families import Family
+from cases.flows.rans_common import (  # noqa: F401  (mesh_fields, record: this flow's steps)
+    CLOSURE_TARGETS, RANS_ARRAYS, RansCaseSolution, RansSettings, add_settings_arguments, cells, mesh_fields, record, solve_case,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = Path(__file__).with_name("hills_rans.toml")
+NAME = "hills-rans"
+HELP = "periodic hill at Re_H = 5600 (RANS, wall-resolved): separation and reattachment"
+DEFAULTS = Path(__file__).parents[1] / "hills_rans.toml"
 ALPHAS = (0.5, 3.0)
 DNS = {  # x/H from the crest, reference README section 4 (ranges as published)
     0.5: {"reattachment": (6.3, 6.3)},
@@ -66,6 +71,19 @@ class HillsRansConfig(RansSettings):
 @dataclasses.dataclass
 class HillsSolution(RansCaseSolution):
     wall: dict = dataclasses.field(default_factory=dict)  # x, wall shear and y+ along the lower wall
+
+    @property
+    def title(self) -> str:
+        return f"periodic hill alpha = {self.config.alpha:g}, Re_H = {self.config.reynolds:g}, {self.config.model}"
+
+    def validation(self, fields) -> dict:
+        return separation(self)
+
+    def figures(self, result: dict, fields, stage) -> None:
+        from cases.reports.figures import streamlines_png, wall_shear_png
+
+        streamlines_png(fields, stage / "streamlines.png", self.title)
+        wall_shear_png(self.wall["x"], self.wall["shear"], result["dns"] or {}, stage / "wall_shear.png", self.title)
 
 
 def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None, make_closure=None) -> HillsSolution:
@@ -131,3 +149,38 @@ def bubbles(crossings: list, length: float) -> dict:
     _, start, end = max(found)
     region_end = max(p for p, k in crossings if k == "reattachment" and p >= end)  # none inside the bubble
     return {"separation": start, "reattachment": end, "recirculation_end": region_end}
+
+
+def _check_alpha(value: float) -> None:
+    if not ALPHAS[0] <= value <= ALPHAS[1]:
+        raise CaseError(f"alpha must be in [{ALPHAS[0]:g}, {ALPHAS[1]:g}] for hills-rans, got {value:g}")
+
+
+HILLS_RANS = Family(
+    NAME, "alpha", "alpha", "alpha", "", _check_alpha, resolution=True,
+    arrays=RANS_ARRAYS + ("omega",), derived=CLOSURE_TARGETS, model="k-omega",
+)
+HILLS_RANS_ONE_EQUATION = Family(
+    "hills-rans-one-equation", "alpha", "alpha", "alpha", "", _check_alpha, resolution=True,
+    arrays=RANS_ARRAYS, derived=CLOSURE_TARGETS, solve=NAME, model="one-equation",
+)
+FAMILIES = (HILLS_RANS, HILLS_RANS_ONE_EQUATION)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--alpha", type=float, required=True, help="hill slope parameter in [0.5, 3]")
+    add_settings_arguments(parser, "cases/hills_rans.toml")
+    parser.add_argument("--resolution", default=None, help="cells NXxNY (default from the case file)")
+    parser.add_argument("--wall-ratio", type=float, help="centre-to-wall cell height ratio (default from the case file)")
+    parser.add_argument("--reynolds", type=float, help="Re_H (default 5600)")
+
+
+def values(args) -> dict:
+    """The configuration values of the command-line options (None: the case file's)."""
+    nx, ny = cells(args.resolution)
+    return dict(config=args.config, alpha=args.alpha, model=args.model, reynolds=args.reynolds, nx=nx, ny=ny, wall_ratio=args.wall_ratio)
+
+
+def configure(config=None, **values) -> HillsRansConfig:
+    """The case file (default `DEFAULTS`), then `values` (None: keep the file's)."""
+    return HillsRansConfig.from_toml(config or DEFAULTS, **values)

@@ -14,11 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from cases.errors import CaseError
-from cases.scalar_transport import CaseSolution, TransportCoefficients
+from cases.flows.families import Family
+from cases.flows.transport_common import ARRAYS, CaseSolution, TransportCoefficients, mesh_fields, record  # noqa: F401
 from meshes import hill_profile
 from meshes.periodic_domain import Resolution
 
 log = logging.getLogger(__name__)
+
+NAME = "hills-transport"
+HELP = "periodic hill: Navier-Stokes + nonlinear scalar transport"
 
 REFERENCE_SPACING = 0.045
 """Streamwise cell size of the released OpenFOAM meshes (200 cells over Lx = 9 at alpha = 1)."""
@@ -34,9 +38,12 @@ class HillsTransportConfig(TransportCoefficients):
     wall_ratio: float = 10.0
     nu: float = 0.01
     bulk_velocity: float = 0.721039
+    reference: str | None = None  # a released OpenFOAM solution (.npz) to compare with
     parts = ("resolution", "flow_parameters", "transport_parameters")
 
     def __post_init__(self):
+        if self.reference is not None and not Path(self.reference).is_file():
+            raise CaseError(f"reference file {self.reference} does not exist")
         try:
             object.__setattr__(self, "alpha", hill_profile.check_alpha(self.alpha))
         except ValueError as err:
@@ -57,9 +64,11 @@ class HillsTransportConfig(TransportCoefficients):
 
 
 class HillSolution(CaseSolution):
-    @property
-    def periods(self) -> list:
-        return [[self.domain.length, 0.0]]
+    def extra_metadata(self) -> dict:
+        extra = {"periods": [[self.domain.length, 0.0]]}
+        if self.config.reference is not None:
+            extra["reference_comparison"] = compare_with_reference(self, self.config.reference)
+        return extra
 
     def flow_statistics(self) -> dict:
         return {**self.flow.stats.as_dict(), "forcing": self.flow.forcing, "bulk_velocity": self.flow.bulk_velocity}
@@ -144,3 +153,36 @@ def compare_with_reference(solution: HillSolution, reference: str | Path) -> dic
         # Steady balance: mean reaction = mean production - wall flux <= mean production.
         "reference_reaction_over_production": float(reaction / production),
     }
+
+
+def _check_alpha(value: float) -> None:
+    try:
+        hill_profile.check_alpha(value)
+    except ValueError as err:
+        raise CaseError(str(err)) from None
+
+
+HILLS = Family(NAME, "alpha", "alpha", "alpha", "", _check_alpha, resolution=True, arrays=ARRAYS)
+FAMILIES = (HILLS,)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--alpha", type=float, required=True, help="hill slope parameter in [0.5, 4]")
+    parser.add_argument("--resolution", default=None, help="cells NXxNY (default: ~0.045 streamwise spacing x 100)")
+    parser.add_argument("--wall-ratio", type=float, default=10.0, help="centre-to-wall cell height ratio (default 10)")
+    parser.add_argument("--degree", type=int, default=2, help="Lagrange degree of the concentration (default 2)")
+    parser.add_argument("--max-newton", type=int, default=25, help="Newton iterations before giving up (default 25)")
+    parser.add_argument("--reference", type=Path, help="OpenFOAM .npz to compare against (written to meta.json)")
+
+
+def values(args) -> dict:
+    """The configuration values of the command-line options."""
+    nx = ny = None
+    if args.resolution is not None:
+        parsed = Resolution.parse(args.resolution, args.wall_ratio)
+        nx, ny = parsed.nx, parsed.ny
+    reference = None if args.reference is None else str(args.reference)
+    return dict(alpha=args.alpha, nx=nx, ny=ny or 100, wall_ratio=args.wall_ratio, transport_degree=args.degree, max_newton=args.max_newton, reference=reference)
+
+
+configure = HillsTransportConfig

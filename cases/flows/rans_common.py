@@ -1,5 +1,5 @@
-"""What the RANS cases (channel, periodic hill) share: the closure and Picard settings of their
-configurations, read from a case file; the closure by name; the solved case and its node fields."""
+"""What the RANS cases (channel, periodic hill) share: the turbulence model and Picard settings of
+their configurations, read from a case file; the solved case and its node fields."""
 
 from __future__ import annotations
 
@@ -12,12 +12,10 @@ from cases.errors import CaseError, build_parts
 
 log = logging.getLogger(__name__)
 
-MODELS = ("one-equation", "k-omega", "k-epsilon")
-K0, OMEGA0 = 1e-2, 1.0
-EPS0 = 0.09 * K0 * OMEGA0
-"""Initial k, omega and epsilon = beta* k omega in units of the bulk velocity and length: nu_t = 0.01
-at the start."""
-
+RANS_ARRAYS = ("velocity", "pressure", "strain_rate", "wall_distance", "nu_t", "k")
+"""The point arrays of every RANS case, whatever the turbulence model (which adds omega or epsilon)."""
+CLOSURE_TARGETS = ("log_nu_t_ratio", "nu_t_ratio")
+"""What closure networks may learn from a RANS case (`vcnn.closure.INVERSES`), derived on loading."""
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RansSettings:
@@ -32,12 +30,16 @@ class RansSettings:
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (network closures)
     tables = ("mesh", "rans")  # the case file's tables that set fields
-    parts = ("rans_parameters",)  # properties built on construction: their errors become CaseErrors
+    parts = ("turbulence_model", "rans_parameters")  # properties built on construction: their errors become CaseErrors
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise CaseError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         build_parts(self)
+
+    @property
+    def turbulence_model(self) -> str:
+        from solvers.models import check_model
+
+        return check_model(self.model)
 
     @property
     def rans_parameters(self):
@@ -66,17 +68,6 @@ class RansSettings:
             raise CaseError(f"{path}: {err}") from None
 
 
-def closure(flow, model: str):
-    """The named PDE closure on `flow`, started from K0 and OMEGA0 or EPS0, and flow.nu_t set
-    to K0 / OMEGA0 = 0.01 for the first momentum solve (a laminar start is hard at Re_H = 5600)."""
-    from solvers.turbulence import KEpsilon, KOmega, OneEquation
-
-    flow.nu_t.x.array[:] = K0 / OMEGA0
-    if model == "k-epsilon":
-        return KEpsilon(flow, k0=K0, eps0=EPS0)
-    return KOmega(flow, k0=K0, omega0=OMEGA0) if model == "k-omega" else OneEquation(flow, k0=K0)
-
-
 @dataclasses.dataclass
 class RansCaseSolution:
     config: RansSettings
@@ -97,6 +88,15 @@ class RansCaseSolution:
             },
         }
 
+    title = "RANS"  # figure titles
+
+    def validation(self, fields) -> dict:
+        """The numbers that judge the solve against its reference data (rank 0)."""
+        return {}
+
+    def figures(self, result: dict, fields, stage) -> None:
+        """The case's own figures beside the convergence history (rank 0)."""
+
     def mesh_fields(self, metadata: dict):
         """What a closure reads (velocity, |S|, wall distance, nu_t), the pressure and the closure's
         other fields on the nodes (rank 0): a solved case is a training sample for a closure."""
@@ -113,8 +113,10 @@ def solve_case(config: RansSettings, flow, timings: dict, make_closure=None) -> 
     the same start."""
     from solvers.rans import solve_rans
 
+    from solvers.models import turbulence_model
+
     domain = flow.domain
-    pde = closure(flow, config.model)
+    pde = turbulence_model(flow, config.model)
     name = config.model if make_closure is None else "custom closure"
     log.info("%s: nu = %.4e, %d cells", name, flow.nu, domain.mesh.topology.index_map(2).size_global)
     rans = solve_rans(flow, pde if make_closure is None else make_closure(flow, pde), config.rans_parameters)
@@ -129,3 +131,37 @@ def first_node_distance(flow) -> float:
 
     d = flow.distance.x.array
     return flow.domain.comm.allreduce(float(d[d > 1e-12].min()) if (d > 1e-12).any() else float("inf"), op=MPI.MIN)
+
+
+def mesh_fields(solution: RansCaseSolution, metadata: dict, stage):
+    """The solved case on the mesh nodes (collective; MeshFields on rank 0)."""
+    return solution.mesh_fields(metadata)
+
+
+def record(solution: RansCaseSolution, fields, stage, figures: bool) -> dict:
+    """Validation numbers into meta.json, the case's figures and the convergence history (rank 0);
+    the summary of the solve."""
+    result = solution.validation(fields)
+    if figures:
+        from cases.reports.figures import rans_history_png
+
+        solution.figures(result, fields, stage)
+        rans_history_png(solution.rans.history, stage / "convergence.png", solution.title)
+    fields.metadata["validation"] = result
+    return {"iterations": solution.rans.iterations, **{k: v for k, v in result.items() if k not in ("profile", "crossings")}}
+
+
+def add_settings_arguments(parser, default: str) -> None:
+    """The options every RANS flow takes: the turbulence model and the case file."""
+    parser.add_argument("--model", help="turbulence model: one-equation, k-omega or k-epsilon (default from the case file: k-omega)")
+    parser.add_argument("--config", type=Path, default=None, help=f"case file (default {default})")
+
+
+def cells(resolution: str | None) -> tuple[int | None, int | None]:
+    """(nx, ny) of an NXxNY option, (None, None) for the case file's."""
+    if resolution is None:
+        return None, None
+    from meshes.periodic_domain import Resolution
+
+    parsed = Resolution.parse(resolution)
+    return parsed.nx, parsed.ny

@@ -1,0 +1,43 @@
+"""`vcnn couple`: a trained closure network in the RANS loop, compared with the PDE model it learned from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cases.cli.common import output_options
+from cases.errors import CaseError
+
+
+def add_parsers(sub) -> None:
+    couple = sub.add_parser("couple", help="a trained closure network in the RANS loop, compared with the PDE model it learned from")
+    couple.add_argument("--model", type=Path, required=True, help="closure checkpoint (trained on a hills-rans dataset)")
+    couple.add_argument("--case", choices=["hills-rans"], default="hills-rans", help="the case (default and only: hills-rans)")
+    couple.add_argument("--alpha", type=float, required=True, help="hill slope parameter in [0.5, 3]")
+    couple.add_argument("--reference", type=Path, help="the PDE-model solution (a vcnn solve hills-rans output); default: solve it first")
+    couple.add_argument("--resolution", default=None, help="cells NXxNY (default: the training dataset's)")
+    couple.add_argument("--blend", type=int, default=0, help="iterations over which the PDE model hands over to the network (default 0)")
+    couple.add_argument("--rotate", type=float, default=0.0, help="turn the whole problem by DEG degrees (frame-invariance check; default 0)")
+    couple.add_argument("--tolerance", type=float, help="relative change of nu_t and velocity per iteration at convergence (default from the case file: 1e-6)")
+    couple.add_argument("--relaxation", type=float, help="under-relaxation of nu_t per iteration (default from the case file: 0.7)")
+    couple.add_argument("--max-iterations", type=int, help="Picard iterations before a stall is declared (default from the case file: 400)")
+    couple.add_argument("--anderson", type=int, help="Anderson acceleration of nu_t over M iterations (default from the case file: 0, off)")
+    couple.add_argument("--device", default="cpu", help="where the network runs: cpu or cuda (default cpu)")
+    couple.add_argument("--config", type=Path, default=None, help="case file (default cases/hills_rans.toml)")
+    output_options(couple)
+    couple.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from cases.rundir import check_output
+    from cases.studies.coupling import CoupledRun, couple_into, prepare
+
+    if args.blend < 0:
+        raise CaseError(f"--blend must be 0 or more iterations, got {args.blend}")
+    config, network, reference = prepare(
+        args.model, args.alpha, args.device, args.resolution, args.config, args.reference, args.rotate,
+        tolerance=args.tolerance, relaxation=args.relaxation, max_iterations=args.max_iterations, anderson=args.anderson,
+    )
+    check_output(args.out, args.overwrite)  # every check before any work
+    run = CoupledRun(args.model, args.out, args.blend, args.overwrite, figures=not args.no_figures, quiet=args.quiet)
+    couple_into(run, config, network, reference)
+    return 0

@@ -1,0 +1,31 @@
+"""`vcnn dataset <family>`: a family of solved cases in one directory (resumable). One sub-command
+per family of `cases.flows.FAMILIES`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cases.cli.common import progress_option
+from cases.flows import FAMILIES
+
+
+def add_parsers(sub) -> None:
+    dataset = sub.add_parser("dataset", help="solve a family of cases into one dataset directory (resumable)")
+    families = dataset.add_subparsers(dest="family", required=True)
+    for kind in FAMILIES.values():
+        sweep = families.add_parser(kind.name, help=f"{kind.name} cases over a list or range of {kind.label}")
+        sweep.add_argument(f"--{kind.parameter}s", dest="values", action="append", required=True, help="1.0:2.0:0.05 (inclusive) or 0.5,2.5; repeatable")
+        sweep.add_argument("--out", type=Path, required=True, help="dataset directory (created or resumed)")
+        if kind.resolution:
+            sweep.add_argument("--resolution", default=None, help="cells NXxNY for every case (default: vcnn solve's)")
+        sweep.add_argument("--jobs", type=int, default=1, help="cases solved at the same time (default 1)")
+        progress_option(sweep)
+        sweep.set_defaults(run=run, kind=kind, resolution=None)
+
+
+def run(args) -> int:
+    from cases.studies.dataset import sweep
+
+    manifest = sweep(args.out, args.kind.parse(args.values), args.resolution, args.jobs, not args.quiet, args.kind)
+    print(f"{args.out}: {len(manifest['cases'])} cases complete")
+    return 0

@@ -1,0 +1,54 @@
+"""`vcnn train` and `vcnn run`: the network of a study file, or the whole study with its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cases.cli.common import progress_option, rank
+
+
+def add_parsers(sub) -> None:
+    train = sub.add_parser("train", help="train the network of a study file (TOML): vector-cloud or a baseline")
+    train.add_argument("study", type=Path, help="study file, e.g. cases/hills_transport_demo.toml")
+    train.add_argument("--out", type=Path, help="run directory (default runs/<study name>)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    progress_option(train)
+    train.set_defaults(run=run_train)
+
+    study = sub.add_parser("run", help="the whole study: dataset, training (with baselines), evaluation, invariance (closure studies: coupled solves), report.md")
+    study.add_argument("study", type=Path, help="study file, e.g. cases/hills_transport.toml")
+    study.add_argument("--out", type=Path, help="run directory (default runs/<study name>); rerun to resume")
+    progress_option(study)
+    study.set_defaults(run=run_study)
+
+
+def run_train(args) -> int:
+    from cases.flows.run import setup_logging
+    from cases.studies.train import train_study
+    from cases.study import load_study
+
+    study = load_study(args.study)
+    out = args.out or Path("runs") / study.name
+    lead = rank() == 0  # under torchrun only rank 0 reports
+    setup_logging(None, args.quiet or not lead)
+    summary = train_study(study, out, args.resume, progress=not args.quiet)
+    if lead:
+        print(json.dumps({"out": str(out), **summary}))
+    return 0
+
+
+def run_study(args) -> int:
+    from cases.flows.run import setup_logging
+    from cases.studies.closure import run_closure_study
+    from cases.studies.surrogate import run_study as run_surrogate_study
+    from cases.study import load_study
+
+    study = load_study(args.study)
+    out = args.out or Path("runs") / study.name
+    setup_logging(None, args.quiet or rank() != 0)
+    run = run_closure_study if study.family.derived else run_surrogate_study  # closure studies couple the network
+    report = run(study, out, progress=not args.quiet)
+    if report is not None:
+        print(f"report: {report}")
+    return 0

@@ -1,0 +1,240 @@
+"""Study files (TOML): the dataset, split, clouds, features, network, training, baselines, report and
+coupling of one study, parsed into frozen dataclasses and validated before any work starts.
+
+A study file (see cases/hills_transport.toml) has the sections [dataset], [split], [cloud],
+[features], [model] and [training], and optionally [baselines], [report] and, for closure
+studies on a RANS family, [coupling]. Relative paths are relative to the current directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+from cases.errors import CaseError
+from cases.flows import family
+from cases.flows.families import VECTOR_ARRAYS, Family
+from cases.flows.hills_transport import HILLS
+from vcnn import clouds
+from vcnn.checkpoint import data_config
+from vcnn.errors import VcnnError
+from vcnn.features import DERIVED_SCALARS, FeatureSpec
+from vcnn.nn import CloudNetConfig
+from vcnn.train import TrainingConfig
+
+
+SECTIONS = {"dataset", "split", "cloud", "features", "model", "training", "baselines", "report", "coupling"}
+
+
+
+BASELINE_KEYS = {"model", "cloud", "training"}
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    name: str
+    dataset: Path
+    resolution: str | None
+    jobs: int
+    train: tuple[float, ...]
+    validate: tuple[float, ...]
+    test: tuple[float, ...]
+    cloud: dict
+    features: FeatureSpec
+    model: dict
+    targets: tuple[str, ...]
+    training: TrainingConfig
+    baselines: dict = dataclasses.field(default_factory=dict)  # name -> {model, cloud, training} overrides
+    report: dict = dataclasses.field(default_factory=dict)  # options of `vcnn run` (cases.studies.surrogate)
+    coupling: dict = dataclasses.field(default_factory=dict)  # closure studies: options of the coupled solves (cases.studies.closure)
+    family: Family = HILLS  # what train, validate and test values are values of
+
+    def baseline(self, name: str) -> "Study":
+        """The study with baseline `name`'s overrides of [model], [cloud] and [training]."""
+        table = self.baselines[name]
+        return dataclasses.replace(
+            self,
+            name=f"{self.name}-{name}",
+            cloud=dict(table.get("cloud", self.cloud)),
+            model={**self.model, **table.get("model", {})},
+            training=dataclasses.replace(self.training, **table.get("training", {})),
+            baselines={},
+        )
+
+    def shape(self):
+        return shape_from(self.cloud)
+
+    def interpolates(self, value: float) -> bool:
+        """`value` lies within the range of the training values."""
+        return min(self.train) <= value <= max(self.train)
+
+    def model_config(self) -> CloudNetConfig:
+        return CloudNetConfig(
+            n_scalars=len(self.features.scalars),
+            n_vectors=len(self.features.vectors),
+            dim=2,
+            outputs=self.targets,
+            **{"output_kinds": tuple("vector" if name in VECTOR_ARRAYS else "scalar" for name in self.targets), **self.model},
+        )
+
+    def checkpoint_extra(self) -> dict:
+        """What evaluation and invariance checks need to rebuild inputs from a checkpoint."""
+        split = {"train": list(self.train), "validate": list(self.validate), "test": list(self.test)}
+        return data_config(self.cloud, self.features, self.targets, study=self.name, family=self.family.name, resolution=self.resolution, split=split)
+
+
+
+def _checked_baseline(study: Study, name: str, path: Path) -> Study:
+    table = study.baselines[name]
+    if not isinstance(table, dict) or set(table) - BASELINE_KEYS:
+        raise CaseError(f"{path}: [baselines.{name}] may only set {sorted(BASELINE_KEYS)}")
+    return study.baseline(name)
+
+
+
+def shape_from(cloud: dict):
+    """A cloud shape from its table, e.g. {shape = "ellipse", eps = 0.2}; CaseError if invalid."""
+    try:
+        return clouds.shape_from(cloud)
+    except VcnnError as err:
+        raise CaseError(str(err)) from None
+
+
+
+def load_study(path: str | Path) -> Study:
+    """Parse and validate a study file; CaseError with one line on any problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise CaseError(f"study file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise CaseError(f"{path}: invalid TOML: {err}") from None
+    unknown = set(raw) - SECTIONS
+    if unknown:
+        raise CaseError(f"{path}: unknown sections {sorted(unknown)}")
+    try:
+        dataset, split, model = raw.get("dataset", {}), raw.get("split", {}), dict(raw.get("model", {}))
+        targets = tuple(model.pop("targets", ["concentration"]))
+        kind = family(dataset.get("family", HILLS.name))
+        if dataset.get("resolution") is not None and not kind.resolution:
+            raise CaseError(f"{path}: {kind.name} cases take no [dataset] resolution")
+        study = Study(
+            name=path.stem,
+            family=kind,
+            dataset=Path(dataset.get("directory", f"data/{path.stem}")),
+            resolution=dataset.get("resolution"),
+            jobs=int(dataset.get("jobs", 1)),
+            train=tuple(kind.parse(split["train"])),
+            validate=tuple(kind.parse(split["validate"])),
+            test=tuple(kind.parse(split["test"])) if split.get("test") else (),
+            cloud=dict(raw.get("cloud", {"shape": "ellipse"})),
+            features=FeatureSpec(**raw.get("features", {})),
+            model=model,
+            targets=targets,
+            training=TrainingConfig(**raw.get("training", {})),
+            baselines=dict(raw.get("baselines", {})),
+            report=dict(raw.get("report", {})),
+            coupling=dict(raw.get("coupling", {})),
+        )
+        if study.coupling and not kind.derived:
+            raise CaseError(f"{path}: [coupling] needs a RANS dataset family, not {kind.name}")
+        for variant in [study] + [_checked_baseline(study, name, path) for name in study.baselines]:
+            variant.shape()
+            variant.model_config()
+        for name in study.features.scalars:
+            if name not in DERIVED_SCALARS + kind.arrays:
+                raise CaseError(f"{path}: unknown feature {name!r}; choose from {sorted(DERIVED_SCALARS + kind.arrays)}")
+        for name in study.targets:
+            if name not in kind.arrays + kind.derived:
+                raise CaseError(f"{path}: unknown target {name!r}; the cases hold {list(kind.arrays + kind.derived)}")
+    except KeyError as err:
+        raise CaseError(f"{path}: missing [split] entry {err}") from None
+    except TypeError as err:
+        raise CaseError(f"{path}: {err}") from None
+    except VcnnError as err:
+        raise CaseError(f"{path}: {err}") from None
+    return study
+
+
+
+def study_as_dict(study: Study) -> dict:
+    data = dataclasses.asdict(dataclasses.replace(study, family=None))
+    data.update(dataset=str(study.dataset), family=study.family.name)
+    return data
+
+
+MAIN = "vcnn"
+
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportOptions:
+    """The [report] table of a study file."""
+
+    rotate_deg: float = 90.0
+    rotate_cases: tuple[float, ...] | None = None  # default: the validation cases
+    figures: tuple[float, ...] | None = None  # default: validation and extrapolation cases
+    invariance_case: float | None = None  # default: the first validation case
+    invariance_trials: int = 1
+    frame_angles: tuple[float, ...] = ()  # the frame-rotation study's angles (none: skipped)
+    frame_case: float | None = None  # default: the first test case
+    resample_factor: float = 0.0  # > 1: solve resample_case on a mesh that much finer
+    resample_case: float | None = None  # default: the first validation case
+
+    @classmethod
+    def of(cls, study: Study) -> "ReportOptions":
+        try:
+            options = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in study.report.items()})
+        except TypeError as err:
+            raise CaseError(f"[report]: {err}") from None
+        if options.invariance_trials < 1 or (options.resample_factor and options.resample_factor <= 1):
+            raise CaseError("[report]: invariance_trials must be >= 1 and resample_factor > 1 (or 0 to skip)")
+        if options.resample_factor and not study.family.resolution:
+            raise CaseError(f"[report]: {study.family.name} cases take no resolution, so no resample_factor")
+        if options.frame_angles and not study.test:
+            raise CaseError("[report]: the frame-rotation study needs a test case")
+        known = {round(v, 6) for v in study.validate + study.test}
+        named = (options.rotate_cases or ()) + (options.figures or ()) + (options.invariance_case, options.frame_case, options.resample_case)
+        for value in named:
+            if value is not None and round(value, 6) not in known:
+                raise CaseError(f"[report]: {study.family.describe(value)} is not a validation or test case of the study")
+        return options
+
+
+
+def first_of(value: float | None, defaults) -> float:
+    """`value`, or the first of `defaults` when it is None (a [report] or [coupling] choice left out)."""
+    return defaults[0] if value is None else value
+
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class CouplingOptions:
+    """The [coupling] table of a closure study."""
+
+    alphas: tuple[float, ...] | None = None  # default: the test cases
+    blend: int = 0  # iterations of PDE-model blending at the start (0: the network alone)
+    invariance_trials: int = 1
+    rotate_deg: float = 0.0  # also solve the first coupled case with the whole problem turned (0: skip)
+    tolerance: float = 1e-8  # of the coupled solves: relative change per iteration at convergence
+    max_iterations: int = 400  # of the coupled solves, before a stall is declared
+    anderson: int = 0  # Anderson acceleration of nu_t in the coupled solves (depth; 0: plain relaxation)
+
+    @classmethod
+    def of(cls, study: Study) -> "CouplingOptions":
+        try:
+            options = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in study.coupling.items()})
+        except TypeError as err:
+            raise CaseError(f"[coupling]: {err}") from None
+        if options.blend < 0 or options.anderson < 0 or options.invariance_trials < 1 or not options.tolerance > 0 or options.max_iterations < 1:
+            raise CaseError("[coupling]: blend and anderson must be >= 0, invariance_trials and max_iterations >= 1, tolerance > 0")
+        known = {round(v, 6) for v in study.validate + study.test}
+        for value in options.alphas or ():
+            if round(value, 6) not in known:
+                raise CaseError(f"[coupling]: {study.family.describe(value)} is not a validation or test case of the study")
+        return options
