@@ -20,7 +20,6 @@ from meshes.gmsh_io import dolfinx_mesh, write_xdmf
 TAGS = {"fluid": 1, "bottom": 1, "top": 2, "left": 3, "right": 4}
 """Physical tags: cells carry 'fluid'; facets 'bottom', 'top', 'left' and 'right'."""
 
-FACET_NAMES = ("bottom", "top", "left", "right")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -100,3 +100,12 @@ def test_turbulence_models_are_registered_by_name():
     assert check_model("k-omega") == "k-omega"
     with pytest.raises(SolverError, match="k-epsilon"):
         check_model("k-omega-ss")
+
+
+def test_the_public_api_resolves():
+    import vcnn
+
+    for name in vcnn.__all__:
+        assert getattr(vcnn, name) is not None, name
+    with pytest.raises(AttributeError):
+        vcnn.not_a_name  # noqa: B018

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cases.errors import CaseError
 from cases.flows.families import Family
-from cases.flows.transport_common import ARRAYS, CaseSolution, TransportCoefficients, mesh_fields, record  # noqa: F401
+from cases.flows.transport_common import ARRAYS, TransportSolution, TransportCoefficients, mesh_fields, record  # noqa: F401
 from meshes.errors import MeshError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class AirfoilTransportConfig(TransportCoefficients):
         return ExternalFlowParameters(self.reynolds, continuation=self.continuation, max_iterations=self.max_newton)
 
 
-class AirfoilSolution(CaseSolution):
+class AirfoilSolution(TransportSolution):
     window = FIGURE_WINDOW
 
     def flow_statistics(self) -> list:

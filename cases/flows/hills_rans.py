@@ -69,7 +69,7 @@ class HillsRansConfig(RansSettings):
 
 
 @dataclasses.dataclass
-class HillsSolution(RansCaseSolution):
+class HillsRansSolution(RansCaseSolution):
     wall: dict = dataclasses.field(default_factory=dict)  # x, wall shear and y+ along the lower wall
 
     @property
@@ -86,7 +86,7 @@ class HillsSolution(RansCaseSolution):
         wall_shear_png(self.wall["x"], self.wall["shear"], result["dns"] or {}, stage / "wall_shear.png", self.title)
 
 
-def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None, make_closure=None) -> HillsSolution:
+def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None, make_closure=None) -> HillsRansSolution:
     """Mesh, RANS with the configured closure (or `make_closure(flow, pde)`), the lower wall's shear
     (collective under MPI)."""
     from meshes.shapes import periodic_hill
@@ -106,10 +106,10 @@ def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None
     y_plus = np.sqrt(np.abs(shear)) * height / flow.nu
     if y_plus.max() > 1.0:
         log.warning("first node off the lower wall at y+ up to %.2f > 1: too coarse near the wall for a wall-resolved model", y_plus.max())
-    return HillsSolution(**vars(solution), wall={"x": x, "shear": shear, "y_plus": y_plus})
+    return HillsRansSolution(**vars(solution), wall={"x": x, "shear": shear, "y_plus": y_plus})
 
 
-def separation(solution: HillsSolution) -> dict:
+def separation(solution: HillsRansSolution) -> dict:
     """The main recirculation bubble on the lower wall: the longest stretch of negative wall shear
     (periodic, so it may start before the crest), from its separation (shear + to -) to its
     reattachment (- to +), and the end of the recirculation region, x/H from the crest; every

@@ -15,7 +15,7 @@ import numpy as np
 
 from cases.errors import CaseError
 from cases.flows.families import Family
-from cases.flows.transport_common import ARRAYS, CaseSolution, TransportCoefficients, mesh_fields, record  # noqa: F401
+from cases.flows.transport_common import ARRAYS, TransportSolution, TransportCoefficients, mesh_fields, record  # noqa: F401
 from meshes import hill_profile
 from meshes.periodic_domain import Resolution
 
@@ -63,7 +63,7 @@ class HillsTransportConfig(TransportCoefficients):
         return FlowParameters(nu=self.nu, bulk_velocity=self.bulk_velocity, max_iterations=self.max_newton)
 
 
-class HillSolution(CaseSolution):
+class HillsTransportSolution(TransportSolution):
     def extra_metadata(self) -> dict:
         extra = {"periods": [[self.domain.length, 0.0]]}
         if self.config.reference is not None:
@@ -79,7 +79,7 @@ class HillSolution(CaseSolution):
         return statistics
 
 
-def solve(config: HillsTransportConfig, comm=None, msh_path: str | Path | None = None) -> HillSolution:
+def solve(config: HillsTransportConfig, comm=None, msh_path: str | Path | None = None) -> HillsTransportSolution:
     """Mesh, flow, wall distance and transport for one alpha (collective under MPI)."""
     from dolfinx import fem
 
@@ -116,10 +116,10 @@ def solve(config: HillsTransportConfig, comm=None, msh_path: str | Path | None =
     transport = solve_transport(domain, flow.velocity, lm, config.transport_parameters)
     timings["transport"] = transport.seconds
     log.info("transport: %d Newton iterations", transport.stats.iterations)
-    return HillSolution(config, domain, flow, transport, distance, lm, timings)
+    return HillsTransportSolution(config, domain, flow, transport, distance, lm, timings)
 
 
-def compare_with_reference(solution: HillSolution, reference: str | Path) -> dict:
+def compare_with_reference(solution: HillsTransportSolution, reference: str | Path) -> dict:
     """Relative L2 differences (cell-volume weighted) to a released OpenFOAM solution.
 
     The FEniCSx fields are evaluated at the reference cell centres.

@@ -12,7 +12,7 @@ ARRAYS = ("velocity", "pressure", "concentration", "strain_rate", "wall_distance
 
 
 @dataclasses.dataclass
-class CaseSolution:
+class TransportSolution:
     """Mesh, flow, wall distance, mixing length and concentration of one solved case."""
 
     config: object
@@ -78,7 +78,7 @@ class TransportCoefficients:
         return TransportParameters(self.diffusivity, self.reaction, self.production, self.transport_degree, max_iterations=self.max_newton)
 
 
-def mesh_fields(solution: CaseSolution, metadata: dict, stage):
+def mesh_fields(solution: TransportSolution, metadata: dict, stage):
     """The solution on the mesh nodes as MeshFields (rank 0; None elsewhere), the mesh as XDMF in
     `stage` (collective)."""
     from solvers.export import sampled, to_mesh_fields
@@ -97,7 +97,7 @@ def mesh_fields(solution: CaseSolution, metadata: dict, stage):
     return to_mesh_fields(solution.domain, arrays, metadata)
 
 
-def record(solution: CaseSolution, fields, stage, figures: bool) -> dict:
+def record(solution: TransportSolution, fields, stage, figures: bool) -> dict:
     """The figures of velocity and concentration (rank 0); the summary of the solve."""
     if figures:
         from cases.reports.figures import field_png
