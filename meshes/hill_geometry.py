@@ -44,7 +44,7 @@ class HillGeometry:
         object.__setattr__(self, "height", float(self.height))
         flanks = 2 * self.alpha * hill_profile.FLANK
         if not (np.isfinite(self.length) and self.length >= flanks):
-            raise MeshError(f"a hill of alpha {self.alpha:g} needs a period >= its flanks, {flanks:.4f}, got {self.length}")
+            raise MeshError(f"a hill of alpha {self.alpha:g} needs a period >= {flanks:.4f}, got {self.length}")
         if not (np.isfinite(self.height) and self.height > 1.0):
             raise MeshError(f"the domain height must lie above the hill crest (> 1), got {self.height:g}")
 
