@@ -1,5 +1,5 @@
 """Geometry and meshes: the parameterized periodic hill, gmsh meshes periodic in x, MeshFields.
 
-`meshes.fields` and `meshes.hill_profile` need only numpy (and meshio for files); gmsh and
+`meshes.fields`, `meshes.hill_profile` and `meshes.hill_geometry` need only numpy (and meshio for files); gmsh and
 DOLFINx are imported when a mesh is built.
 """

@@ -4,6 +4,8 @@ Pure numpy, so that the geometry can be used (plots, tests, reference data) with
 All lengths are in hill heights H = 1.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 HEIGHT = 3.036
@@ -14,6 +16,9 @@ ALPHA_RANGE = (0.5, 4.0)
 _FLANK_MM = 54.0
 _PERIOD_MM = 252.0
 _MM = 28.0
+
+FLANK = _FLANK_MM / _MM
+"""Horizontal extent of one flank of the baseline hill (alpha = 1); alpha stretches it."""
 
 # Piecewise cubic coefficients of the baseline hill (x and h in millimetres), x_mm in [0, 54].
 _PIECES = (
@@ -56,17 +61,23 @@ def baseline_height_mm(x_mm: np.ndarray) -> np.ndarray:
     return np.clip(h, 0.0, _MM)
 
 
-def baseline_abscissa(x: np.ndarray, alpha: float) -> np.ndarray:
-    """Map a parameterized abscissa x in [0, Lx(alpha)] back to the baseline one in [0, 9]."""
-    x = np.asarray(x, dtype=float)
-    flank = _FLANK_MM / _MM * alpha
-    length = hill_length(alpha)
+def baseline_abscissa(x: np.ndarray, alpha: float, length: float | None = None) -> np.ndarray:
+    """Map a parameterized abscissa x in [0, length] back to the baseline one in [0, 9].
+
+    `length` (default: the standard Lx(alpha)) moves the leeward flank; only the flat floor
+    between the flanks grows or shrinks, which is how the Closure Challenge varies the period.
+    The hill repeats with the period: x outside [0, length] is taken modulo length.
+    """
+    length = hill_length(alpha) if length is None else float(length)
+    x = np.mod(np.asarray(x, dtype=float), length)
+    flank = FLANK * alpha
     windward = x / alpha
-    floor = x + (_FLANK_MM / _MM) * (1.0 - alpha)
+    floor = np.clip(x + FLANK * (1.0 - alpha), FLANK, _PERIOD_MM / _MM - FLANK)
     leeward = _PERIOD_MM / _MM - (length - x) / alpha
     return np.where(x <= flank, windward, np.where(x <= length - flank, floor, leeward))
 
 
-def hill_height(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """Lower-wall height h(x) (in H) of the hill with slope parameter alpha; crest at x = 0."""
-    return baseline_height_mm(baseline_abscissa(x, alpha) * _MM) / _MM
+def hill_height(x: np.ndarray, alpha: float = 1.0, length: float | None = None) -> np.ndarray:
+    """Lower-wall height h(x) (in H) of the hill with slope parameter alpha and period `length`
+    (default: the standard Lx(alpha)); crest at x = 0 and x = length."""
+    return baseline_height_mm(baseline_abscissa(x, alpha, length) * _MM) / _MM

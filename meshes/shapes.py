@@ -1,4 +1,4 @@
-"""Named periodic domains: the parameterized periodic hill and the plane channel."""
+"""Named periodic domains: the parameterized periodic hill (any slope, period, height) and the plane channel."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from meshes import hill_profile
 from meshes.errors import MeshError
+from meshes.hill_geometry import HillGeometry
 from meshes.periodic_domain import PeriodicDomain, Resolution, build_periodic_domain
 
 
@@ -15,17 +15,26 @@ def periodic_hill(
     alpha: float, resolution: Resolution, comm=None, msh_path: str | Path | None = None
 ) -> PeriodicDomain:
     """Periodic hill with slope parameter alpha in [0.5, 4], crest at x = 0 and x = Lx(alpha)."""
-    try:
-        alpha = hill_profile.check_alpha(alpha)
-    except ValueError as err:
-        raise MeshError(str(err)) from None
-    length = hill_profile.hill_length(alpha)
+    return hill_domain(HillGeometry.standard(alpha), resolution, comm, msh_path)
+
+
+def hill_domain(
+    geometry: HillGeometry, resolution: Resolution, comm=None, msh_path: str | Path | None = None
+) -> PeriodicDomain:
+    """Periodic hill of any slope, period and height (e.g. `HillGeometry.parse("alpha_05_10071_4048")`),
+    crest at x = 0 and x = geometry.length, top wall at y = geometry.height."""
     return build_periodic_domain(
-        lambda x: hill_profile.hill_height(x, alpha),
-        length,
-        hill_profile.HEIGHT,
+        geometry.wall,
+        geometry.length,
+        geometry.height,
         resolution,
-        {"name": "periodic_hill", "alpha": alpha, "length": length, "height": hill_profile.HEIGHT},
+        {
+            "name": "periodic_hill",
+            "alpha": geometry.alpha,
+            "length": geometry.length,
+            "height": geometry.height,
+            "geometry": geometry.name,
+        },
         comm,
         msh_path,
     )
