@@ -77,6 +77,11 @@ class HillGeometry:
         return f"alpha_{whole}{fraction or '0'}_{round(1000 * self.length)}_{round(1000 * self.height)}"
 
     @property
+    def is_standard(self) -> bool:
+        """The standard hill of its slope (whose DNS facts apply)."""
+        return self == HillGeometry.standard(self.alpha)
+
+    @property
     def benchmark_length(self) -> float:
         """The period of the benchmark's OpenFOAM mesh of this hill: `length` rounded to 1e-3.
 

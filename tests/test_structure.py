@@ -71,7 +71,7 @@ def test_registries_name_the_valid_choices():
     from cases.flows import FAMILIES, FLOWS, family, flow
     from vcnn.nn import NETWORKS, CloudNetConfig, ModelError
 
-    assert set(FLOWS) == {"hills-transport", "airfoil-transport", "channel-rans", "hills-rans"}
+    assert set(FLOWS) == {"hills-transport", "airfoil-transport", "channel-rans", "hills-rans", "phll-rans"}
     assert {"hills-transport", "airfoil-transport", "hills-rans", "hills-rans-one-equation"} <= set(FAMILIES)
     with pytest.raises(CaseError, match="hills-rans"):
         flow("hill-rans")

@@ -16,9 +16,9 @@ module and one entry there.
 from __future__ import annotations
 
 from cases.errors import CaseError
-from cases.flows import airfoil_transport, channel_rans, hills_rans, hills_transport
+from cases.flows import airfoil_transport, channel_rans, hills_rans, hills_transport, phll_rans
 
-FLOWS = {flow.NAME: flow for flow in (hills_transport, airfoil_transport, channel_rans, hills_rans)}
+FLOWS = {flow.NAME: flow for flow in (hills_transport, airfoil_transport, channel_rans, hills_rans, phll_rans)}
 FAMILIES = {family.name: family for flow in FLOWS.values() for family in flow.FAMILIES}
 
 

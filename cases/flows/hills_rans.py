@@ -56,10 +56,15 @@ class HillsRansConfig(RansSettings):
         if not (math.isfinite(self.reynolds) and self.reynolds > 0):
             raise CaseError(f"Reynolds number must be positive, got {self.reynolds:g}")
         if self.nx is None:
-            from meshes.hill_profile import hill_length
-
-            object.__setattr__(self, "nx", int(math.ceil(self.ny * hill_length(self.alpha) / 9.0)))
+            object.__setattr__(self, "nx", int(math.ceil(self.ny * self.hill.length / 9.0)))
         super().__post_init__()
+
+    @property
+    def hill(self):
+        """The geometry: the standard hill of slope alpha."""
+        from meshes.hill_geometry import HillGeometry
+
+        return HillGeometry.standard(self.alpha)
 
     @property
     def resolution(self):
@@ -89,18 +94,18 @@ class HillsRansSolution(RansCaseSolution):
 def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None, make_closure=None) -> HillsRansSolution:
     """Mesh, RANS with the configured closure (or `make_closure(flow, pde)`), the lower wall's shear
     (collective under MPI)."""
-    from meshes.shapes import periodic_hill
+    from meshes.shapes import hill_domain
     from solvers.navier_stokes import FlowParameters
     from solvers.rans import MeanFlow, lower_wall_shear
 
     start = time.perf_counter()
-    domain = periodic_hill(config.alpha, config.resolution, comm, msh_path)
+    domain = hill_domain(config.hill, config.resolution, comm, msh_path)
     if config.rotate:
         domain = domain.turned(config.rotate)
     timings = {"mesh": time.perf_counter() - start}
     params = FlowParameters(nu=1.0 / config.reynolds, bulk_velocity=config.bulk_velocity, rtol=config.newton_rtol)
     flow = MeanFlow(domain, params)
-    log.info("periodic hill alpha %g, Re_H %g", config.alpha, config.reynolds)
+    log.info("periodic hill %s, Re_H %g", config.hill.name, config.reynolds)
     solution = solve_case(config, flow, timings, make_closure)
     x, shear, height = lower_wall_shear(flow)
     y_plus = np.sqrt(np.abs(shear)) * height / flow.nu
@@ -117,7 +122,7 @@ def separation(solution: HillsRansSolution) -> dict:
     return {
         **wall_crossings(solution.wall["x"], solution.wall["shear"], solution.domain.length),
         "first_node_y_plus_max": float(solution.wall["y_plus"].max()),
-        "dns": DNS.get(float(solution.config.alpha)),
+        "dns": DNS.get(float(solution.config.alpha)) if solution.config.hill.is_standard else None,
     }
 
 

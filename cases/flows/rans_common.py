@@ -30,16 +30,17 @@ class RansSettings:
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (network closures)
     tables = ("mesh", "rans")  # the case file's tables that set fields
-    parts = ("turbulence_model", "rans_parameters")  # properties built on construction: their errors become CaseErrors
+    parts = ("rans_parameters",)  # properties built on construction: their errors become CaseErrors
 
     def __post_init__(self):
-        build_parts(self)
-
-    @property
-    def turbulence_model(self) -> str:
+        from solvers.errors import SolverError
         from solvers.models import check_model
 
-        return check_model(self.model)
+        try:
+            check_model(self.model)
+        except SolverError as err:
+            raise CaseError(str(err)) from None
+        build_parts(self)
 
     @property
     def rans_parameters(self):

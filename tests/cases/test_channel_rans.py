@@ -71,7 +71,7 @@ def test_bad_input_is_refused_before_any_work(tmp_path, reference_dir):
     out = tmp_path / "never"
     cases = [
         (("--re-tau", "300", "--dns", dns), "Re_tau must be one of [180, 550]"),
-        (("--re-tau", "180", "--model", "k-eps", "--dns", dns), "model must be one of one-equation, k-omega, k-epsilon"),
+        (("--re-tau", "180", "--model", "k-eps", "--dns", dns), "unknown turbulence model"),
         (("--re-tau", "180", "--ny", "1", "--dns", dns), "ny >= 2"),
         (("--re-tau", "180", "--dns", tmp_path), "DNS profile"),
     ]

@@ -1,0 +1,39 @@
+"""`vcnn solve phll-rans`: a Closure Challenge hill of any slope, period and height, bad names."""
+
+import json
+
+import numpy as np
+import pytest
+
+from meshes.fields import MeshFields
+from tests.cases.test_cli import assert_one_line_error, vcnn
+
+pytest.importorskip("dolfinx")
+
+
+def test_a_shorter_lower_hill_solves_on_its_own_geometry(tmp_path):
+    out = tmp_path / "run"
+    result = vcnn("solve", "phll-rans", "--geometry", "alpha_10_6000_2024", "--model", "k-omega",
+                  "--resolution", "24x24", "--wall-ratio", "20", "--no-figures", "--out", out, "-q")
+    assert result.returncode == 0, result.stderr
+    fields = MeshFields.read(out)
+    meta = json.loads((out / "meta.json").read_text())["metadata"]
+    assert meta["case"] == "phll-rans" and meta["config"]["geometry"] == "alpha_10_6000_2024" and meta["config"]["alpha"] == 1.0
+    x, y = fields.points.T
+    assert x.min() == pytest.approx(0.0, abs=1e-12) and x.max() == pytest.approx(6.0, abs=1e-12)
+    assert y.max() == pytest.approx(2.024, abs=1e-12)
+    assert fields.metadata["periods"] == [[6.0, 0.0]]
+    assert meta["validation"]["dns"] is None  # the DNS facts are of the standard hills only
+    assert meta["validation"]["reattachment"] is not None and np.isfinite(fields["velocity"]).all()
+
+
+def test_bad_geometry_names_are_refused_before_any_work(tmp_path):
+    out = tmp_path / "never"
+    cases = [
+        (("--geometry", "alpha_1_9000_3036"), "a hill geometry is named alpha_AA or alpha_AA_LLLLL_HHHH"),
+        (("--geometry", "alpha_05_1007_4048"), "needs a period >= 1.9286"),
+        (("--geometry", "alpha_10", "--model", "k-omega-ss"), "unknown turbulence model"),
+    ]
+    for args, match in cases:
+        assert_one_line_error(vcnn("solve", "phll-rans", *args, "--out", out), match)
+        assert not out.exists()
