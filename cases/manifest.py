@@ -18,10 +18,8 @@ from cases.flows.families import Family
 MANIFEST = "manifest.json"
 
 
-
 def is_complete(directory: Path) -> bool:
     return (directory / "fields.vtu").is_file() and (directory / "meta.json").is_file()
-
 
 
 def read_manifest(out: Path) -> dict:
@@ -34,7 +32,6 @@ def read_manifest(out: Path) -> dict:
         raise CaseError(f"unreadable manifest {path}: {err}") from None
 
 
-
 def load_manifest(directory: Path, expected: str | None = None) -> tuple[dict, Family]:
     """The manifest of a dataset and its family, checked to be `expected` if given."""
     manifest = read_manifest(Path(directory))
@@ -43,7 +40,6 @@ def load_manifest(directory: Path, expected: str | None = None) -> tuple[dict, F
     if expected is not None and manifest.get("family") != expected:
         raise CaseError(f"dataset {directory} is of family {manifest.get('family')!r}, expected {expected!r}")
     return manifest, family(manifest.get("family"))
-
 
 
 def case_values(manifest: dict, kind: Family) -> list[float]:

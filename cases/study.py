@@ -27,9 +27,7 @@ from vcnn.train import TrainingConfig
 SECTIONS = {"dataset", "split", "cloud", "features", "model", "training", "baselines", "report", "coupling"}
 
 
-
 BASELINE_KEYS = {"model", "cloud", "training"}
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,13 +83,11 @@ class Study:
         return data_config(self.cloud, self.features, self.targets, study=self.name, family=self.family.name, resolution=self.resolution, split=split)
 
 
-
 def _checked_baseline(study: Study, name: str, path: Path) -> Study:
     table = study.baselines[name]
     if not isinstance(table, dict) or set(table) - BASELINE_KEYS:
         raise CaseError(f"{path}: [baselines.{name}] may only set {sorted(BASELINE_KEYS)}")
     return study.baseline(name)
-
 
 
 def shape_from(cloud: dict):
@@ -100,7 +96,6 @@ def shape_from(cloud: dict):
         return clouds.shape_from(cloud)
     except VcnnError as err:
         raise CaseError(str(err)) from None
-
 
 
 def load_study(path: str | Path) -> Study:
@@ -159,7 +154,6 @@ def load_study(path: str | Path) -> Study:
     return study
 
 
-
 def study_as_dict(study: Study) -> dict:
     data = dataclasses.asdict(dataclasses.replace(study, family=None))
     data.update(dataset=str(study.dataset), family=study.family.name)
@@ -167,7 +161,6 @@ def study_as_dict(study: Study) -> dict:
 
 
 MAIN = "vcnn"
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,31 +179,21 @@ class ReportOptions:
 
     @classmethod
     def of(cls, study: Study) -> "ReportOptions":
-        try:
-            options = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in study.report.items()})
-        except TypeError as err:
-            raise CaseError(f"[report]: {err}") from None
+        options = _table(cls, "report", study.report)
         if options.invariance_trials < 1 or (options.resample_factor and options.resample_factor <= 1):
             raise CaseError("[report]: invariance_trials must be >= 1 and resample_factor > 1 (or 0 to skip)")
         if options.resample_factor and not study.family.resolution:
             raise CaseError(f"[report]: {study.family.name} cases take no resolution, so no resample_factor")
         if options.frame_angles and not study.test:
             raise CaseError("[report]: the frame-rotation study needs a test case")
-        known = {round(v, 6) for v in study.validate + study.test}
         named = (options.rotate_cases or ()) + (options.figures or ()) + (options.invariance_case, options.frame_case, options.resample_case)
-        for value in named:
-            if value is not None and round(value, 6) not in known:
-                raise CaseError(f"[report]: {study.family.describe(value)} is not a validation or test case of the study")
+        _check_held_out(study, "report", named)
         return options
-
 
 
 def first_of(value: float | None, defaults) -> float:
     """`value`, or the first of `defaults` when it is None (a [report] or [coupling] choice left out)."""
     return defaults[0] if value is None else value
-
-
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,14 +210,24 @@ class CouplingOptions:
 
     @classmethod
     def of(cls, study: Study) -> "CouplingOptions":
-        try:
-            options = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in study.coupling.items()})
-        except TypeError as err:
-            raise CaseError(f"[coupling]: {err}") from None
+        options = _table(cls, "coupling", study.coupling)
         if options.blend < 0 or options.anderson < 0 or options.invariance_trials < 1 or not options.tolerance > 0 or options.max_iterations < 1:
             raise CaseError("[coupling]: blend and anderson must be >= 0, invariance_trials and max_iterations >= 1, tolerance > 0")
-        known = {round(v, 6) for v in study.validate + study.test}
-        for value in options.alphas or ():
-            if round(value, 6) not in known:
-                raise CaseError(f"[coupling]: {study.family.describe(value)} is not a validation or test case of the study")
+        _check_held_out(study, "coupling", options.alphas or ())
         return options
+
+
+def _table(cls, section: str, table: dict):
+    """The options dataclass `cls` of a study file's [section] (lists become tuples)."""
+    try:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in table.items()})
+    except TypeError as err:
+        raise CaseError(f"[{section}]: {err}") from None
+
+
+def _check_held_out(study: Study, section: str, values) -> None:
+    """Every value a [section] names is a validation or test case of the study."""
+    known = {round(v, 6) for v in study.validate + study.test}
+    for value in values:
+        if value is not None and round(value, 6) not in known:
+            raise CaseError(f"[{section}]: {study.family.describe(value)} is not a validation or test case of the study")

@@ -21,7 +21,6 @@ TAGS = {"fluid": 1, "bottom": 1, "top": 2, "left": 3, "right": 4}
 """Physical tags: cells carry 'fluid'; facets 'bottom', 'top', 'left' and 'right'."""
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Resolution:
     """Cells along x and y and the ratio of the centre cell height to the wall cell height."""

@@ -17,7 +17,6 @@ TARGETS = {
 """How the report describes each `vcnn.closure.INVERSES` target."""
 
 
-
 def write_report(study: Study, out: Path, results: dict) -> Path:
     """report.md with its figures, from the JSON results of every step."""
     from cases.reports.figures import learning_curves_png
@@ -52,7 +51,6 @@ def write_report(study: Study, out: Path, results: dict) -> Path:
             if (out / "couple" / name / f"{png}.png").is_file():
                 lines += [f"![{name} {png}](couple/{name}/{png}.png)", ""]
     return finish_report(out, lines)
-
 
 
 def _x(value) -> str:

@@ -18,7 +18,6 @@ def finish_report(out: Path, lines: list[str]) -> Path:
     return path
 
 
-
 def value_list(values) -> str:
     """Parameter values for a sentence: all of them, or the first and last of a long list."""
     return ", ".join(f"{v:g}" for v in values) if len(values) < 6 else f"{values[0]:g} .. {values[-1]:g}"

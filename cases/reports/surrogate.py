@@ -33,7 +33,6 @@ def write_report(study: Study, out: Path, results: dict, frames: dict | None, re
     return finish_report(out, lines)
 
 
-
 def _dataset_section(study: Study) -> list[str]:
 
     manifest, kind = load_manifest(study.dataset)
@@ -53,7 +52,6 @@ def _dataset_section(study: Study) -> list[str]:
     ]
 
 
-
 def _training_section(results: dict) -> list[str]:
     lines = ["## Training", "", "| network | parameters | processes | epochs (best) | wall time (min) | peak memory of the process so far (MB) | best validation error (%) |", "|---|---|---|---|---|---|---|"]
     for label, r in results.items():
@@ -63,7 +61,6 @@ def _training_section(results: dict) -> list[str]:
             f"| {t['peak_rss_mb_per_process']:.0f} | {100 * t['best_validation_rel_l2']:.2f} |"
         )
     return lines + [""]
-
 
 
 def _accuracy_section(study: Study, results: dict, options: ReportOptions) -> list[str]:
@@ -91,7 +88,6 @@ def _accuracy_section(study: Study, results: dict, options: ReportOptions) -> li
     return lines + [""]
 
 
-
 def _invariance_section(results: dict, case: str) -> list[str]:
     transforms = list(results[MAIN]["invariance"]["worst_relative_deviation"])
     lines = [f"## Invariance (float64, the whole {case} field)", "", "| network | " + " | ".join(transforms) + " | declared invariant to |", "|---|" + "---|" * (len(transforms) + 1)]
@@ -99,7 +95,6 @@ def _invariance_section(results: dict, case: str) -> list[str]:
         inv = r["invariance"]
         lines.append(f"| {label} | " + " | ".join(f"{inv['worst_relative_deviation'][t]:.1e}" for t in transforms) + f" | {', '.join(inv['declared_invariant_to'])} |")
     return lines + ["", "Relative deviation of the prediction under each transform (worst over trials); a declared invariance passes below 1e-10.", ""]
-
 
 
 def _frames_section(frames: dict, case: str) -> list[str]:
@@ -115,7 +110,6 @@ def _frames_section(frames: dict, case: str) -> list[str]:
     ]
 
 
-
 def _resampling_section(r: dict) -> list[str]:
     lines = ["## Cloud re-sampling on a finer mesh", ""]
     for target, values in r.items():
@@ -126,7 +120,6 @@ def _resampling_section(r: dict) -> list[str]:
                 f"{100 * values['model_error_coarse']:.2f} % (coarse) and {100 * values['model_error_fine']:.2f} % (fine)."
             )
     return lines + [""]
-
 
 
 def _percent(value) -> str:

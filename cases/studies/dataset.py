@@ -99,7 +99,6 @@ def ensure_dataset(study: Study, values, progress: bool = True) -> dict:
     return sweep(study.dataset, sorted(set(values)), study.resolution, study.jobs, progress, study.family)
 
 
-
 def load_cases(directory: Path, values):
     """The Cases of a dataset for the given parameter values (CaseError if some are missing)."""
     from vcnn.data import load_case

@@ -69,7 +69,6 @@ def evaluate_checkpoint(
     return result
 
 
-
 def check_checkpoint_invariance(checkpoint_path: Path, fields_path: Path, trials: int = 3) -> dict:
     """The symmetry checker on a trained network applied to one solved field, in float64.
 

@@ -20,7 +20,6 @@ from vcnn.nn.layers import ACTIVATIONS
 from vcnn.nn.registry import NETWORKS
 
 
-
 class ModelError(VcnnError):
     """An invalid model configuration."""
 
