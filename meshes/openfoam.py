@@ -61,7 +61,8 @@ def read_case(case_dir, time: str | None = None, fields=None, period: float | No
         fields = sorted(set(available) - {CENTRES})
     for name in [CENTRES, *fields]:
         if name not in available:
-            raise MeshError(f"{case_dir} has no field {name!r} at time {time} or 0; it has {', '.join(sorted(available))}")
+            have = ", ".join(sorted(available))
+            raise MeshError(f"{case_dir} has no field {name!r} at time {time} or 0; it has {have}")
     centres = _internal_field(available[CENTRES])[:, :2]
     nx = _row_length(centres, case_dir)
     period = _period(case_dir) if period is None else float(period)

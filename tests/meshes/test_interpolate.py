@@ -60,7 +60,8 @@ def test_benchmark_centres_round_trip_through_a_finer_grid(reference_dir):
     pytest.importorskip("foamlib")
     from meshes.openfoam import read_case
 
-    centres = read_case(reference_dir / "closure_challenge" / "PHLL29" / "alpha_10_9000_3036", fields=["U_LES", "walldist"])
+    case = reference_dir / "closure_challenge" / "PHLL29" / "alpha_10_9000_3036"
+    centres = read_case(case, fields=["U_LES", "walldist"])
     x = np.arange(240) * 9.0 / 240
     across = (1 - np.cos(np.pi * np.linspace(0, 1, 260))) / 2
     fine = grid(x, hill_height(x, 1.0) + (HEIGHT - hill_height(x, 1.0)) * across[:, None], periods=[[9.0, 0.0]])
