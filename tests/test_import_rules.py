@@ -35,3 +35,11 @@ def test_library_packages_do_not_import_cases():
     for package in ("meshes", "solvers", "vcnn"):
         for path in sorted((ROOT / package).rglob("*.py")):
             assert "cases" not in imported_roots(path), path
+
+
+def test_closure_challenge_only_in_scoring_files():
+    """The benchmark's test-case ground truth ships in `closure_challenge`: only scoring code may see it."""
+    for package in ("meshes", "solvers", "vcnn", "cases"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "score" not in str(path.relative_to(ROOT)):
+                assert "closure_challenge" not in imported_roots(path), path

@@ -1,0 +1,150 @@
+"""Closure Challenge scores of a periodic-hill velocity field (reference README section 5).
+
+The metric is the benchmark's: mean over the evaluation points of |U_pred - U_LES| divided by the
+mean of |U_LES| (`closure_challenge.eval.evaluate_individual_case`, package version 0.3.1).
+
+- The four test cases: the solution's velocity, interpolated linearly (periodic in x) to the
+  benchmark's evaluation points, is written as the benchmark's CSV (`<case>.csv`: one row per
+  point in the package's order, columns Ux, Uy, Uz, no header) and that file is scored by the
+  package against the ground truth it ships. The test cases' LES data serve for nothing else.
+- The 23 shared cases (PHLL29, no official points): the same metric on 1,000 cell centres drawn
+  once with a fixed seed, against U_LES at those centres.
+
+Every score is appended as one JSON line to `scores.jsonl` in the output directory (date, case,
+score, source), so that every look at a test case stays on record.
+
+`closure_challenge` may be imported only here (file names containing 'score') and in tests.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import numpy as np
+
+from cases.errors import CaseError
+from meshes.errors import MeshError
+from meshes.fields import MeshFields
+from meshes.interpolate import interpolate
+from meshes.openfoam import read_case
+
+SHARED_POINTS = 1000
+SHARED_SEED = 0
+LOG_NAME = "scores.jsonl"
+LES_VELOCITY = "U_LES"
+
+
+def scaled_mae(predicted, truth) -> float:
+    """mean |U_pred - U_true| / mean |U_true| over the points (rows), the benchmark's metric."""
+    predicted, truth = np.asarray(predicted, float), np.asarray(truth, float)
+    if predicted.shape != truth.shape:
+        raise CaseError(f"predicted velocities have shape {predicted.shape}, the reference {truth.shape}")
+    return float(np.mean(np.linalg.norm(predicted - truth, axis=-1)) / np.mean(np.linalg.norm(truth, axis=-1)))
+
+
+def benchmark_test_cases() -> list[str]:
+    """The benchmark's periodic-hill test cases (the package ships their ground truth)."""
+    from closure_challenge import case_names
+
+    return [name for name in case_names() if name.startswith("alpha_")]
+
+
+def write_csv(path, velocity_xy) -> Path:
+    """The benchmark's CSV: one row per evaluation point, Ux, Uy, Uz (zero: the flows are 2-D)."""
+    velocity_xy = np.asarray(velocity_xy, float)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(path, np.c_[velocity_xy, np.zeros(len(velocity_xy))], delimiter=",")
+    return path
+
+
+def score_test_case(solution: MeshFields, case: str, out_dir, source: str = "", velocity: str = "U") -> float:
+    """Score `solution[velocity]` on benchmark test case `case`: OUT/<case>.csv, then the package."""
+    from closure_challenge import evaluation_points
+    from closure_challenge.eval import evaluate_individual_case
+
+    cases = benchmark_test_cases()
+    if case not in cases:
+        raise CaseError(f"{case!r} is not a Closure Challenge periodic-hill test case; they are {', '.join(cases)}")
+    points = np.asarray(evaluation_points(case))[:, :2]
+    csv = write_csv(Path(out_dir) / f"{case}.csv", _velocity_at(solution, velocity, points))
+    score = float(evaluate_individual_case(case, np.loadtxt(csv, delimiter=",")))
+    _record(out_dir, case, score, source, test=True)
+    return score
+
+
+def shared_indices(num_cells: int) -> np.ndarray:
+    """The fixed 1,000 cell indices (sorted) at which a shared case is scored."""
+    return np.sort(np.random.default_rng(SHARED_SEED).choice(num_cells, SHARED_POINTS, replace=False))
+
+
+def score_shared_case(solution: MeshFields, case_dir, out_dir=None, source: str = "", velocity: str = "U") -> float:
+    """Score `solution[velocity]` against U_LES of PHLL29 case `case_dir` at its fixed cell centres."""
+    try:
+        reference = read_case(case_dir, time="0", fields=[LES_VELOCITY])
+    except MeshError as err:
+        raise CaseError(str(err)) from None
+    chosen = shared_indices(reference.num_nodes)
+    predicted = _velocity_at(solution, velocity, reference.points[chosen])
+    score = scaled_mae(predicted, reference[LES_VELOCITY][chosen])
+    if out_dir is not None:
+        _record(out_dir, reference.metadata["case"], score, source, test=False)
+    return score
+
+
+def score_solution(solution: MeshFields, case: str, out_dir, phll29_dir=None, source: str = "", velocity: str = "U"):
+    """A test case through the benchmark's points and CSV, any other case against PHLL29_DIR/<case>."""
+    if case in benchmark_test_cases():
+        return score_test_case(solution, case, out_dir, source, velocity)
+    if phll29_dir is None:
+        raise CaseError(f"{case!r} is not a test case; scoring it needs the PHLL29 directory")
+    return score_shared_case(solution, Path(phll29_dir) / case, out_dir, source, velocity)
+
+
+def case_name(alpha: float, length: float, height: float) -> str:
+    """The benchmark's name of a hill: alpha_AA_LLLLL_HHHH (alpha x 10, length and height x 1000)."""
+    return f"alpha_{round(alpha * 10):02d}_{round(length * 1000)}_{round(height * 1000)}"
+
+
+def sst_baseline(phll29_dir, out_dir=None) -> dict[str, float]:
+    """The benchmark's k-omega SST solution (latest time) scored on every shared case: the baseline."""
+    phll29_dir = Path(phll29_dir)
+    case_dirs = sorted(path for path in phll29_dir.iterdir() if path.is_dir()) if phll29_dir.is_dir() else []
+    if not case_dirs:
+        raise CaseError(f"{phll29_dir} holds no PHLL29 cases")
+    scores = {}
+    for case_dir in case_dirs:
+        try:
+            sst = read_case(case_dir, fields=["U"])
+        except MeshError as err:
+            raise CaseError(str(err)) from None
+        source = f"benchmark k-omega SST {case_dir}"
+        scores[case_dir.name] = score_shared_case(sst, case_dir, out_dir, source=source)
+    return scores
+
+
+def _velocity_at(solution: MeshFields, velocity: str, points: np.ndarray) -> np.ndarray:
+    if velocity not in solution.point_data or solution.kind(velocity) != "vector":
+        raise CaseError(f"the solution has no velocity vector {velocity!r}; it has {sorted(solution.point_data)}")
+    return interpolate(solution, solution[velocity], points)
+
+
+def _record(out_dir, case: str, score: float, source: str, test: bool) -> None:
+    """Append one JSON line to OUT/scores.jsonl."""
+    from importlib.metadata import version
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "case": case,
+        "test_case": test,
+        "score": score,
+        "points": "the benchmark's evaluation points" if test else f"{SHARED_POINTS} cell centres, seed {SHARED_SEED}",
+        "package": f"closure-challenge {version('closure-challenge')}",
+        "source": source,
+    }
+    with open(out_dir / LOG_NAME, "a") as log:
+        log.write(json.dumps(entry) + "\n")
