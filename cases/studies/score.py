@@ -103,9 +103,33 @@ def score_solution(solution: MeshFields, case: str, out_dir, phll29_dir=None, so
     return score_shared_case(solution, Path(phll29_dir) / case, out_dir, source, velocity)
 
 
-def case_name(alpha: float, length: float, height: float) -> str:
-    """The benchmark's name of a hill: alpha_AA_LLLLL_HHHH (alpha x 10, length and height x 1000)."""
-    return f"alpha_{round(alpha * 10):02d}_{round(length * 1000)}_{round(height * 1000)}"
+def run_case(solution: MeshFields) -> str:
+    """The benchmark name of the hill a vcnn solve ran on (phll-rans: its geometry; hills-rans: the
+    standard hill of its alpha)."""
+    from meshes.hill_geometry import HillGeometry
+
+    config = solution.metadata.get("config", {})
+    if "geometry" in config:
+        return HillGeometry.parse(config["geometry"]).name
+    if "alpha" in config and solution.metadata.get("case") in ("hills-rans", "couple"):
+        return HillGeometry.standard(config["alpha"]).name
+    raise CaseError("not a periodic-hill RANS solution (vcnn solve phll-rans or hills-rans): no geometry in its meta.json")
+
+
+def score_runs(run_dirs, out_dir=None, phll29_dir=None, velocity: str = "velocity") -> dict[str, dict]:
+    """Score each solved run directory (all read and named before any scoring): {run: {case, score}};
+    the CSV files and the log go to `out_dir`, or to each run's own directory."""
+    runs = {}
+    for run_dir in run_dirs:
+        try:
+            solution = MeshFields.read(run_dir)
+        except MeshError as err:
+            raise CaseError(f"{run_dir}: {err}") from None
+        runs[str(run_dir)] = (solution, run_case(solution))
+    return {
+        run: {"case": case, "score": score_solution(solution, case, out_dir or run, phll29_dir, source=run, velocity=velocity)}
+        for run, (solution, case) in runs.items()
+    }
 
 
 def sst_baseline(phll29_dir, out_dir=None) -> dict[str, float]:

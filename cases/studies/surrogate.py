@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from cases.reports.surrogate import write_report
+from meshes.interpolate import interpolate
 from cases.rundir import cached_json
 from cases.studies.dataset import ensure_dataset, load_cases, sweep
 from cases.studies.evaluate import check_checkpoint_invariance, evaluate_checkpoint
@@ -118,18 +119,5 @@ def _resampling(study: Study, out: Path, options: ReportOptions) -> dict:
         }
     return result
 
-
-def interpolate(fields, values: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Piecewise-linear interpolation of node `values` of a 2-D mesh at `points` (nearest node
-    for points just outside the mesh, e.g. on a wall curve the finer polyline cuts)."""
-    from matplotlib.tri import LinearTriInterpolator, Triangulation
-    from scipy.spatial import cKDTree
-
-    result = LinearTriInterpolator(Triangulation(*fields.points.T, fields.triangles()), values)(*points.T)
-    outside = np.ma.getmaskarray(result)
-    result = np.ma.filled(result, np.nan)
-    if outside.any():
-        result[outside] = values[cKDTree(fields.points).query(points[outside])[1]]
-    return np.asarray(result)
 
 

@@ -14,7 +14,7 @@ from cases.errors import CaseError  # noqa: E402
 from cases.studies.score import (  # noqa: E402
     LOG_NAME,
     benchmark_test_cases,
-    case_name,
+    run_case,
     scaled_mae,
     score_solution,
     score_test_case,
@@ -39,9 +39,15 @@ def test_metric_known_answers():
         scaled_mae(truth[:, :2], truth)
 
 
-def test_case_names():
-    assert case_name(1.5, 13.929, 4.048) == "alpha_15_13929_4048"
-    assert case_name(0.5, 4.071, 2.024) == "alpha_05_4071_2024"
+def test_a_run_is_named_as_the_benchmark_names_its_hill():
+    def run(case, **config):
+        return MeshFields(np.zeros((3, 2)), [[0, 1, 2]], metadata={"case": case, "config": config})
+
+    assert run_case(run("phll-rans", geometry="alpha_15_13929_4048", alpha=1.5)) == "alpha_15_13929_4048"
+    assert run_case(run("hills-rans", alpha=0.5)) == "alpha_05_7071_3036"
+    assert run_case(run("couple", alpha=1.0)) == "alpha_10_9000_3036"
+    with pytest.raises(CaseError, match="not a periodic-hill RANS solution"):
+        run_case(run("hills-transport", alpha=1.0))
 
 
 def test_test_case_csv_layout_score_and_log(tmp_path):
@@ -80,3 +86,25 @@ def test_sst_score_of_a_shared_case_by_two_routes(reference_dir, tmp_path):
     assert score == pytest.approx(0.1225, abs=5e-5)  # the baseline table's entry
     (entry,) = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
     assert entry["case"] == case.name and not entry["test_case"] and entry["points"] == "1000 cell centres, seed 0"
+
+
+def test_import_and_score_from_the_command_line(tmp_path, reference_dir):
+    from tests.cases.test_cli import assert_one_line_error, vcnn
+
+    case = reference_dir / "closure_challenge" / "PHLL29" / "alpha_10_9000_3036"
+    out = tmp_path / "imported"
+    result = vcnn("import", "openfoam", case, "--fields", "U_LES,U", "--out", out)
+    assert result.returncode == 0, result.stderr
+    fields = MeshFields.read(out)
+    assert fields.num_nodes == 15600 and fields.kind("U_LES") == "vector" and fields.metadata["periods"] == [[9.0, 0.0]]
+    assert_one_line_error(vcnn("import", "openfoam", tmp_path / "none", "--out", tmp_path / "x"), "does not exist")
+    assert_one_line_error(vcnn("import", "openfoam", case, "--fields", "nut_LES", "--out", tmp_path / "x"), "nut_LES")
+    # The benchmark's SST relabelled as one of our hills-rans solutions scores as the baseline does.
+    fields.point_data["velocity"] = fields["U"]
+    fields.metadata.update(case="hills-rans", config={"alpha": 1.0})
+    fields.write(tmp_path / "run")
+    result = vcnn("score", "closure-challenge", tmp_path / "run", "--phll29", case.parent)
+    assert result.returncode == 0, result.stderr
+    assert "| alpha_10_9000_3036 | 0.1225 |" in result.stdout
+    assert json.loads((tmp_path / "run" / LOG_NAME).read_text().splitlines()[0])["score"] == pytest.approx(0.1225, abs=5e-5)
+    assert_one_line_error(vcnn("score", "closure-challenge", out), "not a periodic-hill RANS solution")
