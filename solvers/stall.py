@@ -51,14 +51,14 @@ def secant_eigenvalues(iterates: list, images: list, comm=MPI.COMM_SELF, rcond: 
     dx, dg = np.diff(np.array(iterates), axis=0), np.diff(np.array(images), axis=0)
     if len(dx) == 0:
         return np.zeros(0, dtype=complex)
-    gram = comm.allreduce(dx @ dx.T, op=MPI.SUM)
-    cross = comm.allreduce(dx @ dg.T, op=MPI.SUM).T  # (dX^T dG)[i, j] = dx_i . dg_j
+    gram = comm.allreduce(dx @ dx.T, op=MPI.SUM)  # dX^T dX
+    cross = comm.allreduce(dx @ dg.T, op=MPI.SUM)  # dX^T dG = dX^T J dX
     w, v = np.linalg.eigh(gram)
     keep = w > rcond * max(w.max(), 0.0)
     if not keep.any():
         return np.zeros(0, dtype=complex)
-    basis = v[:, keep] / np.sqrt(w[keep])  # dX basis is orthonormal
-    values = np.linalg.eigvals(basis.T @ cross.T @ basis)
+    basis = v[:, keep] / np.sqrt(w[keep])  # coefficients c = basis y make the columns dX c orthonormal
+    values = np.linalg.eigvals(basis.T @ cross @ basis)
     return values[np.argsort(-np.abs(values))]
 
 

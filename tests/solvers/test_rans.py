@@ -122,6 +122,11 @@ def test_divergence_and_stall_raise_one_line_errors_that_say_where():
     history, worst = failure.value.history, failure.value.worst
     assert len(history) == 3 and all(h["momentum_s"] > 0 and h["closure_s"] > 0 for h in history)
     assert worst[0]["value"] >= worst[-1]["value"] > 0  # the largest nu_t changes of the last iteration
+    # the diagnosis written with the failed state: cycle, Ritz values of the map, where nu_t moved
+    diagnosis, change = failure.value.diagnosis, failure.value.change
+    assert diagnosis["cycle"] == "no cycle found" and diagnosis["window"] == 3 and len(diagnosis["eigenvalues"]) == 2
+    assert change.name == "nu_t_change_last" and change.x.array.min() >= 0 and change.x.array.max() > 0
+    assert all(0 < h["nu_t_residual"] < np.inf for h in history)
 
 
 def test_blending_hands_over_from_the_start_closure():
