@@ -7,7 +7,8 @@ grows from `dt` by `dt_growth` per iteration (continuation). The loop stops when
 velocity change by less than `tolerance` (relative, L2) in one iteration, and raises
 `RansFailure` (a `ConvergenceError` with the history and the worst nodes) when it diverges
 (non-finite fields or a failed momentum solve) or stalls (`max_iterations`); the flow then still
-holds its last finite velocity and nu_t.
+holds its last finite velocity and nu_t, and a stall also carries the diagnosis of
+`solvers.stall` (cycle or not, the map's repelling modes, where nu_t still moved).
 
 A closure is any object with `names` (the fields it returns, "nu_t" first) and
 `update(flow: MeanFlow) -> {name: P1 Function}`, and optionally `residuals` ({equation: norm},
