@@ -320,7 +320,10 @@ def _all_finite(comm, values: np.ndarray) -> bool:
     return bool(comm.allreduce(bool(np.all(np.isfinite(values))), op=MPI.LAND))
 
 
-def _failure(flow: MeanFlow, message: str, history: list, values: np.ndarray | None, watch: StallWatch | None = None, count: int = 5) -> RansFailure:
+def _failure(
+    flow: MeanFlow, message: str, history: list, values: np.ndarray | None, watch: StallWatch | None = None,
+    count: int = 5,
+) -> RansFailure:
     """The error with the `count` nodes of largest `values` (per owned P1 dof; non-finite ones
     first) over all ranks, and where the first of them lies; with `watch`, its diagnosis and the
     map of the last nu_t changes (a P1 Function "nu_t_change_last")."""

@@ -90,7 +90,8 @@ class StallWatch:
         iterations seen, "eigenvalues": the 8 largest Ritz values as [re, im], "unstable_modes":
         how many lie outside the unit circle} (the last two only when images were added)."""
         period = self.period()
-        result = {"cycle": f"cycle of period {period}" if period else "no cycle found", "period": period, "window": len(self.iterates)}
+        cycle = f"cycle of period {period}" if period else "no cycle found"
+        result = {"cycle": cycle, "period": period, "window": len(self.iterates)}
         if len(self.images) == len(self.iterates):
             values = secant_eigenvalues(self.iterates, self.images, self.comm)
             result["eigenvalues"] = [[float(v.real), float(v.imag)] for v in values[:8]]

@@ -19,8 +19,9 @@ def test_the_stalling_closure_converges_with_a_deeper_anderson_memory(tmp_path):
         pytest.skip(f"fixture not found at {FIXTURE}")
     out = tmp_path / "couple"
     result = vcnn(
-        "couple", "--model", FIXTURE / "best.pt", "--alpha", "1.125", "--reference", FIXTURE / "reference" / "alpha_1.1250",
-        "--resolution", "64x64", "--tolerance", "1e-8", "--max-iterations", "150", "--anderson", "20",
+        "couple", "--model", FIXTURE / "best.pt", "--alpha", "1.125",
+        "--reference", FIXTURE / "reference" / "alpha_1.1250", "--resolution", "64x64",
+        "--tolerance", "1e-8", "--max-iterations", "150", "--anderson", "20",
         "--no-figures", "--out", out, "-q",
     )
     assert result.returncode == 0, result.stderr

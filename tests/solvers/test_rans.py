@@ -240,8 +240,8 @@ def repelled_map(n: int = 200, seed: int = 0):
 
 def test_anderson_mixing_needs_a_memory_longer_than_the_repelling_modes():
     """Anderson over 5 steps stalls (measured: residual 3e-4, error 6e-3 after 150 iterations, as
-    the hills wandered at 1e-4), and the stall diagnosis finds more repelling modes than that; over 20 steps the same start converges (measured: 108
-    iterations, residual 1e-9) to the fixed point."""
+    the hills wandered at 1e-4), and the stall diagnosis finds more repelling modes than that;
+    over 20 steps the same start converges (measured: 108 iterations, residual 1e-9)."""
     from mpi4py import MPI
 
     from solvers.rans import AndersonMixing, _hint
