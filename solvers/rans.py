@@ -7,7 +7,8 @@ grows from `dt` by `dt_growth` per iteration (continuation). The loop stops when
 velocity change by less than `tolerance` (relative, L2) in one iteration, and raises
 `RansFailure` (a `ConvergenceError` with the history and the worst nodes) when it diverges
 (non-finite fields or a failed momentum solve) or stalls (`max_iterations`); the flow then still
-holds its last finite velocity and nu_t.
+holds its last finite velocity and nu_t, and a stall also carries the diagnosis of
+`solvers.stall` (cycle or not, the map's repelling modes, where nu_t still moved).
 
 A closure is any object with `names` (the fields it returns, "nu_t" first) and
 `update(flow: MeanFlow) -> {name: P1 Function}`, and optionally `residuals` ({equation: norm},
@@ -33,6 +34,7 @@ from meshes.fields import MeshFields
 from solvers.errors import ConvergenceError, RansFailure, SolverError
 from solvers.export import set_node_values, to_mesh_fields
 from solvers.navier_stokes import FlowParameters, NavierStokes
+from solvers.stall import StallWatch
 from solvers.transport import strain_rate_magnitude
 from solvers.wall_distance import wall_distance
 
@@ -184,7 +186,12 @@ class AndersonMixing:
     When the residual grows more than `restart` times in one step, the past steps no longer
     describe the map (a clipped nu_t, a network's kinks): they are dropped and the mixing starts
     again from the relaxed step (without this, the hills stalled at 5e-4 or wandered for 100
-    iterations). Inner products run over owned dofs (all ranks take the same combination)."""
+    iterations). The depth must exceed the number of modes in which the fixed point repels the
+    iteration (Jacobian eigenvalues outside the unit circle, counted by `solvers.stall` when a
+    solve stalls): a network sensitive to the flow near the crest gave the hills 8 or more such
+    modes at alpha 1.125, where a depth of 5 stalled at a residual of 1e-4 and a depth of 20
+    converged in 37 iterations. Inner products run over owned dofs (all ranks take the same
+    combination)."""
 
     def __init__(self, comm, depth: int, damping: float, restart: float = 2.0):
         self.comm, self.depth, self.damping, self.restart = comm, depth, damping, restart
@@ -239,6 +246,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     velocity_map = flow.velocity.function_space.dofmap
     owned_u = velocity_map.index_map.size_local * velocity_map.index_map_bs
     mixing = AndersonMixing(comm, params.anderson, params.relaxation) if params.anderson else None
+    watch = StallWatch(comm, window=25)
     for iteration in range(1, params.max_iterations + 1):
         tic = time.perf_counter()
         try:
@@ -254,6 +262,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
         old = flow.nu_t.x.array.copy()
         if not _all_finite(comm, new[:owned_nu_t]):
             raise _failure(flow, f"RANS diverged at iteration {iteration}: non-finite nu_t", history, new[:owned_nu_t])
+        watch.add(old[:owned_nu_t], new[:owned_nu_t])
         step = old + params.relaxation * (new[: len(old)] - old) if mixing is None else mixing.step(old, new[: len(old)], owned_nu_t)
         relaxed = np.clip(step, 0.0, params.nu_t_cap * flow.nu)
         flow.nu_t.x.array[:] = relaxed
@@ -265,6 +274,8 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             # the momentum residual of the new state with the last nu_t, before Newton: what is left to converge
             "momentum_residual": solution.stats.residuals[0] if solution.stats.residuals else None,
             "nu_t_change": _relative_change(comm, relaxed[:owned_nu_t], old[:owned_nu_t]),
+            # the fixed-point residual |closure(nu_t) - nu_t| / |closure(nu_t)|, whatever the step taken
+            "nu_t_residual": _relative_change(comm, new[:owned_nu_t], old[:owned_nu_t]),
             "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], previous_u),
             "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},
             "forcing": solution.forcing,
@@ -289,18 +300,33 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     message = (
         f"RANS stalled after {params.max_iterations} iterations "
         f"(nu_t change {last['nu_t_change']:.2e}, velocity change {last['velocity_change']:.2e}, "
-        f"tolerance {params.tolerance:.0e})"
+        f"tolerance {params.tolerance:.0e}): {watch.summary()}{_hint(watch.diagnosis(), params.anderson)}"
     )
-    raise _failure(flow, message, history, np.abs(relaxed - old)[:owned_nu_t])
+    raise _failure(flow, message, history, np.abs(relaxed - old)[:owned_nu_t], watch)
+
+
+def _hint(diagnosis: dict, depth: int) -> str:
+    """What to change when modes of the map repel the iteration: relaxation cannot converge in a
+    mode with eigenvalue above 1, and Anderson mixing needs a memory longer than their number."""
+    modes = diagnosis.get("unstable_modes", 0)
+    if modes and not depth:
+        return "; relaxation cannot converge in those: use Anderson mixing over more steps than that"
+    if modes >= depth > 0:
+        return f"; more than the Anderson depth {depth}: raise it"
+    return ""
 
 
 def _all_finite(comm, values: np.ndarray) -> bool:
     return bool(comm.allreduce(bool(np.all(np.isfinite(values))), op=MPI.LAND))
 
 
-def _failure(flow: MeanFlow, message: str, history: list, values: np.ndarray | None, count: int = 5) -> RansFailure:
+def _failure(
+    flow: MeanFlow, message: str, history: list, values: np.ndarray | None, watch: StallWatch | None = None,
+    count: int = 5,
+) -> RansFailure:
     """The error with the `count` nodes of largest `values` (per owned P1 dof; non-finite ones
-    first) over all ranks, and where the first of them lies."""
+    first) over all ranks, and where the first of them lies; with `watch`, its diagnosis and the
+    map of the last nu_t changes (a P1 Function "nu_t_change_last")."""
     worst = []
     if values is not None:
         x = flow.nu_t.function_space.tabulate_dof_coordinates()[: len(values)]
@@ -311,7 +337,13 @@ def _failure(flow: MeanFlow, message: str, history: list, values: np.ndarray | N
         worst = [{"x": px, "y": py, "value": value} for _, px, py, value in gathered]
         if worst:
             message += f"; worst node at x = {worst[0]['x']:.4g}, y = {worst[0]['y']:.4g}"
-    return RansFailure(message, history, worst, flow)
+    change = watch.change_map() if watch is not None else None
+    if change is None:
+        return RansFailure(message, history, worst, flow)
+    change_last = fem.Function(flow.nu_t.function_space, name="nu_t_change_last")
+    change_last.x.array[: len(change)] = change
+    change_last.x.scatter_forward()
+    return RansFailure(message, history, worst, flow, watch.diagnosis(), change_last)
 
 
 def _relative_change(comm, new: np.ndarray, old: np.ndarray | None) -> float:

@@ -122,6 +122,11 @@ def test_divergence_and_stall_raise_one_line_errors_that_say_where():
     history, worst = failure.value.history, failure.value.worst
     assert len(history) == 3 and all(h["momentum_s"] > 0 and h["closure_s"] > 0 for h in history)
     assert worst[0]["value"] >= worst[-1]["value"] > 0  # the largest nu_t changes of the last iteration
+    # the diagnosis written with the failed state: cycle, Ritz values of the map, where nu_t moved
+    diagnosis, change = failure.value.diagnosis, failure.value.change
+    assert diagnosis["cycle"] == "no cycle found" and diagnosis["window"] == 3 and len(diagnosis["eigenvalues"]) == 2
+    assert change.name == "nu_t_change_last" and change.x.array.min() >= 0 and change.x.array.max() > 0
+    assert all(0 < h["nu_t_residual"] < np.inf for h in history)
 
 
 def test_blending_hands_over_from_the_start_closure():
@@ -210,3 +215,52 @@ def test_anderson_mixing_reaches_the_same_channel_solution(k_omega):
     assert max(solution.history[-1]["nu_t_change"], solution.history[-1]["velocity_change"]) < 1e-6
     with pytest.raises(SolverError, match="Anderson depth"):
         RansParameters(anderson=-1)
+
+
+def repelled_map(n: int = 200, seed: int = 0):
+    """A fixed-point map like the coupled hills with the fixture network at alpha 1.125: 9 modes in
+    which the fixed point repels (eigenvalues -2.5, -2, 1.7 +- 0.2i, -1.5 +- 0.5i, 1.3, -1.2, 1.1),
+    the others contracting, a tenth of the values held at the bound 0 (the network's max(q, 0)),
+    a mild nonlinearity; and its fixed point."""
+    rng = np.random.default_rng(seed)
+    block = np.diag(np.r_[-2.5, -2.0, 1.7, 1.7, -1.5, -1.5, 1.3, -1.2, 1.1, rng.uniform(-0.9, 0.9, n - 9)])
+    block[2, 3], block[3, 2], block[4, 5], block[5, 4] = 0.2, -0.2, 0.5, -0.5
+    basis = np.linalg.qr(rng.normal(size=(n, n)))[0] * rng.uniform(0.5, 2.0, n)
+    J = basis @ block @ np.linalg.inv(basis)
+    fixed = np.abs(rng.normal(size=n)) + 0.5
+    fixed[: n // 10] = 0.0
+
+    def G(x):
+        y = fixed + J @ (x - fixed) + 0.05 * np.tanh(x - fixed) ** 2
+        y[: n // 10] = np.minimum(y[: n // 10], 0.0)
+        return np.maximum(y, 0.0)
+
+    return G, fixed
+
+
+def test_anderson_mixing_needs_a_memory_longer_than_the_repelling_modes():
+    """Anderson over 5 steps stalls (measured: residual 3e-4, error 6e-3 after 150 iterations, as
+    the hills wandered at 1e-4), and the stall diagnosis finds more repelling modes than that;
+    over 20 steps the same start converges (measured: 108 iterations, residual 1e-9)."""
+    from mpi4py import MPI
+
+    from solvers.rans import AndersonMixing, _hint
+    from solvers.stall import StallWatch
+
+    G, fixed = repelled_map()
+    for depth in (5, 20):
+        mixing, watch = AndersonMixing(MPI.COMM_SELF, depth, damping=0.7), StallWatch(MPI.COMM_SELF)
+        x = 1.3 * fixed + 0.1
+        for iteration in range(1, 151):
+            g = G(x)
+            watch.add(x, g)
+            if np.linalg.norm(g - x) < 1e-9 * np.linalg.norm(g):
+                break
+            x = np.clip(mixing.step(x, g, owned=len(x)), 0.0, None)
+        error = np.linalg.norm(x - fixed) / np.linalg.norm(fixed)
+        print(f"Anderson depth {depth}: {iteration} iterations, error {error:.1e}, {watch.summary()}")
+        if depth == 5:
+            assert error > 1e-5 and watch.diagnosis()["unstable_modes"] > 5
+            assert _hint(watch.diagnosis(), depth) == "; more than the Anderson depth 5: raise it"
+        else:
+            assert iteration < 150 and error < 1e-8

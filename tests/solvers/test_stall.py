@@ -1,0 +1,61 @@
+"""The stall diagnosis: a cycle's period found from the iterates, none in a converging or wandering
+sequence, and the map of where the last changes live."""
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from solvers.stall import StallWatch, find_cycle, secant_eigenvalues
+
+
+def orbit(period: int, steps: int, noise: float = 0.0, seed: int = 0) -> list:
+    """Iterates going round `period` fixed points of R^50 (plus noise)."""
+    rng = np.random.default_rng(seed)
+    corners = rng.normal(size=(period, 50))
+    return [corners[k % period] + noise * rng.normal(size=50) for k in range(steps)]
+
+
+def test_a_cycle_is_found_with_its_smallest_period():
+    for period in (2, 3, 5):
+        assert find_cycle(orbit(period, 20, noise=1e-3)) == period
+    assert find_cycle(orbit(4, 20), max_period=3) is None  # longer than looked for
+
+
+def test_converging_wandering_and_short_sequences_are_no_cycle():
+    rng = np.random.default_rng(1)
+    converging = [np.full(50, 0.5**k) for k in range(20)]
+    wandering = list(np.cumsum(rng.normal(size=(20, 50)), axis=0))
+    assert find_cycle(converging) is None and find_cycle(wandering) is None
+    assert find_cycle(orbit(3, 6)) is None  # fewer than two periods and one step seen
+    assert find_cycle([np.ones(50)] * 10) is None  # standing still
+
+
+def test_the_watch_reports_where_the_change_lives_and_the_cycle():
+    watch = StallWatch(MPI.COMM_SELF, window=9)
+    x = np.zeros(4)
+    for k in range(30):
+        x = x.copy()
+        x[2] = (-1) ** k  # node 2 flips between -1 and 1, the others stay put
+        watch.add(x)
+    change = watch.change_map()
+    assert len(watch.iterates) == 9 and np.allclose(change, [0, 0, 2, 0])
+    assert watch.diagnosis() == {"cycle": "cycle of period 2", "period": 2, "window": 9}
+
+
+def test_the_eigenvalues_of_a_linear_map_are_found_from_its_iterates():
+    """G(x) = J x + b with J of eigenvalues -2.5, 1.7 +- 0.2i, 0.5 in a skewed basis: the Ritz
+    values of the secant pairs of 6 iterates (5 steps spanning R^4) are J's eigenvalues."""
+    rng = np.random.default_rng(2)
+    basis = rng.normal(size=(4, 4))
+    block = np.array([[-2.5, 0, 0, 0], [0, 1.7, 0.2, 0], [0, -0.2, 1.7, 0], [0, 0, 0, 0.5]])
+    J, b = basis @ block @ np.linalg.inv(basis), rng.normal(size=4)
+    iterates = list(rng.normal(size=(6, 4)))
+    values = secant_eigenvalues(iterates, [J @ x + b for x in iterates])
+    assert abs(values[0]) == pytest.approx(2.5)  # largest magnitude first
+    assert np.allclose(np.sort_complex(values), [-2.5, 0.5, 1.7 - 0.2j, 1.7 + 0.2j], atol=1e-8)
+    watch = StallWatch(MPI.COMM_SELF)
+    for x in iterates:
+        watch.add(x, J @ x + b)
+    diagnosis = watch.diagnosis()
+    assert diagnosis["unstable_modes"] == 3 and diagnosis["eigenvalues"][0] == pytest.approx([-2.5, 0.0])
+    assert watch.summary() == "no cycle found; 3 modes of the map repel the iteration (eigenvalue up to -2.5)"
