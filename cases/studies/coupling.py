@@ -208,8 +208,9 @@ def _record_failure(err, config, facts: dict, stage: Path, figures: bool, comm) 
     from solvers.export import to_mesh_fields
 
     metadata = run_metadata("couple", config, {"rans_iterations": len(err.history), "history": err.history}, comm)
-    metadata.update(facts, status="failed", error=str(err), worst_nodes=err.worst)
-    fields = to_mesh_fields(err.flow.domain, err.flow.arrays(), {**err.flow.metadata(), **metadata})
+    metadata.update(facts, status="failed", error=str(err), worst_nodes=err.worst, diagnosis=err.diagnosis)
+    arrays = err.flow.arrays() if err.change is None else {**err.flow.arrays(), "nu_t_change_last": err.change}  # where it stalled
+    fields = to_mesh_fields(err.flow.domain, arrays, {**err.flow.metadata(), **metadata})
     if comm.rank == 0:
         fields.write(stage)
         if err.history and figures:

@@ -31,3 +31,23 @@ def test_the_stalling_closure_converges_with_a_deeper_anderson_memory(tmp_path):
     assert meta["status"] == "converged" and len(history) < 60
     assert residuals[-1] < 1e-6 * max(residuals) and history[-1]["nu_t_residual"] < 1e-7
     assert meta["comparison"]["velocity_rel_l2"] < 0.03
+
+
+@pytest.mark.slow
+def test_a_stalled_couple_keeps_its_state_and_says_why(tmp_path):
+    if not FIXTURE.is_dir():
+        pytest.skip(f"fixture not found at {FIXTURE}")
+    out = tmp_path / "couple"
+    result = vcnn(
+        "couple", "--model", FIXTURE / "best.pt", "--alpha", "1.125",
+        "--reference", FIXTURE / "reference" / "alpha_1.1250", "--resolution", "64x64",
+        "--tolerance", "1e-8", "--max-iterations", "30", "--anderson", "5",
+        "--no-figures", "--out", out, "-q",
+    )
+    assert result.returncode == 2 and "stalled after 30 iterations" in result.stderr
+    fields = MeshFields.read(out)
+    meta = fields.metadata
+    assert meta["status"] == "failed" and len(meta["statistics"]["history"]) == 30
+    assert {"cycle", "period", "eigenvalues", "unstable_modes"} <= set(meta["diagnosis"])
+    change = fields["nu_t_change_last"]
+    assert change.shape == (fields.num_nodes,) and change.max() > 0
