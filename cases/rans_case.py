@@ -12,7 +12,7 @@ from cases.errors import CaseError, build_parts
 
 log = logging.getLogger(__name__)
 
-MODELS = ("one-equation", "k-omega", "k-epsilon")
+MODELS = ("one-equation", "k-omega", "k-epsilon", "k-omega-sst")
 K0, OMEGA0 = 1e-2, 1.0
 EPS0 = 0.09 * K0 * OMEGA0
 """Initial k, omega and epsilon = beta* k omega in units of the bulk velocity and length: nu_t = 0.01
@@ -74,6 +74,10 @@ def closure(flow, model: str):
     flow.nu_t.x.array[:] = K0 / OMEGA0
     if model == "k-epsilon":
         return KEpsilon(flow, k0=K0, eps0=EPS0)
+    if model == "k-omega-sst":
+        from solvers.k_omega_sst import KOmegaSST
+
+        return KOmegaSST(flow, k0=K0, omega0=OMEGA0)
     return KOmega(flow, k0=K0, omega0=OMEGA0) if model == "k-omega" else OneEquation(flow, k0=K0)
 
 
