@@ -53,7 +53,8 @@ def blending(k, omega, distance, cross, nu: float, c: SSTConstants = SSTConstant
     root = ufl.sqrt(k)
     viscous = 500.0 * nu / (y**2 * omega)
     cd_plus = ufl.max_value(2.0 * c.alpha_omega2 * cross / omega, 1e-10)
-    arg1 = ufl.min_value(ufl.min_value(ufl.max_value(root / (c.beta_star * omega * y), viscous), 4.0 * c.alpha_omega2 * k / (cd_plus * y**2)), 10.0)
+    arg1 = ufl.min_value(ufl.max_value(root / (c.beta_star * omega * y), viscous), 4.0 * c.alpha_omega2 * k / (cd_plus * y**2))
+    arg1 = ufl.min_value(arg1, 10.0)
     arg2 = ufl.min_value(ufl.max_value(2.0 * root / (c.beta_star * omega * y), viscous), 100.0)
     return ufl.tanh(arg1**4), ufl.tanh(arg2**2)
 
@@ -88,7 +89,8 @@ class KOmegaSST(_TurbulenceModel):
         production = ufl.min_value(nu_t * S2, c.c1 * c.beta_star * k * w)
         k_eq.define(flow.velocity, nu + blend(f1, c.alpha_k1, c.alpha_k2) * nu_t, c.beta_star * w, production, self.dt)
         # gamma P / nu_t with P limited as in the k equation: OpenFOAM's GbyNu
-        omega_production = blend(f1, c.gamma1, c.gamma2) * ufl.min_value(S2, c.c1 / c.a1 * c.beta_star * w * ufl.max_value(c.a1 * w, c.b1 * f2 * strain))
+        limit = c.c1 / c.a1 * c.beta_star * w * ufl.max_value(c.a1 * w, c.b1 * f2 * strain)
+        omega_production = blend(f1, c.gamma1, c.gamma2) * ufl.min_value(S2, limit)
         cd = (1.0 - f1) * 2.0 * c.alpha_omega2 * cross / w
         beta = blend(f1, c.beta1, c.beta2)
         # beta omega^2 linearised about the frozen omega (Newton): rate 2 beta omega, source beta omega^2

@@ -54,8 +54,11 @@ def test_blending_takes_its_wall_limits():
 def test_eddy_viscosity_limiter_and_blended_constants():
     k, omega = 0.02, 4.0
     # a small strain: k / omega; a large one: a1 k / (F2 |S|)
-    assert value(eddy_viscosity(ufl.as_ufl(k), ufl.as_ufl(omega), ufl.as_ufl(0.1), ufl.as_ufl(1.0))) == pytest.approx(k / omega)
-    assert value(eddy_viscosity(ufl.as_ufl(k), ufl.as_ufl(omega), ufl.as_ufl(50.0), ufl.as_ufl(0.5))) == pytest.approx(C.a1 * k / 25.0)
+    def nu_t(strain, f2):
+        return value(eddy_viscosity(*(ufl.as_ufl(v) for v in (k, omega, strain, f2))))
+
+    assert nu_t(0.1, 1.0) == pytest.approx(k / omega)
+    assert nu_t(50.0, 0.5) == pytest.approx(C.a1 * k / 25.0)
     assert value(blend(ufl.as_ufl(1.0), C.beta1, C.beta2)) == pytest.approx(C.beta1)
     assert value(blend(ufl.as_ufl(0.25), C.gamma1, C.gamma2)) == pytest.approx(0.25 * C.gamma1 + 0.75 * C.gamma2)
 
