@@ -7,6 +7,7 @@ A new model is one new module (a class with `update(flow)` returning nu_t and it
 from __future__ import annotations
 
 from solvers.errors import SolverError
+from solvers.k_omega_sst import KOmegaSST
 from solvers.turbulence import KEpsilon, KOmega, OneEquation
 
 K0, OMEGA0 = 1e-2, 1.0
@@ -18,6 +19,7 @@ MODELS = {
     "one-equation": lambda flow: OneEquation(flow, k0=K0),
     "k-omega": lambda flow: KOmega(flow, k0=K0, omega0=OMEGA0),
     "k-epsilon": lambda flow: KEpsilon(flow, k0=K0, eps0=EPS0),
+    "k-omega-sst": lambda flow: KOmegaSST(flow, k0=K0, omega0=OMEGA0),
 }
 """name -> the model on a flow, started from K0 and OMEGA0 (or EPS0)."""
 

@@ -186,6 +186,22 @@ class _TurbulenceModel:
         cells = dolfinx.mesh.compute_incident_entities(mesh, vertices, 0, tdim)
         return np.setdiff1d(fem.locate_dofs_topological(self.space, tdim, cells), self.wall_dofs)
 
+    def k_omega_equations(self, nu: float, k0: float, omega0: float, beta: float, wall_factor: float, walls):
+        """The k and omega equations of a k-omega model, with their wall values: k = 0 on the walls;
+        omega fixed to its viscous-sublayer solution 6 nu / (beta y^2) on the first layer of nodes
+        off the wall, and to wall_factor times that of the nearest first-layer node on the wall."""
+        layer = self.near_wall_dofs()
+        x = self.space.tabulate_dof_coordinates()
+        y = distance_to_segments(x[layer], wall_segments(self.domain, walls))
+        neighbours = WallNeighbours(self.domain.comm, self.space, layer, self.wall_dofs)
+        k_eq = ScalarEquation(self.domain, self.space, self.wall_dofs, "k", k0)
+        omega_eq = ScalarEquation(self.domain, self.space, np.union1d(self.wall_dofs, layer), "omega", omega0)
+        k_eq.phi.x.array[self.wall_dofs] = 0.0
+        omega_eq.phi.x.array[layer] = 6.0 * nu / (beta * y**2)
+        omega_eq.phi.x.array[self.wall_dofs] = wall_factor * 6.0 * nu / (beta * neighbours.distance**2)
+        self.k, self.omega = k_eq.phi, omega_eq.phi
+        return k_eq, omega_eq
+
     def update(self, flow) -> dict:
         """One pseudo-time step of every equation at the flow's dt, in turn; the new turbulence fields."""
         self.dt.value = flow.dt
@@ -229,16 +245,7 @@ class KOmega(_TurbulenceModel):
         super().__init__(flow, walls)
         c = self.constants = constants
         nu = flow.nu
-        layer = self.near_wall_dofs()
-        x = self.space.tabulate_dof_coordinates()
-        y = distance_to_segments(x[layer], wall_segments(self.domain, walls))
-        neighbours = WallNeighbours(self.domain.comm, self.space, layer, self.wall_dofs)
-        k_eq = ScalarEquation(self.domain, self.space, self.wall_dofs, "k", k0)
-        omega_eq = ScalarEquation(self.domain, self.space, np.union1d(self.wall_dofs, layer), "omega", omega0)
-        k_eq.phi.x.array[self.wall_dofs] = 0.0
-        omega_eq.phi.x.array[layer] = 6.0 * nu / (c.beta0 * y**2)
-        omega_eq.phi.x.array[self.wall_dofs] = c.wall_factor * 6.0 * nu / (c.beta0 * neighbours.distance**2)
-        self.k, self.omega = k_eq.phi, omega_eq.phi
+        k_eq, omega_eq = self.k_omega_equations(nu, k0, omega0, c.beta0, c.wall_factor, walls)
 
         S2 = strain_rate_magnitude(flow.velocity) ** 2
         k, w = k_eq.frozen, omega_eq.frozen

@@ -96,7 +96,7 @@ def test_turbulence_models_are_registered_by_name():
     from solvers.errors import SolverError
     from solvers.models import MODELS, check_model
 
-    assert {"one-equation", "k-omega", "k-epsilon"} <= set(MODELS)
+    assert {"one-equation", "k-omega", "k-epsilon", "k-omega-sst"} <= set(MODELS)
     assert check_model("k-omega") == "k-omega"
     with pytest.raises(SolverError, match="k-epsilon"):
         check_model("k-omega-ss")
