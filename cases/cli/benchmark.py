@@ -27,6 +27,7 @@ def add_parsers(sub) -> None:
     challenge.add_argument("--out", type=Path, help="where the CSV files and scores.jsonl go (default: each run directory)")
     challenge.add_argument("--phll29", type=Path, default=PHLL29, help=f"the benchmark's shared cases (default {PHLL29})")
     challenge.add_argument("--velocity", default="velocity", help="the velocity array of the runs (default velocity)")
+    challenge.add_argument("--against", default="U_LES", help="a shared case's velocity to score against: U_LES, or U (the benchmark's SST) (default U_LES)")
     challenge.set_defaults(run=run_score)
 
 
@@ -46,7 +47,7 @@ def run_import(args) -> int:
 def run_score(args) -> int:
     from cases.studies.score import score_runs
 
-    scores = score_runs(args.runs, args.out, args.phll29, args.velocity)
+    scores = score_runs(args.runs, args.out, args.phll29, args.velocity, args.against)
     print("| run | case | score |\n|---|---|---|")
     for run, result in scores.items():
         print(f"| {run} | {result['case']} | {result['score']:.4f} |")

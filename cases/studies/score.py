@@ -80,27 +80,30 @@ def shared_indices(num_cells: int) -> np.ndarray:
     return np.sort(np.random.default_rng(SHARED_SEED).choice(num_cells, SHARED_POINTS, replace=False))
 
 
-def score_shared_case(solution: MeshFields, case_dir, out_dir=None, source: str = "", velocity: str = "U") -> float:
-    """Score `solution[velocity]` against U_LES of PHLL29 case `case_dir` at its fixed cell centres."""
+def score_shared_case(solution: MeshFields, case_dir, out_dir=None, source: str = "", velocity: str = "U", against: str = LES_VELOCITY) -> float:
+    """Score `solution[velocity]` against U_LES (or another velocity field, `against`: e.g. U, the
+    benchmark's own SST) of PHLL29 case `case_dir` at its fixed cell centres."""
     try:
-        reference = read_case(case_dir, time="0", fields=[LES_VELOCITY])
+        reference = read_case(case_dir, fields=[against])
     except MeshError as err:
         raise CaseError(str(err)) from None
     chosen = shared_indices(reference.num_nodes)
     predicted = _velocity_at(solution, velocity, reference.points[chosen])
-    score = scaled_mae(predicted, reference[LES_VELOCITY][chosen])
+    score = scaled_mae(predicted, reference[against][chosen])
     if out_dir is not None:
-        _record(out_dir, reference.metadata["case"], score, source, test=False)
+        _record(out_dir, reference.metadata["case"], score, source, test=False, against=against)
     return score
 
 
-def score_solution(solution: MeshFields, case: str, out_dir, phll29_dir=None, source: str = "", velocity: str = "U"):
+def score_solution(solution: MeshFields, case: str, out_dir, phll29_dir=None, source: str = "", velocity: str = "U", against: str = LES_VELOCITY):
     """A test case through the benchmark's points and CSV, any other case against PHLL29_DIR/<case>."""
     if case in benchmark_test_cases():
+        if against != LES_VELOCITY:
+            raise CaseError(f"{case} is a test case: it is scored against the LES only")
         return score_test_case(solution, case, out_dir, source, velocity)
     if phll29_dir is None:
         raise CaseError(f"{case!r} is not a test case; scoring it needs the PHLL29 directory")
-    return score_shared_case(solution, Path(phll29_dir) / case, out_dir, source, velocity)
+    return score_shared_case(solution, Path(phll29_dir) / case, out_dir, source, velocity, against)
 
 
 def run_case(solution: MeshFields) -> str:
@@ -116,7 +119,7 @@ def run_case(solution: MeshFields) -> str:
     raise CaseError("not a periodic-hill RANS solution (vcnn solve phll-rans or hills-rans): no geometry in its meta.json")
 
 
-def score_runs(run_dirs, out_dir=None, phll29_dir=None, velocity: str = "velocity") -> dict[str, dict]:
+def score_runs(run_dirs, out_dir=None, phll29_dir=None, velocity: str = "velocity", against: str = LES_VELOCITY) -> dict[str, dict]:
     """Score each solved run directory (all read and named before any scoring): {run: {case, score}};
     the CSV files and the log go to `out_dir`, or to each run's own directory."""
     runs = {}
@@ -127,7 +130,7 @@ def score_runs(run_dirs, out_dir=None, phll29_dir=None, velocity: str = "velocit
             raise CaseError(f"{run_dir}: {err}") from None
         runs[str(run_dir)] = (solution, run_case(solution))
     return {
-        run: {"case": case, "score": score_solution(solution, case, out_dir or run, phll29_dir, source=run, velocity=velocity)}
+        run: {"case": case, "score": score_solution(solution, case, out_dir or run, phll29_dir, run, velocity, against)}
         for run, (solution, case) in runs.items()
     }
 
@@ -155,7 +158,7 @@ def _velocity_at(solution: MeshFields, velocity: str, points: np.ndarray) -> np.
     return interpolate(solution, solution[velocity], points)
 
 
-def _record(out_dir, case: str, score: float, source: str, test: bool) -> None:
+def _record(out_dir, case: str, score: float, source: str, test: bool, against: str = LES_VELOCITY) -> None:
     """Append one JSON line to OUT/scores.jsonl."""
     from importlib.metadata import version
 
@@ -167,6 +170,7 @@ def _record(out_dir, case: str, score: float, source: str, test: bool) -> None:
         "test_case": test,
         "score": score,
         "points": "the benchmark's evaluation points" if test else f"{SHARED_POINTS} cell centres, seed {SHARED_SEED}",
+        "against": against,
         "package": f"closure-challenge {version('closure-challenge')}",
         "source": source,
     }

@@ -108,3 +108,6 @@ def test_import_and_score_from_the_command_line(tmp_path, reference_dir):
     assert "| alpha_10_9000_3036 | 0.1225 |" in result.stdout
     assert json.loads((tmp_path / "run" / LOG_NAME).read_text().splitlines()[0])["score"] == pytest.approx(0.1225, abs=5e-5)
     assert_one_line_error(vcnn("score", "closure-challenge", out), "not a periodic-hill RANS solution")
+    # Against the benchmark's own SST instead of the LES: the same field scores 0.
+    result = vcnn("score", "closure-challenge", tmp_path / "run", "--phll29", case.parent, "--against", "U", "--out", tmp_path / "s")
+    assert result.returncode == 0 and "| alpha_10_9000_3036 | 0.0000 |" in result.stdout, result.stderr
