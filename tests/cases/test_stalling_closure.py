@@ -13,17 +13,22 @@ pytest.importorskip("dolfinx")
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "stalling-closure"
 
 
-@pytest.mark.slow
-def test_the_stalling_closure_converges_with_a_deeper_anderson_memory(tmp_path):
+def couple(out, iterations: int, depth: int):
+    """The fixture network coupled at alpha 1.125 against its k-omega reference."""
     if not FIXTURE.is_dir():
         pytest.skip(f"fixture not found at {FIXTURE}")
-    out = tmp_path / "couple"
-    result = vcnn(
+    return vcnn(
         "couple", "--model", FIXTURE / "best.pt", "--alpha", "1.125",
         "--reference", FIXTURE / "reference" / "alpha_1.1250", "--resolution", "64x64",
-        "--tolerance", "1e-8", "--max-iterations", "150", "--anderson", "20",
+        "--tolerance", "1e-8", "--max-iterations", iterations, "--anderson", depth,
         "--no-figures", "--out", out, "-q",
     )
+
+
+@pytest.mark.slow
+def test_the_stalling_closure_converges_with_a_deeper_anderson_memory(tmp_path):
+    out = tmp_path / "couple"
+    result = couple(out, 150, 20)
     assert result.returncode == 0, result.stderr
     meta = MeshFields.read(out).metadata
     history = meta["statistics"]["history"]
@@ -35,15 +40,8 @@ def test_the_stalling_closure_converges_with_a_deeper_anderson_memory(tmp_path):
 
 @pytest.mark.slow
 def test_a_stalled_couple_keeps_its_state_and_says_why(tmp_path):
-    if not FIXTURE.is_dir():
-        pytest.skip(f"fixture not found at {FIXTURE}")
     out = tmp_path / "couple"
-    result = vcnn(
-        "couple", "--model", FIXTURE / "best.pt", "--alpha", "1.125",
-        "--reference", FIXTURE / "reference" / "alpha_1.1250", "--resolution", "64x64",
-        "--tolerance", "1e-8", "--max-iterations", "30", "--anderson", "5",
-        "--no-figures", "--out", out, "-q",
-    )
+    result = couple(out, 30, 5)
     assert result.returncode == 2 and "stalled after 30 iterations" in result.stderr
     fields = MeshFields.read(out)
     meta = fields.metadata
