@@ -162,6 +162,7 @@ class _TurbulenceModel:
 
     names: tuple[str, ...] = ()
     floors: tuple[float, ...] = ()
+    dt_max: float = float("inf")  # a cap on the loop's pseudo-time step, where a model needs one
 
     def __init__(self, flow, walls=("bottom", "top")):
         self.domain = domain = flow.domain
@@ -203,8 +204,9 @@ class _TurbulenceModel:
         return k_eq, omega_eq
 
     def update(self, flow) -> dict:
-        """One pseudo-time step of every equation at the flow's dt, in turn; the new turbulence fields."""
-        self.dt.value = flow.dt
+        """One pseudo-time step of every equation at the flow's dt (at most dt_max), in turn; the new
+        turbulence fields."""
+        self.dt.value = min(flow.dt, self.dt_max)
         for eq in self.equations:
             eq.freeze()
         self.residuals = {}
