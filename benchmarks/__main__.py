@@ -4,7 +4,7 @@ point against cloud size of the vector-cloud and graph kernel networks, the RANS
 trained closure network in the RANS loop against its PDE model.
 
 Writes BENCH_OUT/hills_transport.json, BENCH_OUT/cloud_scaling.json, BENCH_OUT/rans.json and
-BENCH_OUT/coupling.json.
+BENCH_OUT/coupling.json (the fixed closure network of ../shared/fixtures coupled with Anderson depth 5 and 20).
 Goals: transport solve under 2 minutes and 4 GB at alpha = 1; cost exponents about 1 (vector
 cloud) and 2 (graph kernel); hills RANS at alpha = 1 under 10 minutes and 8 GB.
 """
