@@ -2,8 +2,8 @@
 measures the ceiling of each before anything is trained (issue 17, part 1).
 
 The LES data (PHLL29: U_LES, k_LES, tauij_LES at the benchmark's cell centres) are interpolated
-onto the nodes of our k-omega SST solution of the same hill; the wall nodes take the no-slip
-values (zero velocity, stress and k), since the interpolation would give them the first cell row's.
+onto the nodes of our k-omega SST solution of the same hill, with no-slip values (zero velocity,
+stress and k) on the walls (`les_on_mesh`).
 `tauij_LES` is <u'_i u'_j> (positive normal stresses, <u'v'> of opposite sign to dU/dy in the
 shear layer: checked on alpha_05_10071_4048, 99.8 % of tau_xx > 0, sign(dU/dy tau_xy) = -0.78 on
 average), so the anisotropic stress a = tau - (2/3) k I and the Boussinesq model a = -2 nu_t S.
@@ -85,19 +85,25 @@ def optimal_eddy_viscosity(anisotropy, strain, prior, weights=None, regularisati
 
 
 def les_on_mesh(case_dir, sst: MeshFields) -> MeshFields:
-    """U_LES, k_LES, tauij_LES of a PHLL29 case on the nodes of `sst` (no-slip values on the walls)."""
+    """U_LES, k_LES, tauij_LES of a PHLL29 case on the nodes of `sst`. The benchmark's cell centres
+    stop half a cell short of the walls; our wall nodes join them as no-slip points (zero velocity,
+    stress and k), so that the strip between the walls and the first centres is a linear ramp to
+    the wall (not the first centre's value held constant, which would flatten the near-wall strain)."""
     from meshes.errors import MeshError
     from meshes.interpolate import resample
     from meshes.openfoam import read_case
 
+    wall = sst["wall_distance"] < WALL
     try:
-        les = resample(read_case(case_dir, time="0", fields=list(LES_FIELDS)), sst, LES_FIELDS)
+        les = read_case(case_dir, time="0", fields=list(LES_FIELDS))
+        data = {name: np.concatenate([les[name], np.zeros((wall.sum(),) + les[name].shape[1:])]) for name in LES_FIELDS}
+        source = MeshFields(np.r_[les.points, sst.points[wall]], les.cells, les.cell_type, np.r_[les.weights, np.zeros(wall.sum())], data, les.metadata)
+        result = resample(source, sst, LES_FIELDS)
     except MeshError as err:
         raise CaseError(str(err)) from None
-    wall = sst["wall_distance"] < WALL
-    for name in LES_FIELDS:
-        les[name] = np.where(wall.reshape((-1,) + (1,) * (les[name].ndim - 1)), 0.0, les[name])
-    return les
+    for name in LES_FIELDS:  # a wall node inside a quad of centres (a chord across a curved wall)
+        result[name][wall] = 0.0
+    return result
 
 
 def candidate_targets(sst: MeshFields, les: MeshFields, names=CANDIDATES, regularisation: float = REGULARISATION) -> dict[str, np.ndarray]:
