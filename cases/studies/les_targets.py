@@ -56,6 +56,8 @@ VALIDATION = ("alpha_05_10071_4048", "alpha_05_10071_2024", "alpha_15_7929_4048"
 """The validation cases of the suggested split; the test cases (alpha_15_13929_*, alpha_05_4071_*) never."""
 CONTINUATION = 10
 """Iterations over which a target that diverges from the SST state is handed over from SST's nu_t."""
+BENCHMARK = "benchmark"
+"""`--sst benchmark`: the benchmark's SST (PHLL29 time 20000) as the start, where ours does not converge."""
 WALL = 1e-12
 """Wall distance below which a node lies on a wall."""
 
@@ -93,19 +95,57 @@ def les_on_mesh(case_dir, sst: MeshFields) -> MeshFields:
     the wall (not the first centre's value held constant, which would flatten the near-wall strain)."""
     from meshes.errors import MeshError
     from meshes.interpolate import resample
-    from meshes.openfoam import read_case
 
     wall = sst["wall_distance"] < WALL
+    les = read_les(case_dir)
+    data = {name: np.concatenate([les[name], np.zeros((wall.sum(),) + les[name].shape[1:])]) for name in LES_FIELDS}
+    source = MeshFields(np.r_[les.points, sst.points[wall]], les.cells, les.cell_type, np.r_[les.weights, np.zeros(wall.sum())], data, les.metadata)
     try:
-        les = read_case(case_dir, time="0", fields=list(LES_FIELDS))
-        data = {name: np.concatenate([les[name], np.zeros((wall.sum(),) + les[name].shape[1:])]) for name in LES_FIELDS}
-        source = MeshFields(np.r_[les.points, sst.points[wall]], les.cells, les.cell_type, np.r_[les.weights, np.zeros(wall.sum())], data, les.metadata)
         result = resample(source, sst, LES_FIELDS)
     except MeshError as err:
         raise CaseError(str(err)) from None
     for name in LES_FIELDS:  # a wall node inside a quad of centres (a chord across a curved wall)
         result[name][wall] = 0.0
     return result
+
+
+def read_les(case_dir) -> MeshFields:
+    """The LES fields of a PHLL29 case at its cell centres."""
+    from meshes.errors import MeshError
+    from meshes.openfoam import read_case
+
+    try:
+        return read_case(case_dir, time="0", fields=list(LES_FIELDS))
+    except MeshError as err:
+        raise CaseError(str(err)) from None
+
+
+def benchmark_sst(case_dir) -> MeshFields:
+    """The benchmark's own k-omega SST solution at its cell centres, named as our solves name their
+    fields, with the configuration of our default phll-rans solve of that hill: the start and the
+    targets' node set where our SST does not converge (the low hills). Reattachment from the sign
+    of u_x along the first row of centres."""
+    import dataclasses
+
+    from cases.flows import phll_rans
+    from cases.flows.hills_rans import wall_crossings
+    from meshes.errors import MeshError
+    from meshes.openfoam import read_case
+
+    case_dir = Path(case_dir)
+    try:
+        bench = read_case(case_dir, fields=["U", "nut", "k", "omega", "walldist"])
+    except MeshError as err:
+        raise CaseError(str(err)) from None
+    nx = int(np.flatnonzero(np.diff(bench.points[:, 0]) < 0)[0]) + 1
+    period = bench.metadata["periods"][0][0]
+    config = dataclasses.asdict(phll_rans.configure(geometry=case_dir.name))
+    data = {"velocity": bench["U"], "nu_t": bench["nut"], "k": bench["k"], "omega": bench["omega"], "wall_distance": bench["walldist"]}
+    metadata = {
+        **bench.metadata, "nu": 1.0 / config["reynolds"], "config": config, "statistics": {"forcing": 0.0},
+        "validation": {"reattachment": wall_crossings(bench.points[:nx, 0], bench["U"][:nx, 0], period)["reattachment"]},
+    }
+    return MeshFields(bench.points, bench.cells, bench.cell_type, bench.weights, data, metadata)
 
 
 def candidate_targets(sst: MeshFields, les: MeshFields, names=CANDIDATES, regularisation: float = REGULARISATION) -> dict[str, np.ndarray]:
@@ -152,14 +192,19 @@ def frozen_closure(sst: MeshFields, nu_t: np.ndarray, blend: int = 0):
     from solvers.rans import BlendedClosure, FrozenClosure, NodeClosure
 
     def build(flow, pde):
-        fields = flow.mesh_fields()  # collective; None off rank 0
+        fields = flow.mesh_fields()  # collective; None off rank 0 (serial only where the nodes differ)
         same = fields is not None and fields.num_nodes == sst.num_nodes and np.allclose(fields.points, sst.points, atol=1e-9)
-        if not flow.domain.comm.bcast(same, root=0):
-            raise CaseError("the propagation solve's mesh is not the SST run's (resolution or wall ratio differ)")
-        set_node_values(flow.domain, sst["nu_t"] if blend else nu_t, flow.nu_t)
-        flow.start_from(sst["velocity"], sst.metadata["statistics"]["forcing"])
-        frozen = NodeClosure(FrozenClosure(nu_t))
-        return BlendedClosure(NodeClosure(FrozenClosure(sst["nu_t"])), frozen, blend) if blend else frozen
+        if flow.domain.comm.bcast(same, root=0):
+            target, start, velocity = nu_t, sst["nu_t"], sst["velocity"]
+        else:  # the benchmark's centres: interpolated onto our nodes, no slip on the walls
+            from meshes.interpolate import interpolate
+
+            target, start, velocity = (interpolate(sst, v, fields.points) for v in (nu_t, sst["nu_t"], sst["velocity"]))
+            velocity[fields["wall_distance"] < WALL] = 0.0
+        set_node_values(flow.domain, start if blend else target, flow.nu_t)
+        flow.start_from(velocity, sst.metadata["statistics"]["forcing"])
+        frozen = NodeClosure(FrozenClosure(target))
+        return BlendedClosure(NodeClosure(FrozenClosure(start)), frozen, blend) if blend else frozen
 
     return build
 
@@ -188,22 +233,27 @@ def propagation_test(case: str, sst_run, out, phll29=PHLL29, names=CANDIDATES, r
     if case not in VALIDATION:
         raise CaseError(f"the propagation test runs on the validation cases {', '.join(VALIDATION)}, not {case!r}")
     out, case_dir = Path(out), Path(phll29) / case
-    try:
-        sst = MeshFields.read(sst_run)
-    except MeshError as err:
-        raise CaseError(f"{sst_run}: {err}") from None
-    if sst.metadata.get("config", {}).get("geometry") != case:
-        raise CaseError(f"{sst_run} is not a phll-rans solve of {case}")
-    les = les_on_mesh(case_dir, sst)
+    if str(sst_run) == BENCHMARK:
+        sst = benchmark_sst(case_dir)
+        les = read_les(case_dir)
+    else:
+        try:
+            sst = MeshFields.read(sst_run)
+        except MeshError as err:
+            raise CaseError(f"{sst_run}: {err}") from None
+        if sst.metadata.get("config", {}).get("geometry") != case:
+            raise CaseError(f"{sst_run} is not a phll-rans solve of {case}")
+        les = les_on_mesh(case_dir, sst)
     targets = candidate_targets(sst, les, names, regularisation)
     validation = sst.metadata.get("validation", {})
     result = {
         "case": case,
-        "mesh": {"nx": sst.metadata["config"]["nx"], "ny": sst.metadata["config"]["ny"], "nodes": sst.num_nodes},
+        "mesh": {"nx": sst.metadata["config"]["nx"], "ny": sst.metadata["config"]["ny"], "targets_on": "benchmark cell centres" if str(sst_run) == BENCHMARK else "our nodes"},
         "regularisation": regularisation,
         "les_reattachment": les_reattachment(case_dir),
         "sst": {
-            "score": score_shared_case(sst, case_dir, out, source=f"our SST {sst_run}", velocity="velocity"),
+            "source": "the benchmark's SST (OpenFOAM)" if str(sst_run) == BENCHMARK else f"our SST {sst_run}",
+            "score": score_shared_case(sst, case_dir, out, source=f"SST {sst_run}", velocity="velocity"),
             "reattachment": validation.get("reattachment"),
             "iterations": sst.metadata.get("statistics", {}).get("rans_iterations"),
         },
@@ -277,7 +327,7 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m cases.studies.les_targets", description=__doc__.splitlines()[0])
     parser.add_argument("--case", required=True, choices=VALIDATION, help="a validation hill")
-    parser.add_argument("--sst", required=True, type=Path, help="our SST solve of that hill (vcnn solve phll-rans --geometry CASE --out DIR)")
+    parser.add_argument("--sst", required=True, type=Path, help="our SST solve of that hill (vcnn solve phll-rans --geometry CASE --out DIR), or 'benchmark': the benchmark's SST")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--phll29", type=Path, default=PHLL29, help=f"the PHLL29 directory (default {PHLL29})")
     parser.add_argument("--regularisation", type=float, default=REGULARISATION, help=f"s0 / mean S:S of the optimal nu_t (default {REGULARISATION})")

@@ -98,7 +98,7 @@ def test_propagation_on_a_validation_hill(tmp_path, reference_dir):
     optimal eddy viscosity of the LES (must converge and beat SST: measured at 96 cells across)."""
     pytest.importorskip("closure_challenge")
     env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-    case = "alpha_15_7929_2024"
+    case = "alpha_15_7929_4048"
     sst = tmp_path / "sst"
     solve = [sys.executable, "-m", "cases.cli", "solve", "phll-rans", "--geometry", case, "--resolution", "48x48", "--no-figures", "-q", "--out", sst]
     assert subprocess.run(solve, cwd=ROOT, env=env, capture_output=True, text=True).returncode == 0
