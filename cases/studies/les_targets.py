@@ -228,22 +228,11 @@ def propagation_test(case: str, sst_run, out, phll29=PHLL29, names=CANDIDATES, r
     SST (the run directory `sst_run` of `vcnn solve phll-rans --geometry CASE`): writes
     OUT/propagation.json, OUT/propagation.md and OUT/<candidate>/ (fields), returns the table."""
     from cases.studies.score import score_shared_case
-    from meshes.errors import MeshError
 
     if case not in VALIDATION:
         raise CaseError(f"the propagation test runs on the validation cases {', '.join(VALIDATION)}, not {case!r}")
     out, case_dir = Path(out), Path(phll29) / case
-    if str(sst_run) == BENCHMARK:
-        sst = benchmark_sst(case_dir)
-        les = read_les(case_dir)
-    else:
-        try:
-            sst = MeshFields.read(sst_run)
-        except MeshError as err:
-            raise CaseError(f"{sst_run}: {err}") from None
-        if sst.metadata.get("config", {}).get("geometry") != case:
-            raise CaseError(f"{sst_run} is not a phll-rans solve of {case}")
-        les = les_on_mesh(case_dir, sst)
+    sst, les = _sst_and_les(case, sst_run, case_dir)
     targets = candidate_targets(sst, les, names, regularisation)
     validation = sst.metadata.get("validation", {})
     result = {
@@ -260,31 +249,53 @@ def propagation_test(case: str, sst_run, out, phll29=PHLL29, names=CANDIDATES, r
         "candidates": {},
     }
     for name, nu_t in targets.items():
-        tic = time.perf_counter()
-        try:
-            blend, (fields, bubble, statistics) = _propagated(sst, nu_t, name, case)
-        except Exception as err:  # a target that does not converge is a result, not a crash
-            log.warning("%s on %s did not converge: %s", name, case, err)
-            result["candidates"][name] = {"error": str(err).splitlines()[0], "seconds": time.perf_counter() - tic}
-            continue
-        fields.write(out / name)
-        last = statistics["history"][-1]
-        result["candidates"][name] = {
-            "score": score_shared_case(fields, case_dir, out, source=f"{name} frozen", velocity="velocity"),
-            "reattachment": bubble["reattachment"],
-            "iterations": statistics["rans_iterations"],
-            "continuation_iterations": blend,
-            "final_changes": {"nu_t": last["nu_t_change"], "velocity": last["velocity_change"]},
-            # the momentum residual left before the last Newton solve, relative to the first
-            "residual_reduction": last["momentum_residual"] / statistics["history"][0]["momentum_residual"],
-            "seconds": time.perf_counter() - tic,
-            "nu_t_over_nu": {"mean": float(np.average(nu_t, weights=sst.weights) / sst.metadata["nu"]), "max": float(nu_t.max() / sst.metadata["nu"])},
-        }
-        log.info("%s %s: score %.4f", case, name, result["candidates"][name]["score"])
+        result["candidates"][name] = _candidate(sst, nu_t, name, case_dir, out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "propagation.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "propagation.md").write_text(table([result]))
     return result
+
+
+def _sst_and_les(case: str, sst_run, case_dir: Path):
+    """(SST fields, LES fields on the same nodes): a phll-rans run directory, or the benchmark's."""
+    from meshes.errors import MeshError
+
+    if str(sst_run) == BENCHMARK:
+        return benchmark_sst(case_dir), read_les(case_dir)
+    try:
+        sst = MeshFields.read(sst_run)
+    except MeshError as err:
+        raise CaseError(f"{sst_run}: {err}") from None
+    if sst.metadata.get("config", {}).get("geometry") != case:
+        raise CaseError(f"{sst_run} is not a phll-rans solve of {case}")
+    return sst, les_on_mesh(case_dir, sst)
+
+
+def _candidate(sst: MeshFields, nu_t: np.ndarray, name: str, case_dir: Path, out: Path) -> dict:
+    """One row of the propagation test: the target frozen, converged, scored (OUT/<name>/ its fields)."""
+    from cases.studies.score import score_shared_case
+
+    tic = time.perf_counter()
+    try:
+        blend, (fields, bubble, statistics) = _propagated(sst, nu_t, name, case_dir.name)
+    except Exception as err:  # a target that does not converge is a result, not a crash
+        log.warning("%s on %s did not converge: %s", name, case_dir.name, err)
+        return {"error": str(err).splitlines()[0], "seconds": time.perf_counter() - tic}
+    fields.write(out / name)
+    last = statistics["history"][-1]
+    row = {
+        "score": score_shared_case(fields, case_dir, out, source=f"{name} frozen", velocity="velocity"),
+        "reattachment": bubble["reattachment"],
+        "iterations": statistics["rans_iterations"],
+        "continuation_iterations": blend,
+        "final_changes": {"nu_t": last["nu_t_change"], "velocity": last["velocity_change"]},
+        # the momentum residual left before the last Newton solve, relative to the first
+        "residual_reduction": last["momentum_residual"] / statistics["history"][0]["momentum_residual"],
+        "seconds": time.perf_counter() - tic,
+        "nu_t_over_nu": {"mean": float(np.average(nu_t, weights=sst.weights) / sst.metadata["nu"]), "max": float(nu_t.max() / sst.metadata["nu"])},
+    }
+    log.info("%s %s: score %.4f", case_dir.name, name, row["score"])
+    return row
 
 
 def _propagated(sst: MeshFields, nu_t: np.ndarray, name: str, case: str):
