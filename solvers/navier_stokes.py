@@ -104,6 +104,14 @@ class NavierStokes:
         """The (collapsed) P2 space of the velocity that `solve` returns."""
         return self._velocity_space
 
+    def start_from(self, velocity: fem.Function, forcing: float) -> None:
+        """The next `solve` starts from `velocity` (on `velocity_space`), zero pressure and the body
+        force `forcing`: e.g. a converged solution of a nearby problem, where Newton from rest diverges."""
+        self.state.x.array[:] = 0.0
+        self.state.x.array[self._velocity_dofs] = velocity.x.array
+        self.state.x.scatter_forward()
+        self.forcing.value = forcing
+
     def bulk(self, function: fem.Function | None = None) -> float:
         """Volume-averaged streamwise velocity of the state (or of a correction)."""
         form = self._bulk if function is None else self._bulk_of[id(function)]

@@ -100,6 +100,21 @@ class MeanFlow:
         period = getattr(self.domain, "period", None)
         return {"nu": self.nu, **({} if period is None else {"periods": [period.tolist()]})}
 
+    def start_from(self, velocity: np.ndarray, forcing: float) -> None:
+        """Start the momentum Newton from node velocities (N, 2), in the node order of
+        `mesh_fields` (e.g. a converged solution on the same mesh), and that solution's body force."""
+        space = self.solver.velocity_space
+        start = fem.Function(space)
+        for i in range(velocity.shape[1]):
+            nodes = fem.Function(self.nu_t.function_space)
+            set_node_values(self.domain, np.asarray(velocity[:, i], dtype=float), nodes)
+            component, dofs = space.sub(i).collapse()
+            part = fem.Function(component)
+            part.interpolate(nodes)
+            start.x.array[dofs] = part.x.array
+        self.velocity.x.array[:] = start.x.array
+        self.solver.start_from(start, forcing)
+
     def mesh_fields(self) -> MeshFields | None:
         """`arrays()` on the nodes, gathered on rank 0 (None elsewhere)."""
         return to_mesh_fields(self.domain, self.arrays(), self.metadata())

@@ -1,4 +1,5 @@
-"""`vcnn import openfoam` and `vcnn score closure-challenge`: outside data in, benchmark scores out."""
+"""`vcnn import openfoam`, `vcnn score closure-challenge` and `vcnn propagate`: outside data in, benchmark
+scores out, and the ceiling of LES-derived targets measured before any training."""
 
 from __future__ import annotations
 
@@ -30,6 +31,17 @@ def add_parsers(sub) -> None:
     challenge.add_argument("--against", default="U_LES", help="a shared case's velocity to score against: U_LES, or U (the benchmark's SST) (default U_LES)")
     challenge.set_defaults(run=run_score)
 
+    from cases.studies.les_targets import CANDIDATES, REGULARISATION, VALIDATION
+
+    propagate = sub.add_parser("propagate", help="LES nu_t targets frozen in our RANS of a validation hill, scored against the LES (the propagation test)")
+    propagate.add_argument("--case", required=True, choices=VALIDATION, help="a validation hill of the suggested split")
+    propagate.add_argument("--sst", required=True, help="our SST solve of that hill (vcnn solve phll-rans --geometry CASE --out DIR), or 'benchmark': the benchmark's SST")
+    propagate.add_argument("--out", required=True, type=Path, help="output directory")
+    propagate.add_argument("--phll29", type=Path, default=PHLL29, help=f"the benchmark's shared cases (default {PHLL29})")
+    propagate.add_argument("--regularisation", type=float, default=REGULARISATION, help=f"s0 / mean S:S of the optimal nu_t (default {REGULARISATION})")
+    propagate.add_argument("--targets", nargs="+", default=list(CANDIDATES), help=f"candidates (default all: {' '.join(CANDIDATES)})")
+    propagate.set_defaults(run=run_propagate)
+
 
 def run_import(args) -> int:
     from cases.rundir import check_output, staged_output
@@ -51,4 +63,13 @@ def run_score(args) -> int:
     print("| run | case | score |\n|---|---|---|")
     for run, result in scores.items():
         print(f"| {run} | {result['case']} | {result['score']:.4f} |")
+    return 0
+
+
+def run_propagate(args) -> int:
+    from cases.flows.run import setup_logging
+    from cases.studies.les_targets import propagation_test, table
+
+    setup_logging(None, quiet=False)
+    print(table([propagation_test(args.case, args.sst, args.out, args.phll29, args.targets, args.regularisation)]), end="")
     return 0

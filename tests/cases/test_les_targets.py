@@ -1,0 +1,118 @@
+"""cases.studies.les_targets: the optimal eddy viscosity on manufactured fields, its regularisation,
+and (slow) the propagation test end to end on a validation hill."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cases.errors import CaseError
+from cases.studies.les_targets import anisotropic_stress, candidate_targets, optimal_eddy_viscosity, strain_tensor
+from meshes.fields import MeshFields
+
+ROOT = Path(__file__).resolve().parents[2]
+NU = 1.3e-3
+RATE = 2.0
+
+
+def box(nx=9, ny=7, rotation=None):
+    x, y = np.meshgrid(np.linspace(0, 3, nx), np.linspace(0, 2, ny))
+    points = np.c_[x.ravel(), y.ravel()]
+    if rotation is not None:
+        points = points @ rotation.T
+    index = np.arange(nx * ny).reshape(ny, nx)
+    quads = np.stack([index[:-1, :-1], index[:-1, 1:], index[1:, 1:], index[1:, :-1]], -1).reshape(-1, 4)
+    return MeshFields(points, quads, "quad")
+
+
+def shear_stress(n, nu_t, k=0.4):
+    """<u'u'> of the Boussinesq model in the shear flow u = (RATE y, 0): -2 nu_t S + (2/3) k I."""
+    tau = np.tile((2.0 / 3.0) * k * np.eye(2), (n, 1, 1))
+    tau[:, 0, 1] = tau[:, 1, 0] = -nu_t * RATE
+    return tau, np.full(n, k)
+
+
+def test_pure_shear_gives_back_the_eddy_viscosity_of_its_stress():
+    mesh = box()
+    strain = strain_tensor(mesh, np.c_[RATE * mesh.points[:, 1], np.zeros(mesh.num_nodes)])
+    assert np.allclose(strain[:, 0, 1], RATE / 2) and np.allclose(strain[:, 0, 0], 0.0)
+    a = anisotropic_stress(*shear_stress(mesh.num_nodes, NU))
+    assert np.allclose(optimal_eddy_viscosity(a, strain, prior=np.zeros(mesh.num_nodes), regularisation=0.0), NU)
+    # the prior pulls only where the strain is weak: a prior equal to the answer changes nothing
+    assert np.allclose(optimal_eddy_viscosity(a, strain, prior=np.full(mesh.num_nodes, NU), regularisation=0.5), NU)
+    # a uniform strain with a zero prior: shrunk by S:S / (S:S + s0) = 1 / 1.01
+    assert np.allclose(optimal_eddy_viscosity(a, strain, prior=np.zeros(mesh.num_nodes)), NU / 1.01)
+
+
+def test_stress_orthogonal_to_the_strain_or_of_the_wrong_sign_gives_zero():
+    mesh = box()
+    strain = strain_tensor(mesh, np.c_[RATE * mesh.points[:, 1], np.zeros(mesh.num_nodes)])
+    orthogonal = np.tile(np.diag([0.3, -0.3]), (mesh.num_nodes, 1, 1))  # a : S = 0
+    assert np.allclose(optimal_eddy_viscosity(orthogonal, strain, prior=np.zeros(mesh.num_nodes)), 0.0)
+    backscatter = anisotropic_stress(*shear_stress(mesh.num_nodes, -NU))  # a = +2 nu S
+    assert np.all(optimal_eddy_viscosity(backscatter, strain, prior=np.zeros(mesh.num_nodes)) == 0.0)
+
+
+def test_no_division_by_zero_where_the_strain_vanishes():
+    mesh = box(nx=13, ny=13)
+    y = mesh.points[:, 1]
+    velocity = np.c_[RATE * np.maximum(y - 1.0, 0.0), np.zeros(mesh.num_nodes)]  # still fluid below y = 1
+    strain = strain_tensor(mesh, velocity)
+    still = y < 0.8
+    assert np.all(strain[still] == 0.0)
+    prior = np.full(mesh.num_nodes, 7 * NU)
+    nu_t = optimal_eddy_viscosity(anisotropic_stress(*shear_stress(mesh.num_nodes, NU)), strain, prior)
+    assert np.all(np.isfinite(nu_t))
+    assert np.allclose(nu_t[still], 7 * NU)  # no strain: the prior
+    assert np.allclose(nu_t[y > 1.2], NU, rtol=0.05)  # strong strain: the fit
+    with pytest.raises(CaseError, match="vanishes everywhere"):
+        optimal_eddy_viscosity(np.zeros((3, 2, 2)), np.zeros((3, 2, 2)), np.zeros(3))
+
+
+def test_the_target_does_not_depend_on_the_frame():
+    turn = np.array([[np.cos(0.6), -np.sin(0.6)], [np.sin(0.6), np.cos(0.6)]])
+    rng = np.random.default_rng(1)
+    mesh, turned = box(), box(rotation=turn)
+    velocity = rng.normal(size=(mesh.num_nodes, 2))
+    tau = rng.normal(size=(mesh.num_nodes, 2, 2))
+    tau = tau + tau.transpose(0, 2, 1)
+    k = rng.uniform(0.1, 1.0, mesh.num_nodes)
+    prior = rng.uniform(0, NU, mesh.num_nodes)
+    here = optimal_eddy_viscosity(anisotropic_stress(tau, k), strain_tensor(mesh, velocity), prior)
+    there = optimal_eddy_viscosity(anisotropic_stress(turn @ tau @ turn.T, k), strain_tensor(turned, velocity @ turn.T), prior)
+    assert np.allclose(here, there, rtol=1e-10, atol=1e-14)
+
+
+def test_an_unknown_target_is_one_clear_error():
+    with pytest.raises(CaseError, match="unknown target"):
+        candidate_targets(box(), box(), names=["optimal", "sst"])
+
+
+@pytest.mark.slow
+def test_propagation_on_a_validation_hill(tmp_path, reference_dir):
+    """Our SST on a coarse mesh, then its own nu_t frozen (must give back its score) and the
+    optimal eddy viscosity of the LES (must converge and beat SST: measured at 96 cells across)."""
+    pytest.importorskip("closure_challenge")
+    from tests.cases.test_cli import vcnn
+
+    case = "alpha_15_7929_4048"
+    sst = tmp_path / "sst"
+    result = vcnn("solve", "phll-rans", "--geometry", case, "--resolution", "48x48", "--no-figures", "-q", "--out", sst)
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = vcnn("propagate", "--case", case, "--sst", sst, "--out", tmp_path / "prop",
+                  "--phll29", reference_dir / "closure_challenge" / "PHLL29", "--targets", "sst", "optimal_les_strain")
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = json.loads((tmp_path / "prop" / "propagation.json").read_text())
+    sst_score, candidates = table["sst"]["score"], table["candidates"]
+    assert candidates["sst"]["score"] == pytest.approx(sst_score, abs=1e-4)
+    assert candidates["optimal_les_strain"]["residual_reduction"] < 1e-6
+    assert candidates["optimal_les_strain"]["score"] < sst_score
+
+
+def test_test_cases_are_refused_before_any_work(tmp_path):
+    from cases.studies.les_targets import propagation_test
+
+    with pytest.raises(CaseError, match="validation cases"):
+        propagation_test("alpha_15_13929_4048", tmp_path / "no-run", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
