@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,16 @@ def save(path: str | Path, model: CloudNet, **extra) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def fingerprint(model: CloudNet) -> str:
+    """SHA-256 of the model's tensors (names, dtypes, shapes and bytes): equal only for bitwise-equal weights."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def plain(value):

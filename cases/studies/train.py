@@ -16,14 +16,18 @@ log = logging.getLogger(__name__)
 
 
 def train_study(study: Study, out: Path, resume: bool = False, progress: bool = True) -> dict:
-    """Dataset (train + validate cases) -> trained network in `out`; returns a summary."""
+    """Dataset (train + validate cases) -> trained network in `out`; returns a summary.
+
+    Reproducible on one machine: every random draw comes from the study's seed (initialisation,
+    normalisation sample, cloud sampling, batch order), torch runs its deterministic algorithms,
+    and the summary records the thread count and a fingerprint of the best weights, so that two
+    runs of the same study can be compared bitwise."""
     import resource
     import time
 
     import torch
 
-    from vcnn.data import CloudBatches, feature_statistics
-    from vcnn.nn import build_model
+    from vcnn.checkpoint import fingerprint, load
     from vcnn.train import init_distributed, train
 
     if (out / "last.pt").is_file() and not resume:
@@ -34,14 +38,40 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
         ensure_dataset(study, study.train + study.validate, progress)
     if world > 1:
         torch.distributed.barrier()
-    training_cases = load_cases(study.dataset, study.train)
-    validation_cases = load_cases(study.dataset, study.validate)
-    config = study.training
-    shape = study.shape()
-    model_config = study.model_config()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    model, training = _network(study)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "study.json", study_as_dict(study))
+    history = train(model, training, load_cases(study.dataset, study.validate), study.training, out, resume, progress, study.checkpoint_extra())
+    best = min(history, key=lambda h: h["validation_rel_l2"])
+    summary = {
+        "epochs": len(history),
+        "best_epoch": best["epoch"],
+        "best_validation_rel_l2": best["validation_rel_l2"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "processes": world,
+        "torch_threads": torch.get_num_threads(),
+        "wall_s": time.perf_counter() - started,
+        "peak_rss_mb_per_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if rank == 0:
+        summary["best_weights_sha256"] = fingerprint(load(out / "best.pt")[0])
+        write_json(out / "training.json", summary)
+    return summary
+
+
+def _network(study: Study):
+    """(the study's network, initialised and normalised from its seed; its training batches)."""
+    import torch
+
+    from vcnn.data import CloudBatches, feature_statistics
+    from vcnn.nn import build_model
+
+    config, model_config = study.training, study.model_config()
     training = CloudBatches(
-        training_cases,
-        shape,
+        load_cases(study.dataset, study.train),
+        study.shape(),
         study.features,
         study.targets,
         config.batch_size,
@@ -52,23 +82,7 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
     torch.manual_seed(config.seed)
     model = build_model(model_config)
     model.set_normalization(feature_statistics(training, seed=config.seed))
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "study.json", study_as_dict(study))
-    history = train(model, training, validation_cases, config, out, resume, progress, study.checkpoint_extra())
-    best = min(history, key=lambda h: h["validation_rel_l2"])
-    summary = {
-        "epochs": len(history),
-        "best_epoch": best["epoch"],
-        "best_validation_rel_l2": best["validation_rel_l2"],
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "processes": world,
-        "wall_s": time.perf_counter() - started,
-        "peak_rss_mb_per_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
-    if rank == 0:
-        write_json(out / "training.json", summary)
-    return summary
+    return model, training
 
 
 # What a trained run depends on: a change to any of these (max_minutes and device aside) makes it stale.
