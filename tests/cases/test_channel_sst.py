@@ -1,6 +1,5 @@
 """`vcnn solve channel-rans --model k-omega-sst`: the channel at Re_tau 180 against Lee & Moser, MPI."""
 
-
 import pytest
 
 from tests.cases.test_channel_rans import ARRAYS, check_against_the_dns, check_mpirun_agrees, solve
