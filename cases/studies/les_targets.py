@@ -127,7 +127,6 @@ def benchmark_sst(case_dir) -> MeshFields:
     import dataclasses
 
     from cases.flows import phll_rans
-    from cases.flows.hills_rans import wall_crossings
     from meshes.errors import MeshError
     from meshes.openfoam import read_case
 
@@ -136,13 +135,11 @@ def benchmark_sst(case_dir) -> MeshFields:
         bench = read_case(case_dir, fields=["U", "nut", "k", "omega", "walldist"])
     except MeshError as err:
         raise CaseError(str(err)) from None
-    nx = int(np.flatnonzero(np.diff(bench.points[:, 0]) < 0)[0]) + 1
-    period = bench.metadata["periods"][0][0]
     config = dataclasses.asdict(phll_rans.configure(geometry=case_dir.name))
     data = {"velocity": bench["U"], "nu_t": bench["nut"], "k": bench["k"], "omega": bench["omega"], "wall_distance": bench["walldist"]}
     metadata = {
         **bench.metadata, "nu": 1.0 / config["reynolds"], "config": config, "statistics": {"forcing": 0.0},
-        "validation": {"reattachment": wall_crossings(bench.points[:nx, 0], bench["U"][:nx, 0], period)["reattachment"]},
+        "validation": {"reattachment": first_row_reattachment(bench, bench["U"])},
     }
     return MeshFields(bench.points, bench.cells, bench.cell_type, bench.weights, data, metadata)
 
@@ -171,14 +168,18 @@ def _les_k_sst_omega(sst: MeshFields, les: MeshFields) -> np.ndarray:
 
 def les_reattachment(case_dir) -> float | None:
     """x/H of the LES reattachment: sign changes of U_LES x along the first row of cell centres."""
-    from cases.flows.hills_rans import wall_crossings
-    from meshes.openfoam import read_case
+    les = read_les(case_dir)
+    return first_row_reattachment(les, les["U_LES"])
 
-    les = read_case(case_dir, time="0", fields=["U_LES"])
-    period = les.metadata["periods"][0][0]
-    row = les.points[:, 0]
-    nx = int(np.flatnonzero(np.diff(row) < 0)[0]) + 1
-    return wall_crossings(row[:nx], les["U_LES"][:nx, 0], period)["reattachment"]
+
+def first_row_reattachment(centres: MeshFields, velocity) -> float | None:
+    """x/H of the reattachment of a velocity at the benchmark's cell centres (numbered x-fastest):
+    sign changes of u_x along the first row, half a cell off the lower wall (no wall shear is stored)."""
+    from cases.flows.hills_rans import wall_crossings
+
+    x = centres.points[:, 0]
+    nx = int(np.flatnonzero(np.diff(x) < 0)[0]) + 1
+    return wall_crossings(x[:nx], np.asarray(velocity)[:nx, 0], centres.metadata["periods"][0][0])["reattachment"]
 
 
 def frozen_closure(sst: MeshFields, nu_t: np.ndarray, blend: int = 0):

@@ -27,12 +27,17 @@ def serial_run(tmp_path_factory, reference_dir):
     return out
 
 
-@pytest.fixture(scope="module")
-def k_epsilon_run(tmp_path_factory, reference_dir):
-    out = tmp_path_factory.mktemp("channel") / "k-epsilon"
-    result = solve(out, "-q", "--no-figures", "--model", "k-epsilon", dns=reference_dir / "channel_dns")
+def model_run(tmp_path_factory, reference_dir, model: str):
+    """The channel solved with `model`, without figures, in a fresh directory."""
+    out = tmp_path_factory.mktemp("channel") / model
+    result = solve(out, "-q", "--no-figures", "--model", model, dns=reference_dir / "channel_dns")
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def k_epsilon_run(tmp_path_factory, reference_dir):
+    return model_run(tmp_path_factory, reference_dir, "k-epsilon")
 
 
 def test_k_omega_channel_matches_the_dns(serial_run):

@@ -2,17 +2,14 @@
 
 import pytest
 
-from tests.cases.test_channel_rans import ARRAYS, check_against_the_dns, check_mpirun_agrees, solve
+from tests.cases.test_channel_rans import ARRAYS, check_against_the_dns, check_mpirun_agrees, model_run
 
 pytest.importorskip("dolfinx")
 
 
 @pytest.fixture(scope="module")
 def sst_run(tmp_path_factory, reference_dir):
-    out = tmp_path_factory.mktemp("channel") / "sst"
-    result = solve(out, "-q", "--no-figures", "--model", "k-omega-sst", dns=reference_dir / "channel_dns")
-    assert result.returncode == 0, result.stderr
-    return out
+    return model_run(tmp_path_factory, reference_dir, "k-omega-sst")
 
 
 def test_sst_channel_meets_the_dns(sst_run):
