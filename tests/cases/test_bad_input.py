@@ -172,6 +172,10 @@ def broken_fields(world, tmp_path, how: str):
         meta = json.loads((out / "meta.json").read_text())
         meta["arrays"]["vorticity"] = "scalar"
         (out / "meta.json").write_text(json.dumps(meta))
+    elif how == "kind_not_as_stored":
+        meta = json.loads((out / "meta.json").read_text())
+        meta["arrays"]["strain_rate"] = "vector"
+        (out / "meta.json").write_text(json.dumps(meta))
     elif how == "empty_vtu":
         vtu.write_bytes(b"")
     elif how == "garbage_vtu":
@@ -190,6 +194,7 @@ FIELDS = {
     "nan_weights": "fields.vtu: the node weights ('node_weight') hold NaN or infinite values",
     "no_node_weight": "fields.vtu lacks the point array(s) ['node_weight']",
     "listed_but_missing": "fields.vtu lacks the point array(s) ['vorticity']",
+    "kind_not_as_stored": "fields.vtu: point array 'strain_rate' has shape (80,), not that of a vector (meta.json)",
     "empty_vtu": "fields.vtu: not a readable VTU file",
     "garbage_vtu": "fields.vtu: not a readable VTU file",
     "garbage_meta": "cannot read",
@@ -316,11 +321,13 @@ def test_the_shipped_studies_pass_the_schema():
 # --- output paths -------------------------------------------------------------------------------
 
 
-def test_json_into_a_missing_directory_is_refused_before_the_check(world, capsys, monkeypatch):
+@pytest.mark.parametrize("where", ["missing directory", "a directory"])
+def test_an_unwritable_json_is_refused_before_the_check(world, tmp_path, capsys, monkeypatch, where):
     import cases.studies.evaluate
 
     monkeypatch.setattr(cases.studies.evaluate, "check_checkpoint_invariance", lambda *a: pytest.fail("the check ran"))
-    refused(capsys, ["check-invariance", "--model", world.good, "--fields", world.case, "--json", "/missing/dir/x.json"], "the directory /missing/dir does not exist")
+    path, match = ("/missing/dir/x.json", "the directory /missing/dir does not exist") if where == "missing directory" else (tmp_path, "is a directory, not a file to write")
+    refused(capsys, ["check-invariance", "--model", world.good, "--fields", world.case, "--json", path], match)
 
 
 @pytest.mark.parametrize("command", ["evaluate", "frames"])
