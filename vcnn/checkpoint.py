@@ -137,8 +137,9 @@ class Trained:
 
 
 def load_trained(path: str | Path, map_location="cpu") -> Trained:
-    """A checkpoint written by training (`data_config` entries present, outputs = targets);
-    VcnnError with one line otherwise."""
+    """A checkpoint written by training (`data_config` entries present, outputs = targets, every
+    weight finite); VcnnError with one line otherwise (also for a missing, empty or truncated
+    file). Whether a field suits the network: `Trained.check_fields`."""
     model, state = load(path, map_location)
     missing = [key for key in DATA_KEYS if key not in state]
     if missing:
