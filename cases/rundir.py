@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,12 +19,34 @@ from cases.errors import CaseError
 
 def check_output(out: str | Path, overwrite: bool) -> Path:
     """Refuse a directory that holds anything (a previous run) unless `overwrite`."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise CaseError(f"output path {out} exists and is not a directory")
+    out = check_output_directory(out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise CaseError(f"output directory {out} already holds a previous run (use --overwrite to replace it)")
     return out
+
+
+def check_output_directory(out: str | Path) -> Path:
+    """Refuse, before any work, a directory that could not be made at the end: a file in its place
+    or in place of a folder above it. Missing folders are made when the results are written."""
+    out = Path(out)
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise CaseError(f"output path {out} exists and is not a directory" if existing == out else f"cannot make {out}: {existing} is a file")
+    return out
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Refuse, before any work, a file that could not be written at the end: its folder missing
+    or not writable, or a directory in its place."""
+    path = Path(path)
+    if path.is_dir():
+        raise CaseError(f"{path} is a directory, not a file to write")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise CaseError(f"cannot write {path}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CaseError(f"cannot write {path}: the directory {folder} is not writable")
+    return path
 
 
 @contextlib.contextmanager

@@ -16,18 +16,13 @@ from cases.errors import CaseError
 from cases.flows import family
 from cases.flows.families import VECTOR_ARRAYS, Family
 from cases.flows.hills_transport import HILLS
+from cases.study_schema import Chosen, Named, check_table, keys_of
 from vcnn import clouds
 from vcnn.checkpoint import data_config
 from vcnn.errors import VcnnError
 from vcnn.features import DERIVED_SCALARS, FeatureSpec
 from vcnn.nn import CloudNetConfig
 from vcnn.train import TrainingConfig
-
-
-SECTIONS = {"dataset", "split", "cloud", "features", "model", "training", "baselines", "report", "coupling"}
-
-
-BASELINE_KEYS = {"model", "cloud", "training"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,13 +78,6 @@ class Study:
         return data_config(self.cloud, self.features, self.targets, study=self.name, family=self.family.name, resolution=self.resolution, split=split)
 
 
-def _checked_baseline(study: Study, name: str, path: Path) -> Study:
-    table = study.baselines[name]
-    if not isinstance(table, dict) or set(table) - BASELINE_KEYS:
-        raise CaseError(f"{path}: [baselines.{name}] may only set {sorted(BASELINE_KEYS)}")
-    return study.baseline(name)
-
-
 def shape_from(cloud: dict):
     """A cloud shape from its table, e.g. {shape = "ellipse", eps = 0.2}; CaseError if invalid."""
     try:
@@ -101,15 +89,19 @@ def shape_from(cloud: dict):
 def load_study(path: str | Path) -> Study:
     """Parse and validate a study file; CaseError with one line on any problem."""
     path = Path(path)
+    if path.is_dir():
+        raise CaseError(f"study file {path} is a directory")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CaseError(f"study file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise CaseError(f"study file {path} is not a text (TOML) file") from None
+    except OSError as err:
+        raise CaseError(f"cannot read study file {path}: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise CaseError(f"{path}: invalid TOML: {err}") from None
-    unknown = set(raw) - SECTIONS
-    if unknown:
-        raise CaseError(f"{path}: unknown sections {sorted(unknown)}")
+    check_table(raw, SCHEMA, path, required=REQUIRED)
     try:
         dataset, split, model = raw.get("dataset", {}), raw.get("split", {}), dict(raw.get("model", {}))
         targets = tuple(model.pop("targets", ["concentration"]))
@@ -136,7 +128,7 @@ def load_study(path: str | Path) -> Study:
         )
         if study.coupling and not kind.derived:
             raise CaseError(f"{path}: [coupling] needs a RANS dataset family, not {kind.name}")
-        for variant in [study] + [_checked_baseline(study, name, path) for name in study.baselines]:
+        for variant in [study] + [study.baseline(name) for name in study.baselines]:
             variant.shape()
             variant.model_config()
         for name in study.features.scalars:
@@ -231,3 +223,30 @@ def _check_held_out(study: Study, section: str, values) -> None:
     for value in values:
         if value is not None and round(value, 6) not in known:
             raise CaseError(f"[{section}]: {study.family.describe(value)} is not a validation or test case of the study")
+
+
+def _cloud_keys(table: dict) -> dict:
+    """The keys of a [cloud] table: its shape's parameters (those of every shape if it names none
+    known; `clouds.shape_from` then refuses the shape)."""
+    shapes = [clouds.SHAPES[table["shape"]]] if table.get("shape") in clouds.SHAPES else clouds.SHAPES.values()
+    return {"shape": str, **{k: v for shape in shapes for k, v in keys_of(shape).items()}}
+
+
+_NETWORK = keys_of(CloudNetConfig, leave_out=("n_scalars", "n_vectors", "dim", "outputs"))  # the study sets these
+_TRAINING = keys_of(TrainingConfig)
+SCHEMA = {
+    "dataset": {"family": str, "directory": str, "resolution": str, "jobs": int},
+    "split": dict.fromkeys(("train", "validate", "test"), tuple[float | str, ...]),  # values or "start:stop:step"
+    "cloud": Chosen(_cloud_keys),
+    "features": keys_of(FeatureSpec),
+    "model": {"targets": tuple[str, ...], **_NETWORK},
+    "training": _TRAINING,
+    "baselines": Named({"model": _NETWORK, "cloud": Chosen(_cloud_keys), "training": _TRAINING}),
+    "report": keys_of(ReportOptions),
+    "coupling": keys_of(CouplingOptions),
+}
+"""Every section and key a study file may hold, with its type (`cases.study_schema`)."""
+
+REQUIRED = {"": ("split", "model"), "split": ("train", "validate")}
+"""The sections a study file must have (a network with no [model] would be trained on defaults
+without a word), and the keys of each."""

@@ -137,8 +137,10 @@ class MeshFields:
 
     @classmethod
     def read(cls, directory: str | Path) -> "MeshFields":
-        """Read what `write` wrote (a directory, or the path of its fields.vtu)."""
-        import meshio
+        """Read what `write` wrote (a directory, or the path of its fields.vtu). MeshError naming the
+        file (and the array) if a file is unreadable, an array listed in meta.json or the node
+        weights are missing, an array has another shape than its kind, or a weight is not finite."""
+        from meshio import vtu as vtu_format  # the reader itself: meshio.read prints and exits on a bad file
 
         directory = Path(directory)
         if directory.name == VTU_NAME:
@@ -148,27 +150,32 @@ class MeshFields:
             raise MeshError(f"{directory} holds no mesh fields (needs {VTU_NAME} and {META_NAME})")
         try:
             meta = json.loads(meta_path.read_text())
-            mesh = meshio.read(vtu)
-        except (ValueError, OSError) as err:
-            raise MeshError(f"cannot read mesh fields in {directory}: {err}") from None
-        dim = int(meta["dim"])
-        (block,) = mesh.cells
+            dim, kinds = int(meta["dim"]), dict(meta["arrays"])
+        except (ValueError, OSError, KeyError, TypeError) as err:
+            raise MeshError(f"cannot read {meta_path}: {type(err).__name__}: {err}") from None
+        try:
+            mesh = vtu_format.read(str(vtu))
+        except Exception as err:  # a damaged file fails in many ways (XML, base64, zlib, meshio)
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise MeshError(f"cannot read {vtu}: not a readable VTU file ({reason})") from None
+        missing = [name for name in (WEIGHT_NAME, *kinds) if name not in mesh.point_data]
+        if missing:
+            raise MeshError(f"{vtu} lacks the point array(s) {missing} (it has {sorted(mesh.point_data)})")
+        if len(mesh.cells) != 1:
+            raise MeshError(f"{vtu} holds {len(mesh.cells)} blocks of cells; mesh fields have one")
         data = {}
-        for name, kind in meta["arrays"].items():
-            values = np.asarray(mesh.point_data[name])
-            if kind == "vector":
-                values = values[:, :dim]
-            elif kind == "tensor":
-                values = values.reshape(-1, 3, 3)[:, :dim, :dim]
-            data[name] = values
-        return cls(
-            mesh.points[:, :dim],
-            block.data,
-            block.type,
-            np.asarray(mesh.point_data[WEIGHT_NAME]),
-            data,
-            meta.get("metadata", {}),
-        )
+        for name, kind in kinds.items():
+            values = np.asarray(mesh.point_data[name], dtype=float)
+            if values.shape[1:] != _STORED.get(kind):
+                raise MeshError(f"{vtu}: point array {name!r} has shape {values.shape}, not that of a {kind} (meta.json)")
+            data[name] = _unpad(values, kind, dim)
+        weights = np.asarray(mesh.point_data[WEIGHT_NAME], dtype=float)
+        if not np.isfinite(weights).all():
+            raise MeshError(f"{vtu}: the node weights ({WEIGHT_NAME!r}) hold NaN or infinite values")
+        try:
+            return cls(mesh.points[:, :dim], mesh.cells[0].data, mesh.cells[0].type, weights, data, meta.get("metadata", {}))
+        except MeshError as err:
+            raise MeshError(f"{vtu}: {err}") from None
 
 
 def lumped_node_weights(points: np.ndarray, cells: np.ndarray, cell_type: str = "triangle") -> np.ndarray:
@@ -213,6 +220,19 @@ def _pad(values: np.ndarray, kind: str) -> np.ndarray:
     if kind == "vector":
         return np.pad(values, ((0, 0), (0, 3 - d)))
     return np.pad(values, ((0, 0), (0, 3 - d), (0, 3 - d))).reshape(len(values), 9)
+
+
+_STORED = {"scalar": (), "vector": (3,), "tensor": (9,)}
+"""Trailing shape of each kind of array in the VTU file (`_pad`)."""
+
+
+def _unpad(values: np.ndarray, kind: str, dim: int) -> np.ndarray:
+    """Undo `_pad`: vectors and tensors back to `dim` components."""
+    if kind == "vector":
+        return values[:, :dim]
+    if kind == "tensor":
+        return values.reshape(-1, 3, 3)[:, :dim, :dim]
+    return values
 
 
 def _atomic(path: Path, write) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from meshes.fields import MeshFields
 from vcnn.clouds import Shape, shape_from
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
@@ -79,11 +80,14 @@ def load(path: str | Path, map_location="cpu") -> tuple[CloudNet, dict]:
     """(model, the whole checkpoint dict); VcnnError on a missing, foreign or inconsistent file."""
     path = Path(path)
     if not path.is_file():
-        raise VcnnError(f"checkpoint {path} does not exist")
+        raise VcnnError(f"checkpoint {path} {'is a directory' if path.is_dir() else 'does not exist'}")
+    if path.stat().st_size == 0:
+        raise VcnnError(f"checkpoint {path} is empty (0 bytes)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise VcnnError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+    except Exception as err:  # unpickling errors come in many types, some with no message
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0]
+        raise VcnnError(f"cannot read checkpoint {path} (truncated, damaged or not a vcnn checkpoint): {reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise VcnnError(f"{path} is not a vcnn checkpoint")
     try:
@@ -121,14 +125,28 @@ class Trained:
     def targets(self) -> list[str]:
         return list(self.state["targets"])
 
+    def check_fields(self, fields: MeshFields, source) -> None:
+        """Refuse, naming `source` (the file), a field this network cannot read: another
+        dimension than it was trained in, an input array missing, of another kind or non-finite."""
+        if fields.dim != self.model.config.dim:
+            raise VcnnError(f"{source} is a {fields.dim}-D field; the network is {self.model.config.dim}-D")
+        try:
+            self.spec.check_fields(fields)
+        except VcnnError as err:
+            raise VcnnError(f"{source}: {err}") from None
+
 
 def load_trained(path: str | Path, map_location="cpu") -> Trained:
-    """A checkpoint written by training (`data_config` entries present, outputs = targets);
-    VcnnError with one line otherwise."""
+    """A checkpoint written by training (`data_config` entries present, outputs = targets, every
+    weight finite); VcnnError with one line otherwise (also for a missing, empty or truncated
+    file). Whether a field suits the network: `Trained.check_fields`."""
     model, state = load(path, map_location)
     missing = [key for key in DATA_KEYS if key not in state]
     if missing:
         raise VcnnError(f"checkpoint {path} lacks its data configuration ({', '.join(missing)}); was it saved by vcnn train?")
+    broken = [name for name, value in state["state_dict"].items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        raise VcnnError(f"checkpoint {path} holds NaN or infinite weights ({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''})")
     if list(model.config.outputs) != list(state["targets"]):
         raise VcnnError(f"checkpoint {path}: model outputs {list(model.config.outputs)} do not match targets {state['targets']}")
     try:

@@ -57,6 +57,8 @@ class FeatureSpec:
 
     def check_fields(self, fields: MeshFields) -> None:
         """Raise FeatureError unless every needed array is present, of the right kind and finite."""
+        if not np.isfinite(fields.weights).all():
+            raise FeatureError("the node weights ('node_weight') hold NaN or infinite values")
         needed = {self.velocity_field: "vector"}
         needed.update({name: "scalar" for name in self.scalars if name not in DERIVED_SCALARS})
         for name, kind in needed.items():

@@ -33,6 +33,7 @@ def predict_fields(
     already built (the same mesh queried again). `timings`: seconds added to its "clouds"
     (search and features) and "network" entries.
     """
+    spec.check_fields(fields)  # FeatureError, not KeyError, on a missing input array
     velocity = fields[spec.velocity_field]
     index = NodeIndex(fields.points, periods) if index is None else index
     graph = MeshGraph(fields.cells, fields.num_nodes) if model.config.graph == "mesh" else None

@@ -3,7 +3,8 @@
 A declaration maps each input and output name to 'scalar' (invariant), 'vector' (x -> R x) or
 'tensor' (T -> R T R^T). The checker draws random orthogonal matrices (rotations and
 reflections), translations and permutations, transforms the inputs, evaluates again and compares
-with the transformed outputs, in float64. It reports the worst relative deviation per transform.
+with the transformed outputs, in float64. It reports the worst relative deviation per transform;
+a non-finite prediction is refused (VcnnError), since NaN would compare as no deviation at all.
 
 Two levels share the transforms:
 - `check_field_model`: a model of a whole field (MeshFields -> named node arrays), the way a
@@ -21,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from meshes.fields import MeshFields
+from vcnn.errors import VcnnError
 
 KINDS = ("scalar", "vector", "tensor")
 TOLERANCE = 1e-10  # relative deviation (float64) above which a declared invariance fails
@@ -80,6 +82,14 @@ class SymmetryReport:
         return {"worst_relative_deviation": dict(self.deviations)}
 
 
+def _finite(outputs: dict, frame: str) -> dict:
+    """`outputs` if every value is finite; VcnnError otherwise (NaN would compare as a deviation of 0)."""
+    broken = [name for name, value in outputs.items() if not np.isfinite(np.asarray(value)).all()]
+    if broken:
+        raise VcnnError(f"the model predicts NaN or infinite {', '.join(broken)} ({frame}): no symmetry can be checked")
+    return outputs
+
+
 def _relative(a: dict, b: dict) -> float:
     worst = 0.0
     for name in a:
@@ -102,7 +112,7 @@ def check_field_model(
     rotated with the field, since a rotated periodic domain is periodic along rotated vectors.
     """
     rng = np.random.default_rng(seed)
-    base = predict(fields, periods)
+    base = _finite(predict(fields, periods), "on the field as given")
     deviations = {"rotation": 0.0, "reflection": 0.0, "translation": 0.0, "permutation": 0.0}
     for _ in range(trials):
         for name in deviations:
@@ -117,7 +127,7 @@ def check_field_model(
                 order = rng.permutation(fields.num_nodes)
             other = moved(fields, rotation, shift, order)
             other_periods = None if periods is None else np.asarray(periods) @ rotation.T
-            result = predict(other, other_periods)
+            result = _finite(predict(other, other_periods), f"after a {name}")
             expected = {k: transform(np.asarray(v)[order], outputs[k], rotation) for k, v in base.items()}
             deviations[name] = max(deviations[name], _relative(expected, result))
     return SymmetryReport(deviations)
@@ -163,7 +173,7 @@ def check_cloud_model(model, vectors, scalars, weights, trials: int = 3, seed: i
             out = model(*(torch.from_numpy(x) for x in (v, s, w) + (() if a is None else (a,))))
         return {name: value.numpy() for name, value in model.split(out).items()}
 
-    base = run(vectors, scalars, weights, adjacency)
+    base = _finite(run(vectors, scalars, weights, adjacency), "on the clouds as given")
     deviations = {"rotation": 0.0, "reflection": 0.0, "permutation": 0.0}
     for _ in range(trials):
         for name in deviations:
@@ -178,5 +188,5 @@ def check_cloud_model(model, vectors, scalars, weights, trials: int = 3, seed: i
                 rotation = random_orthogonal(dim, rng, reflect=name == "reflection")
                 v, s, w, a = vectors @ rotation.T, scalars, weights, adjacency
             expected = {k: transform(value, kinds[k], rotation) for k, value in base.items()}
-            deviations[name] = max(deviations[name], _relative(expected, run(v, s, w, a)))
+            deviations[name] = max(deviations[name], _relative(expected, _finite(run(v, s, w, a), f"after a {name}")))
     return SymmetryReport(deviations)

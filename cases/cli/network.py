@@ -37,8 +37,11 @@ def add_parsers(sub) -> None:
 def run_evaluate(args) -> int:
     from cases.manifest import load_manifest
     from cases.reports.surrogate import evaluation_table
+    from cases.rundir import check_output_directory
     from cases.studies.evaluate import evaluate_checkpoint
 
+    if args.out is not None:
+        check_output_directory(args.out)
     values = load_manifest(args.data)[1].parse(args.values) if args.values else None
     print(evaluation_table(evaluate_checkpoint(args.model, args.data, values, args.out, args.rotate)))
     return 0
@@ -46,8 +49,11 @@ def run_evaluate(args) -> int:
 
 def run_frames(args) -> int:
     from cases.reports.surrogate import table
+    from cases.rundir import check_output_directory
     from cases.studies.frames import frame_study
 
+    if args.out is not None:
+        check_output_directory(args.out)
     checkpoints = {}
     for item in args.model:
         label, sep, path = item.partition("=")
@@ -63,11 +69,13 @@ def run_frames(args) -> int:
 
 
 def run_check_invariance(args) -> int:
-    from cases.rundir import write_json
+    from cases.rundir import check_output_file, write_json
     from cases.studies.evaluate import check_checkpoint_invariance
 
     if args.trials < 1:
         raise CaseError("--trials must be at least 1")
+    if args.json:
+        check_output_file(args.json)
     report = check_checkpoint_invariance(args.model, args.fields, args.trials)
     print(report["table"])
     if args.json:

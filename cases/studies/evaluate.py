@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from cases.errors import CaseError
 from cases.flows.hills_transport import HILLS
 from cases.manifest import case_values, load_manifest
 from cases.rundir import write_json
 from cases.studies.dataset import load_cases
+from meshes.fields import VTU_NAME
 from vcnn.checkpoint import load_trained
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ def evaluate_checkpoint(
     if values is None:
         values = case_values(manifest, kind)
     cases = load_cases(data, values)
+    for case in cases:
+        check_case(trained, checkpoint_path, case.fields, Path(data) / "cases" / case.name / VTU_NAME)
     check_targets(cases, tuple(state["targets"]), model.config.output_kinds)
     result = {"checkpoint": str(checkpoint_path), "data": str(data), "relative_l2": {}}
     if rotate_deg is not None:
@@ -69,6 +73,26 @@ def evaluate_checkpoint(
     return result
 
 
+def check_case(trained, checkpoint_path: Path, fields, source: Path) -> None:
+    """Refuse, before any prediction, a field (read from `source`) that the network was not trained
+    for: of another dimension, with an input array missing, of another kind or non-finite
+    (`vcnn.checkpoint.Trained.check_fields`), or not of the kind of the cases of its family
+    (their arrays missing: a transport network on a RANS solution)."""
+    from cases.flows import FAMILIES
+
+    trained.check_fields(fields, source)
+    kind = FAMILIES.get(trained.state.get("family"))
+    missing = [name for name in (kind.arrays if kind else ()) if name not in fields.point_data]
+    if missing:
+        raise CaseError(f"checkpoint {checkpoint_path} was trained on {kind.name} cases; {source} is not one (it has no {', '.join(missing)})")
+
+
+def fields_file(path: Path) -> Path:
+    """The fields.vtu of a solved case given as its directory or as the file."""
+    path = Path(path)
+    return path if path.name == VTU_NAME else path / VTU_NAME
+
+
 def check_checkpoint_invariance(checkpoint_path: Path, fields_path: Path, trials: int = 3) -> dict:
     """The symmetry checker on a trained network applied to one solved field, in float64.
 
@@ -82,6 +106,7 @@ def check_checkpoint_invariance(checkpoint_path: Path, fields_path: Path, trials
 
     trained = load_trained(checkpoint_path)
     case = load_case(fields_path)
+    check_case(trained, checkpoint_path, case.fields, fields_file(fields_path))
     shape, spec = trained.shape, trained.spec
     model = trained.model.double()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cases.errors import CaseError
 from cases.rundir import write_json
+from cases.studies.evaluate import check_case, fields_file
 from vcnn.checkpoint import load_trained
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def frame_study(checkpoints: dict, fields_path: Path, angles=ANGLES, out: Path |
     angles = [float(a) for a in angles]
     loaded = {label: load_trained(Path(path)) for label, path in checkpoints.items()}  # all refused before any work
     case = load_case(fields_path)
+    for label, trained in loaded.items():
+        check_case(trained, Path(checkpoints[label]), case.fields, fields_file(fields_path))
     if case.fields.dim != 2:
         raise CaseError("the frame-rotation study turns 2-D fields")
     frames = {angle: Case(case.name, moved(case.fields, planar_rotation(angle))) for angle in angles}

@@ -9,6 +9,7 @@ from scipy.spatial import Delaunay
 
 from meshes.fields import MeshFields
 from vcnn.clouds import Ball, Ellipse, KNearest, build_clouds
+from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.inference import predict_fields
 from vcnn.nn import ALL_TRANSFORMS, CloudNetConfig, ModelError, build_model
@@ -136,6 +137,17 @@ def test_checker_catches_a_network_that_is_not_invariant(kind):
     report = check_cloud_model(model_for(2, FeatureSpec(), kind=kind), vectors, scalars, weights)
     assert report.deviations["rotation"] > 1e-3 and report.deviations["reflection"] > 1e-3
     assert report.deviations["permutation"] < TOL  # an average is still permutation invariant
+
+
+def test_non_finite_predictions_fail_the_checker():
+    """A NaN deviation compares as no deviation at all: the checker refuses NaN outputs instead."""
+    with pytest.raises(VcnnError, match="NaN or infinite c "):
+        check_field_model(lambda f, p: {"c": np.full(f.num_nodes, np.nan)}, random_field(2, n=60), {"c": "scalar"}, trials=1)
+    model = model_for(2, FeatureSpec())
+    model.scalar_std.fill_(0.0)  # finite weights, infinite normalised inputs
+    rng = np.random.default_rng(0)
+    with pytest.raises(VcnnError, match="NaN or infinite"):
+        check_cloud_model(model, rng.normal(size=(4, 10, 2, 2)), rng.normal(size=(4, 10, 5)), np.full((4, 10), 0.1), trials=1)
 
 
 def test_bad_configuration_is_refused():
