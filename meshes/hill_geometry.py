@@ -94,6 +94,17 @@ class HillGeometry:
         """Length of the flat floor between the flanks."""
         return self.length - 2 * self.alpha * hill_profile.FLANK
 
+    def corresponding(self, points: np.ndarray, other: "HillGeometry") -> np.ndarray:
+        """The points of `other` (a hill of the same slope and period, another height) that match
+        `points` (M, 2) of this one: the same x, the same fraction of the way from the lower wall to
+        the top wall. A solution of one height, read there, starts the solve of another."""
+        if abs(other.alpha - self.alpha) > 1e-12 or abs(other.length - self.length) > 1e-9:
+            raise MeshError(f"{other.name} and {self.name} differ in more than their height")
+        x, y = np.asarray(points, dtype=float)[:, :2].T
+        wall = self.wall(x)
+        fraction = (y - wall) / (self.height - wall)
+        return np.c_[x, wall + fraction * (other.height - wall)]
+
     def wall(self, x: np.ndarray) -> np.ndarray:
         """Lower-wall height h(x), periodic in x with period `length`."""
         return hill_profile.hill_height(x, self.alpha, self.length)

@@ -3,7 +3,10 @@
 Each iteration solves the momentum equations with nu + nu_t (Newton, `NavierStokes`), asks the
 closure for new turbulence fields, and relaxes nu_t towards the closure's value within limits
 (0 <= nu_t <= cap * nu), or, with `anderson`, Anderson-mixed. The closure's own pseudo-time step
-grows from `dt` by `dt_growth` per iteration (continuation). The loop stops when nu_t and the
+grows from `dt` by `dt_growth` per iteration (continuation); with `momentum_pseudo_time` the
+momentum solve takes a pseudo-time step of the same length from the last velocity instead of
+jumping to the steady solution for the current nu_t (the steady momentum problem with an early,
+far-from-converged nu_t can have no solution near the last one). The loop stops when nu_t and the
 velocity change by less than `tolerance` (relative, L2) in one iteration, and raises
 `RansFailure` (a `ConvergenceError` with the history and the worst nodes) when it diverges
 (non-finite fields or a failed momentum solve) or stalls (`max_iterations`); the flow then still
@@ -53,6 +56,7 @@ class RansParameters:
     dt_growth: float = 1.3
     dt_max: float = 1e6
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many past iterations
+    momentum_pseudo_time: bool = False  # the momentum solve as one pseudo-time step of length dt
 
     def __post_init__(self):
         if self.max_iterations < 1 or not (self.tolerance > 0):
@@ -265,7 +269,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     for iteration in range(1, params.max_iterations + 1):
         tic = time.perf_counter()
         try:
-            solution = flow.solver.solve()
+            solution = flow.solver.solve(flow.dt if params.momentum_pseudo_time else math.inf)
         except ConvergenceError as err:
             raise _failure(flow, f"RANS diverged at iteration {iteration}: {err}", history, None) from None
         if not _all_finite(comm, solution.velocity.x.array):

@@ -26,6 +26,7 @@ from scipy.spatial import cKDTree
 
 from meshes.periodic_domain import TAGS, PeriodicDomain
 from solvers.errors import SolverError
+from solvers.export import set_node_values
 from solvers.newton import LinearSystem, unconstrained
 from solvers.periodic import periodic_constraint
 from solvers.transport import strain_rate_magnitude
@@ -85,6 +86,16 @@ class ScalarEquation:
         self.phi = fem.Function(self.mpc.function_space, name=name)
         self.phi.x.array[:] = initial
         self.frozen = fem.Function(space, name=f"{name}_frozen")
+        self.fixed_dofs = fixed_dofs
+
+    def start_from(self, values: np.ndarray) -> None:
+        """Start from node values (the full array in `to_mesh_fields` order, on every rank) except
+        on the fixed dofs, which keep their (wall) values."""
+        nodal = fem.Function(self.space)
+        set_node_values(self.domain, values, nodal)
+        free = np.setdiff1d(np.arange(len(nodal.x.array)), self.fixed_dofs)
+        self.phi.x.array[free] = nodal.x.array[free]
+        self.phi.x.scatter_forward()
 
     def define(self, velocity, diffusivity, reaction, source, dt) -> None:
         phi, mesh = self.phi, self.domain.mesh
@@ -215,6 +226,13 @@ class _TurbulenceModel:
             self.residuals[eq.phi.name] = eq.step(floor)
         return self.fields()
 
+    def start_from(self, values: dict) -> None:
+        """Start the equations whose field `values` names (node arrays, every rank) from those
+        values: e.g. a converged solution of a nearby problem mapped onto this mesh."""
+        for eq in self.equations:
+            if eq.phi.name in values:
+                eq.start_from(np.asarray(values[eq.phi.name], dtype=float))
+
     def _set_wall_values(self, equation: ScalarEquation) -> None:
         """Refresh the wall values of `equation` that depend on the fields already stepped (none here)."""
 
@@ -331,6 +349,13 @@ class KEpsilon(_TurbulenceModel):
         eps_eq.define(flow.velocity, nu + nu_t / c.sigma_eps, c.c_2 * f_e * rate, c.c_1 * c.c_mu * f_mu * k * S2, self.dt)
         self.equations = [k_eq, eps_eq]
         self._nu_t_expression = fem.Expression(nu_t, self.space.element.interpolation_points())
+
+    def start_from(self, values: dict) -> None:
+        """Start the equations whose field `values` names (node arrays, every rank) from those
+        values: e.g. a converged solution of a nearby problem mapped onto this mesh."""
+        for eq in self.equations:
+            if eq.phi.name in values:
+                eq.start_from(np.asarray(values[eq.phi.name], dtype=float))
 
     def _set_wall_values(self, equation: ScalarEquation) -> None:
         if equation.phi is self.epsilon:

@@ -91,9 +91,9 @@ class HillsRansSolution(RansCaseSolution):
         wall_shear_png(self.wall["x"], self.wall["shear"], result["dns"] or {}, stage / "wall_shear.png", self.title)
 
 
-def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None, make_closure=None) -> HillsRansSolution:
-    """Mesh, RANS with the configured closure (or `make_closure(flow, pde)`), the lower wall's shear
-    (collective under MPI)."""
+def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None, make_closure=None, parameters=None) -> HillsRansSolution:
+    """Mesh, RANS with the configured closure (or `make_closure(flow, pde)`; `parameters` in place of
+    the configuration's Picard settings), the lower wall's shear (collective under MPI)."""
     from meshes.shapes import hill_domain
     from solvers.navier_stokes import FlowParameters
     from solvers.rans import MeanFlow, lower_wall_shear
@@ -106,7 +106,7 @@ def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None
     params = FlowParameters(nu=1.0 / config.reynolds, bulk_velocity=config.bulk_velocity, rtol=config.newton_rtol)
     flow = MeanFlow(domain, params)
     log.info("periodic hill %s, Re_H %g", config.hill.name, config.reynolds)
-    solution = solve_case(config, flow, timings, make_closure)
+    solution = solve_case(config, flow, timings, make_closure, parameters)
     x, shear, height = lower_wall_shear(flow)
     y_plus = np.sqrt(np.abs(shear)) * height / flow.nu
     if y_plus.max() > 1.0:

@@ -29,6 +29,7 @@ class RansSettings:
     dt_growth: float = 1.3
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (network closures)
+    momentum_pseudo_time: bool = False  # each momentum solve one pseudo-time step of the loop's dt
     tables = ("mesh", "rans")  # the case file's tables that set fields
     parts = ("rans_parameters",)  # properties built on construction: their errors become CaseErrors
 
@@ -46,7 +47,10 @@ class RansSettings:
     def rans_parameters(self):
         from solvers.rans import RansParameters
 
-        return RansParameters(self.max_iterations, self.tolerance, self.relaxation, dt=self.dt, dt_growth=self.dt_growth, anderson=self.anderson)
+        return RansParameters(
+            self.max_iterations, self.tolerance, self.relaxation, dt=self.dt, dt_growth=self.dt_growth, anderson=self.anderson,
+            momentum_pseudo_time=self.momentum_pseudo_time,
+        )
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides):
@@ -75,6 +79,7 @@ class RansCaseSolution:
     domain: object
     rans: object  # solvers.rans.RansSolution
     timings: dict
+    continued_from: dict | None = None  # the solve this one started from, if any (`phll_rans`)
 
     def statistics(self) -> dict:
         return {
@@ -83,6 +88,7 @@ class RansCaseSolution:
             "forcing": self.rans.forcing,
             "bulk_velocity": self.rans.bulk_velocity,
             "timings_s": self.timings,
+            **({"continued_from": self.continued_from} if self.continued_from else {}),
             "mesh": {
                 "nodes": self.domain.mesh.geometry.index_map().size_global,
                 "cells": self.domain.mesh.topology.index_map(2).size_global,
@@ -108,10 +114,11 @@ class RansCaseSolution:
         return to_mesh_fields(self.domain, arrays, {**rans.flow.metadata(), **metadata})
 
 
-def solve_case(config: RansSettings, flow, timings: dict, make_closure=None) -> RansCaseSolution:
+def solve_case(config: RansSettings, flow, timings: dict, make_closure=None, parameters=None) -> RansCaseSolution:
     """The Picard loop of a case from its mean flow (collective), with the configured PDE closure
-    or `make_closure(flow, pde)` (e.g. a network, which may blend in the PDE closure `pde`), from
-    the same start."""
+    or `make_closure(flow, pde)` (e.g. a network, which may blend in the PDE closure `pde`, or the
+    PDE closure started from another solution), from the same start; `parameters` (RansParameters)
+    in place of the configuration's."""
     from solvers.rans import solve_rans
 
     from solvers.models import turbulence_model
@@ -120,7 +127,8 @@ def solve_case(config: RansSettings, flow, timings: dict, make_closure=None) -> 
     pde = turbulence_model(flow, config.model)
     name = config.model if make_closure is None else "custom closure"
     log.info("%s: nu = %.4e, %d cells", name, flow.nu, domain.mesh.topology.index_map(2).size_global)
-    rans = solve_rans(flow, pde if make_closure is None else make_closure(flow, pde), config.rans_parameters)
+    closure = pde if make_closure is None else make_closure(flow, pde)
+    rans = solve_rans(flow, closure, parameters or config.rans_parameters)
     timings["rans"] = rans.seconds
     log.info("RANS converged in %d iterations, %.1f s", rans.iterations, rans.seconds)
     return RansCaseSolution(config, domain, rans, timings)

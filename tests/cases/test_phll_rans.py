@@ -13,7 +13,7 @@ pytest.importorskip("dolfinx")
 
 def test_a_shorter_lower_hill_solves_on_its_own_geometry(tmp_path):
     out = tmp_path / "run"
-    result = vcnn("solve", "phll-rans", "--geometry", "alpha_10_6000_2024", "--model", "k-omega",
+    result = vcnn("solve", "phll-rans", "--geometry", "alpha_10_6000_2024",
                   "--resolution", "24x24", "--wall-ratio", "20", "--no-figures", "--out", out, "-q")
     assert result.returncode == 0, result.stderr
     fields = MeshFields.read(out)
@@ -25,6 +25,11 @@ def test_a_shorter_lower_hill_solves_on_its_own_geometry(tmp_path):
     assert fields.metadata["periods"] == [[6.0, 0.0]]
     assert meta["validation"]["dns"] is None  # the DNS facts are of the standard hills only
     assert meta["validation"]["reattachment"] is not None and np.isfinite(fields["velocity"]).all()
+    # SST, started from k-omega on the same hill at the continuation height 3.036 (it is lower)
+    continued = meta["statistics"]["continued_from"]
+    assert continued["model"] == "k-omega" and continued["geometry"] == "alpha_10_6000_3036" and continued["iterations"] > 0
+    assert meta["config"]["model"] == "k-omega-sst" and "omega" in fields.point_data
+    assert meta["config"]["dt"] == 0.05 and meta["config"]["momentum_pseudo_time"] is False  # the case file's, as given
 
 
 def test_bad_geometry_names_are_refused_before_any_work(tmp_path):

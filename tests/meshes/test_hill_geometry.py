@@ -165,3 +165,19 @@ def test_benchmark_cell_centres_lie_inside_our_hills(reference_dir):
         assert np.all((centres[:, 0] > 0) & (centres[:, 0] < geometry.benchmark_length))
         assert (centres[:, 1] - np.interp(centres[:, 0], x, y)).min() > WALL_MARGIN
         assert geometry.height - centres[:, 1].max() > TOP_MARGIN
+
+
+def test_corresponding_points_keep_x_and_the_fraction_between_the_walls():
+    low, tall = HillGeometry.parse("alpha_05_10071_2024"), HillGeometry.parse("alpha_05_10071_3036")
+    x = np.linspace(0.0, low.length, 41)
+    wall = low.wall(x)
+    points = np.r_[np.c_[x, wall], np.c_[x, np.full_like(x, low.height)], np.c_[x, 0.5 * (wall + low.height)]]
+    mapped = low.corresponding(points, tall)
+    assert np.array_equal(mapped[:, 0], points[:, 0])
+    n = len(x)
+    assert np.allclose(mapped[:n, 1], wall, atol=1e-14)  # the lower wall onto itself
+    assert np.allclose(mapped[n : 2 * n, 1], tall.height)  # the top wall onto the other's
+    assert np.allclose(mapped[2 * n :, 1], 0.5 * (wall + tall.height))
+    assert np.allclose(tall.corresponding(mapped, low), points)  # and back
+    with pytest.raises(MeshError, match="differ in more than their height"):
+        low.corresponding(points, HillGeometry.parse("alpha_05_7071_2024"))

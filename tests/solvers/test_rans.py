@@ -8,7 +8,7 @@ pytest.importorskip("dolfinx")
 from meshes.periodic_domain import Resolution  # noqa: E402
 from meshes.shapes import channel  # noqa: E402
 from solvers.errors import ConvergenceError, SolverError  # noqa: E402
-from solvers.export import node_values  # noqa: E402
+from solvers.export import node_values, to_mesh_fields  # noqa: E402
 from solvers.navier_stokes import FlowParameters  # noqa: E402
 from solvers.rans import (  # noqa: E402
     BlendedClosure,
@@ -215,6 +215,35 @@ def test_anderson_mixing_reaches_the_same_channel_solution(k_omega):
     assert max(solution.history[-1]["nu_t_change"], solution.history[-1]["velocity_change"]) < 1e-6
     with pytest.raises(SolverError, match="Anderson depth"):
         RansParameters(anderson=-1)
+
+
+def test_a_momentum_pseudo_time_step_reaches_the_same_channel_solution(k_omega):
+    plain, _, _ = k_omega
+    flow = coarse_flow()
+    solution = solve_rans(flow, KOmega(flow, k0=1e-2, omega0=1.0), RansParameters(momentum_pseudo_time=True))
+    assert friction_velocity(flow) == pytest.approx(friction_velocity(plain), rel=1e-5)
+    assert max(solution.history[-1]["nu_t_change"], solution.history[-1]["velocity_change"]) < 1e-6
+    # the first momentum solve is one step of 0.05 from rest, not the steady flow: far below the bulk
+    # velocity's steady profile, so it is driven harder
+    assert solution.history[0]["forcing"] > 10 * solution.forcing
+    with pytest.raises(SolverError, match="pseudo-time step must be positive"):
+        flow.solver.solve(0.0)
+
+
+def test_a_closure_started_from_a_converged_state_stays_there(k_omega):
+    """`start_from` on the flow and the model: from the converged fields the loop stops at once."""
+    plain, closure, _ = k_omega
+    fields = plain.mesh_fields()
+    flow = coarse_flow()
+    model = KOmega(flow, k0=1e-2, omega0=1.0)
+    flow.nu_t.x.array[:] = plain.nu_t.x.array
+    flow.start_from(fields["velocity"], plain.solver.forcing.value)
+    values = to_mesh_fields(plain.domain, {"k": closure.k, "omega": closure.omega}).point_data
+    model.start_from(values)
+    assert np.all(model.k.x.array[model.wall_dofs] == 0.0)  # the wall values are kept
+    solution = solve_rans(flow, model, RansParameters(dt=1e3))
+    assert solution.iterations <= 3
+    assert friction_velocity(flow) == pytest.approx(friction_velocity(plain), rel=1e-5)
 
 
 def repelled_map(n: int = 200, seed: int = 0):
