@@ -29,6 +29,7 @@ def add_parsers(sub) -> None:
     challenge.add_argument("--phll29", type=Path, default=PHLL29, help=f"the benchmark's shared cases (default {PHLL29})")
     challenge.add_argument("--velocity", default="velocity", help="the velocity array of the runs (default velocity)")
     challenge.add_argument("--against", default="U_LES", help="a shared case's velocity to score against: U_LES, or U (the benchmark's SST) (default U_LES)")
+    challenge.add_argument("--compare-sst", action="store_true", help="our SST runs of shared cases against the benchmark's SST: both scores, iterations, y+, reattachment (a markdown table)")
     challenge.set_defaults(run=run_score)
 
     from cases.studies.les_targets import CANDIDATES, REGULARISATION, VALIDATION
@@ -57,8 +58,11 @@ def run_import(args) -> int:
 
 
 def run_score(args) -> int:
-    from cases.studies.score import score_runs
+    from cases.studies.score import score_runs, sst_table
 
+    if args.compare_sst:
+        print(sst_table(args.runs, args.phll29), end="")
+        return 0
     scores = score_runs(args.runs, args.out, args.phll29, args.velocity, args.against)
     print("| run | case | score |\n|---|---|---|")
     for run, result in scores.items():

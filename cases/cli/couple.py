@@ -12,8 +12,9 @@ def add_parsers(sub) -> None:
     couple = sub.add_parser("couple", help="a trained closure network in the RANS loop, compared with the PDE model it learned from")
     couple.add_argument("--model", type=Path, required=True, help="closure checkpoint (trained on a hills-rans dataset)")
     couple.add_argument("--case", choices=["hills-rans"], default="hills-rans", help="the case (default and only: hills-rans)")
-    couple.add_argument("--alpha", type=float, required=True, help="hill slope parameter in [0.5, 3]")
-    couple.add_argument("--reference", type=Path, help="the PDE-model solution (a vcnn solve hills-rans output); default: solve it first")
+    couple.add_argument("--alpha", type=float, help="hill slope parameter in [0.5, 3] (closures trained on hills-rans)")
+    couple.add_argument("--geometry", help="a Closure Challenge hill, alpha_AA_LLLLL_HHHH (closures trained on the benchmark's LES): started from its SST solution")
+    couple.add_argument("--reference", type=Path, help="the PDE-model solution (a vcnn solve hills-rans output, or phll-rans with --geometry); default: solve it first")
     couple.add_argument("--resolution", default=None, help="cells NXxNY (default: the training dataset's)")
     couple.add_argument("--blend", type=int, default=0, help="iterations over which the PDE model hands over to the network (default 0)")
     couple.add_argument("--rotate", type=float, default=0.0, help="turn the whole problem by DEG degrees (frame-invariance check; default 0)")
@@ -33,6 +34,10 @@ def run(args) -> int:
 
     if args.blend < 0:
         raise CaseError(f"--blend must be 0 or more iterations, got {args.blend}")
+    if (args.alpha is None) == (args.geometry is None):
+        raise CaseError("give --alpha (a closure trained on hills-rans) or --geometry (one trained on the Closure Challenge LES), not both")
+    if args.geometry is not None:
+        return run_phll(args)
     config, network, reference = prepare(
         args.model, args.alpha, args.device, args.resolution, args.config, args.reference, args.rotate,
         tolerance=args.tolerance, relaxation=args.relaxation, max_iterations=args.max_iterations, anderson=args.anderson,
@@ -40,4 +45,14 @@ def run(args) -> int:
     check_output(args.out, args.overwrite)  # every check before any work
     run = CoupledRun(args.model, args.out, args.blend, args.overwrite, figures=not args.no_figures, quiet=args.quiet)
     couple_into(run, config, network, reference)
+    return 0
+
+
+def run_phll(args) -> int:
+    from cases.studies.phll_coupling import PhllCoupling, couple_command
+
+    settings = {"anderson": args.anderson, "tolerance": args.tolerance, "relaxation": args.relaxation, "max_iterations": args.max_iterations}
+    options = PhllCoupling.of({k: v for k, v in settings.items() if v is not None})
+    couple_command(args.model, args.geometry, args.out, options, sst_run=args.reference, resolution=args.resolution,
+                   rotate=args.rotate, device=args.device, overwrite=args.overwrite, quiet=args.quiet)
     return 0

@@ -42,8 +42,14 @@ def run_study(args) -> int:
     from cases.flows.run import setup_logging
     from cases.studies.closure import run_closure_study
     from cases.studies.surrogate import run_study as run_surrogate_study
+    from cases.studies.phll_closure import is_phll_study, load_phll_study, run_phll_study
     from cases.study import load_study
 
+    if is_phll_study(args.study):  # the LES-trained closure of the Closure Challenge hills
+        study = load_phll_study(args.study)
+        setup_logging(None, args.quiet)
+        print(f"report: {run_phll_study(study, args.out or Path('runs') / study.name, progress=not args.quiet)}")
+        return 0
     study = load_study(args.study)
     out = args.out or Path("runs") / study.name
     setup_logging(None, args.quiet or rank() != 0)

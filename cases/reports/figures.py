@@ -227,19 +227,20 @@ def profiles_png(fields: MeshFields, reference: dict, stations, path: str | Path
     return _save_png(fig, path)
 
 
-def closure_profiles_png(reference: dict, coupled: dict, path: str | Path, title: str = "") -> Path:
-    """u_x and nu_t / nu along vertical lines, {x: (y, u_x, nu_t / nu)}: the PDE model (dots)
-    against the coupled solve (lines), each profile drawn from its station x."""
+def closure_profiles_png(sets: dict, path: str | Path, title: str = "") -> Path:
+    """u_x and nu_t / nu along vertical lines, each set {x: (y, u_x, nu_t / nu)} under its label
+    (the first as dots, the reference; the others as lines), each profile drawn from its station x."""
     plt = _pyplot()
     fig, axes = plt.subplots(2, 1, figsize=(12, 8), dpi=120, sharex=True)
+    reference = next(iter(sets.values()))
     ratio_max = max(np.nanmax(r) for _, _, r in reference.values())
-    for k, x0 in enumerate(reference):
-        y, u, ratio = reference[x0]
-        _, u_coupled, ratio_coupled = coupled[x0]
-        for ax, a, b in ((axes[0], u, u_coupled), (axes[1], ratio / ratio_max, ratio_coupled / ratio_max)):
-            ax.plot(x0 + 0.8 * a, y, "C3.", ms=2, label="PDE model" if k == 0 else None)
-            ax.plot(x0 + 0.8 * b, y, "C0-", lw=1.2, label="network in the loop" if k == 0 else None)
-            ax.axvline(x0, color="0.8", lw=0.5)
+    styles = [dict(ls="none", marker=".", ms=2, color="C3"), dict(lw=1.2, color="C0"), dict(lw=1.0, ls="--", color="k")]
+    for (label, profiles), style in zip(sets.items(), styles):
+        for k, x0 in enumerate(reference):
+            y, u, ratio = profiles[x0]
+            for ax, value in ((axes[0], u), (axes[1], ratio / ratio_max)):
+                ax.plot(x0 + 0.8 * value, y, label=label if k == 0 else None, **style)
+                ax.axvline(x0, color="0.8", lw=0.5)
     _label(axes[0], "", "y / H", f"{title}\nu_x (0.8 u_x per unit of x)")
     _label(axes[1], "x / H", "y / H", f"nu_t / nu (0.8 per {ratio_max:.0f})")
     for ax in axes:

@@ -247,5 +247,5 @@ def _figures(solution, own, pde_fields, pde_separation: dict, stage: Path) -> No
     streamlines_png(own, stage / "streamlines.png", title)
     marks = {k: (pde_separation[k],) * 2 for k in ("separation", "reattachment") if pde_separation[k] is not None}
     wall_shear_png(solution.wall["x"], solution.wall["shear"], marks, stage / "wall_shear.png", title, "PDE model")
-    closure_profiles_png(profiles(pde_fields), profiles(own), stage / "profiles.png", title)
+    closure_profiles_png({"PDE model": profiles(pde_fields), "network in the loop": profiles(own)}, stage / "profiles.png", title)
     comparison_png(pde_fields, "nu_t", own["nu_t"], stage / "nu_t.png", f"{title}: nu_t, PDE model / network / difference")

@@ -176,3 +176,50 @@ def _record(out_dir, case: str, score: float, source: str, test: bool, against: 
     }
     with open(out_dir / LOG_NAME, "a") as log:
         log.write(json.dumps(entry) + "\n")
+
+
+def sst_comparison(run_dir, phll29_dir) -> dict:
+    """One row of the SST table: our SST run of a shared case against the benchmark's OpenFOAM SST
+    (the metric with U in place of U_LES) and both against the LES, iterations (ours, with those of
+    the start model), first-node y+, reattachment of both, wall time."""
+    from cases.studies.les_targets import benchmark_sst
+
+    try:
+        ours = MeshFields.read(run_dir)
+    except MeshError as err:
+        raise CaseError(f"{run_dir}: {err}") from None
+    case = run_case(ours)
+    case_dir = Path(phll29_dir) / case
+    statistics, validation = ours.metadata.get("statistics", {}), ours.metadata.get("validation", {})
+    start = statistics.get("continued_from", {})
+    bench = benchmark_sst(case_dir)
+    return {
+        "case": case,
+        "cells": f"{ours.metadata['config']['nx']} x {ours.metadata['config']['ny']}",
+        "against_benchmark_sst": score_shared_case(ours, case_dir, velocity="velocity", against="U"),
+        "ours_against_les": score_shared_case(ours, case_dir, velocity="velocity"),
+        "benchmark_against_les": score_shared_case(bench, case_dir, velocity="velocity"),
+        "iterations": statistics.get("rans_iterations"),
+        "start_model": {k: start[k] for k in ("model", "geometry", "iterations") if k in start} or None,
+        "first_node_y_plus_max": validation.get("first_node_y_plus_max"),
+        "reattachment": {"ours": validation.get("reattachment"), "benchmark": bench.metadata["validation"]["reattachment"]},
+        "wall_s": sum(statistics.get("timings_s", {}).values()),
+    }
+
+
+def sst_table(run_dirs, phll29_dir) -> str:
+    """`sst_comparison` of each run as a markdown table (all runs read before any scoring)."""
+    rows = [sst_comparison(run, phll29_dir) for run in run_dirs]
+    lines = [
+        "| case | cells | vs benchmark SST | ours vs LES | benchmark vs LES | iterations (start model) | y+ max | reattachment ours / benchmark | wall s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        start = r["start_model"] or {}
+        started = f"{r['iterations']} ({start['iterations']} {start['model']}{' at ' + start['geometry'][-4:] if start.get('geometry') != r['case'] else ''})" if start else str(r["iterations"])
+        reattachment = " / ".join("-" if v is None else f"{v:.2f}" for v in r["reattachment"].values())
+        lines.append(
+            f"| {r['case']} | {r['cells']} | {r['against_benchmark_sst']:.4f} | {r['ours_against_les']:.4f} | {r['benchmark_against_les']:.4f} | "
+            f"{started} | {r['first_node_y_plus_max']:.2f} | {reattachment} | {r['wall_s']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
