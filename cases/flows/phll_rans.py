@@ -106,6 +106,23 @@ def solve(config: PhllRansConfig, comm=None, msh_path=None, make_closure=None, p
     return solution
 
 
+def unsolved_mesh(config: PhllRansConfig):
+    """The nodes, cells and wall distance of the mesh a solve of `config` runs on, without solving
+    (serial; MeshFields): e.g. to carry data of the hill on the solver's own nodes."""
+    import dataclasses
+
+    from dolfinx import fem
+
+    from meshes.shapes import hill_domain
+    from solvers.export import to_mesh_fields
+    from solvers.wall_distance import wall_distance
+
+    domain = hill_domain(config.hill, config.resolution)
+    distance = wall_distance(domain, fem.FunctionSpace(domain.mesh, ("Lagrange", 1)))
+    metadata = {"nu": 1.0 / config.reynolds, "periods": [domain.period.tolist()], "config": dataclasses.asdict(config)}
+    return to_mesh_fields(domain, {"wall_distance": distance}, metadata)
+
+
 def stretched_start(start, source, target, forcing: float):
     """`make_closure(flow, pde)` that starts the flow and the PDE closure from `start` (MeshFields of a
     solve of hill `source`, on rank 0), read at the points of `source` that correspond to the nodes

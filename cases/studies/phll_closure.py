@@ -11,11 +11,11 @@ closure is right, so the data it learned from and the fixed point it is asked fo
 on SST's flow, only the first Picard iteration would see what it was trained on).
 
 The steps, each reused when its output is already there (a killed study resumes):
-1. our SST solution of every geometry, training, validation and test: DIR/sst/<case>/;
-2. training samples (training and validation cases only; nothing is read of a test case but its
-   name): DIR/samples/<case>/, the SST mesh carrying the LES velocity, |S| of it, the wall
-   distance and the target;
-3. the network: DIR/network/ (`vcnn.train`), the best epoch chosen on the validation cases;
+1. training samples (training and validation cases only; nothing is read of a test case but its
+   name): DIR/samples/<case>/, our mesh of the hill carrying the LES velocity, |S| of it, the wall
+   distance and the target (data only: the LES, and the benchmark's SST nu_t as the prior);
+2. the network: DIR/network/ (`vcnn.train`), the best epoch chosen on the validation cases;
+3. our SST solution of every validation and test geometry: DIR/sst/<case>/;
 4. coupled solves from the SST solution (velocity and nu_t), the network in the Picard loop
    with Anderson mixing: DIR/coupled/<case>/ (validation and test geometries);
 5. scores: validation cases against the LES at the shared cases' 1,000 centres, test cases
@@ -118,8 +118,6 @@ def load_phll_study(path) -> PhllStudy:
         shape_from(study.cloud)
         study.model_config()
         if study.resolution is not None:
-            from cases.flows.rans_common import cells
-
             cells(study.resolution)
     except (TypeError, ValueError, VcnnError, MeshError) as err:
         raise CaseError(f"{path}: {err}") from None
@@ -145,6 +143,12 @@ def _training_cases(study: PhllStudy, path: Path) -> tuple[str, ...]:
     return train
 
 
+def cells(resolution: str) -> tuple[int, int]:
+    from cases.flows.rans_common import cells as parse
+
+    return parse(resolution)
+
+
 def solve_sst(study: PhllStudy, names, progress: bool = True) -> None:
     """Our SST solution of each geometry into DIR/sst/<case> (`jobs` workers); reused when there."""
     import concurrent.futures
@@ -152,7 +156,6 @@ def solve_sst(study: PhllStudy, names, progress: bool = True) -> None:
 
     from tqdm import tqdm
 
-    from cases.flows.rans_common import cells
     from cases.manifest import is_complete
     from cases.worker import start
 
@@ -181,26 +184,34 @@ def read_sst(study: PhllStudy, name: str):
 
 
 def training_sample(study: PhllStudy, name: str):
-    """The SST mesh of a shared case carrying what the network reads, from the LES (velocity, |S|
-    of it, the wall distance), and the target nu_t* / nu."""
+    """Our mesh of a shared case (the one its SST solve runs on, made without solving) carrying what
+    the network reads, from the LES (velocity, |S| of it, the wall distance), and the target nu_t* / nu
+    with the benchmark's SST nu_t as the prior where the strain vanishes: data only, so that the
+    samples do not wait for (or depend on) our solves."""
+    from cases.flows import phll_rans
     from meshes.fields import MeshFields
+    from meshes.interpolate import interpolate
 
     if name in study.test:
         raise CaseError(f"{name} is a test case: no sample is made of it")
-    sst = read_sst(study, name)
-    les = les_targets.les_on_mesh(study.phll29 / name, sst)
-    strain = les_targets.strain_tensor(sst, les["U_LES"])
+    nx, ny = (None, None) if study.resolution is None else cells(study.resolution)
+    mesh = phll_rans.unsolved_mesh(phll_rans.configure(geometry=name, nx=nx, ny=ny))
+    case_dir = study.phll29 / name
+    les = les_targets.les_on_mesh(case_dir, mesh)
+    bench = les_targets.benchmark_sst(case_dir)
+    prior = np.where(mesh["wall_distance"] < les_targets.WALL, 0.0, interpolate(bench, bench["nu_t"], mesh.points))
+    strain = les_targets.strain_tensor(mesh, les["U_LES"])
     a = les_targets.anisotropic_stress(les["tauij_LES"], les["k_LES"])
-    nu_t = les_targets.optimal_eddy_viscosity(a, strain, sst["nu_t"], sst.weights, study.regularisation)
-    nu = float(sst.metadata["nu"])
+    nu_t = les_targets.optimal_eddy_viscosity(a, strain, prior, mesh.weights, study.regularisation)
+    nu = float(mesh.metadata["nu"])
     data = {
         "velocity": les["U_LES"][:, :2],
         "strain_rate": np.sqrt(2.0 * np.einsum("nij,nij->n", strain, strain)),
-        "wall_distance": sst["wall_distance"],
+        "wall_distance": mesh["wall_distance"],
         TARGET: nu_t / nu,
     }
-    metadata = {"nu": nu, "periods": sst.metadata["periods"], "case": name, "target": "optimal_les_strain", "regularisation": study.regularisation}
-    return MeshFields(sst.points, sst.cells, sst.cell_type, sst.weights, data, metadata)
+    metadata = {"nu": nu, "periods": mesh.metadata["periods"], "case": name, "target": "optimal_les_strain", "prior": "the benchmark's SST nu_t", "regularisation": study.regularisation}
+    return MeshFields(mesh.points, mesh.cells, mesh.cell_type, mesh.weights, data, metadata)
 
 
 def ensure_samples(study: PhllStudy, names) -> list:
@@ -258,8 +269,8 @@ def run_phll_study(study: PhllStudy, out: Path, progress: bool = True) -> Path:
     options = PhllCoupling.of(study.coupling)  # checked before any work
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    solve_sst(study, study.train + study.validate + study.test, progress)
     training = train_network(study, out / "network", progress)
+    solve_sst(study, study.validate + study.test, progress)
     network = load_phll_closure(out / "network" / "best.pt")
     rows = [coupled_row(study, network, name, "validation", out, options) for name in study.validate]
     if options.rotate_deg and study.validate:
