@@ -33,13 +33,14 @@ def read_mesh_file(path: str | Path) -> tuple[MeshFields, dict]:
     path = Path(path)
     if not path.is_file():
         raise MeshError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
-    printed = io.StringIO()
+    printed, complained = io.StringIO(), io.StringIO()
     try:
-        with contextlib.redirect_stdout(printed):  # meshio prints why it failed, then exits
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(complained):  # meshio prints why it failed, then exits
             mesh = meshio.read(path)
     except (Exception, SystemExit) as err:
-        reason = (printed.getvalue().strip().splitlines() or [str(err).strip() or type(err).__name__])[0]
-        raise MeshError(f"cannot read {path} with meshio: {reason}") from None
+        said = printed.getvalue().strip().splitlines() or [" ".join(complained.getvalue().split()).removeprefix("Error: ")]
+        reason = said[0] if said[0] and not isinstance(err, Exception) else (str(err).strip() or type(err).__name__)
+        raise MeshError(f"cannot read {path}: {reason}") from None
     cell_type, cells = _cells(mesh, path)
     dim = _CELL_DIM[cell_type]
     points = np.asarray(mesh.points, dtype=float)

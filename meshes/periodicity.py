@@ -6,9 +6,11 @@ shifted by p, land on the nodes of the opposite side. Period vectors that do not
 and the prediction changes without any error. `check_periods` refuses them:
 
 - some boundary facet (an edge in 2-D, a face in 3-D), shifted by p, must land on a boundary facet
-  (every node within `tolerance` of a boundary node): the two periodic sides meet;
-- no node shifted by p may land on an interior node: a shift that maps the inside onto itself is
-  a sub-period (half the length, say), not the lattice vector of the domain.
+  (every node within `tolerance` of a boundary node) that has the domain on its other side: the
+  two periodic sides meet, and the shifted copy of the domain lies beside it;
+- no node shifted by p may land on an interior node, and no boundary facet on a boundary facet
+  with the domain on the same side: such a shift maps the domain partly onto itself (half the
+  period of a channel with evenly spaced wall nodes, say), it is not a lattice vector.
 
 Meshes whose nodes are not periodic themselves (data at cell centres, whose two sides stand one
 cell apart) are refused too: their periods cannot be checked this way.
@@ -33,14 +35,15 @@ RELATIVE_TOLERANCE = 1e-3
 """Nodes closer than this fraction of the shortest cell edge are the same node."""
 
 
-def boundary_facets(cells: np.ndarray, cell_type: str) -> np.ndarray:
-    """(F, k) node indices of the facets that belong to one cell only."""
+def boundary_facets(cells: np.ndarray, cell_type: str) -> tuple[np.ndarray, np.ndarray]:
+    """(F, k) node indices of the facets that belong to one cell only, and (F,) that cell."""
     if cell_type not in _FACETS:
         raise MeshError(f"cannot find the boundary of a mesh of {cell_type!r} cells")
     facets = np.concatenate([cells[:, list(local)] for local in _FACETS[cell_type]])
-    keys = np.sort(facets, axis=1)
-    _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
-    return facets[first[counts == 1]]
+    owners = np.tile(np.arange(len(cells)), len(_FACETS[cell_type]))
+    _, first, counts = np.unique(np.sort(facets, axis=1), axis=0, return_index=True, return_counts=True)
+    once = first[counts == 1]
+    return facets[once], owners[once]
 
 
 def shortest_edge(points: np.ndarray, cells: np.ndarray) -> float:
@@ -59,10 +62,11 @@ def check_periods(points: np.ndarray, cells: np.ndarray, cell_type: str, periods
         raise MeshError(f"{source}: period vectors must be finite and have {dim} components, got {periods.tolist()}")
     tolerance = RELATIVE_TOLERANCE * shortest_edge(points, cells)
     tree = cKDTree(points)
-    facets = boundary_facets(cells, cell_type)
+    facets, owners = boundary_facets(cells, cell_type)
+    inward = points[cells[owners]].mean(axis=1) - points[facets].mean(axis=1)  # towards the domain
     on_boundary = np.zeros(len(points), dtype=bool)
     on_boundary[facets.ravel()] = True
-    boundary_keys = {tuple(f) for f in np.sort(facets, axis=1)}
+    facet_of = {tuple(f): i for i, f in enumerate(np.sort(facets, axis=1))}
     for p in periods:
         text = "(" + ", ".join(f"{c:.6g}" for c in p) + ")"
         distance, nearest = tree.query(points + p)
@@ -74,9 +78,16 @@ def check_periods(points: np.ndarray, cells: np.ndarray, cell_type: str, periods
                 f"{source}: the period {text} does not fit the mesh: it maps node {node} at {_point(points[node])} onto node "
                 f"{int(nearest[node])} inside the domain (a shorter period than the domain's?)"
             )
-        images = np.sort(nearest[facets], axis=1)
-        met = landed[facets].all(axis=1) & np.array([tuple(f) in boundary_keys for f in images])
-        if not met.any():
+        pairs = [(i, facet_of.get(tuple(image))) for i, image in enumerate(np.sort(nearest[facets], axis=1)) if landed[facets[i]].all()]
+        pairs = np.array([pair for pair in pairs if pair[1] is not None], dtype=int).reshape(-1, 2)
+        beside = np.einsum("fd,fd->f", inward[pairs[:, 0]], inward[pairs[:, 1]]) < 0
+        if not beside.all():
+            node = int(facets[pairs[np.argmin(beside), 0], 0])
+            raise MeshError(
+                f"{source}: the period {text} does not fit the mesh: it maps the boundary at {_point(points[node])} onto the "
+                f"boundary at {_point(points[node] + p)} with the domain on the same side (a shorter period than the domain's?)"
+            )
+        if not len(pairs):
             miss = float(distance[on_boundary].min())
             raise MeshError(
                 f"{source}: the period {text} does not fit the mesh: no boundary node shifted by it lands on a boundary node "
