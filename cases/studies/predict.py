@@ -11,6 +11,7 @@ into another file give the same numbers to round-off.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from pathlib import Path
 
@@ -87,6 +88,57 @@ def network_view(fields: MeshFields, left_out: dict, source: Path, mapping: dict
     return view
 
 
+@dataclasses.dataclass
+class Request:
+    """A prediction checked and ready to run: the network, the field as read and as it reads it."""
+
+    checkpoint: Path
+    trained: object  # vcnn.checkpoint.Trained
+    fields: MeshFields  # as read, the periods set; written out with the predictions
+    view: MeshFields  # as the network reads it (--map)
+    source: Path
+    closure: str | None  # the closure target whose inverse gives nu_t
+    nu: float | None
+
+    @property
+    def periods(self) -> np.ndarray | None:
+        periods = self.fields.metadata.get("periods")
+        return None if periods is None else np.asarray(periods, dtype=float)
+
+
+def prepare(model: str | Path, fields_path: Path, mapping: dict | None = None, periods: list | None = None, nu: float | None = None) -> Request:
+    """Every check before the work, each refusal one line naming the file (and the array): the
+    model (a shipped name or a checkpoint), the field's dimension and arrays, the periods against
+    the mesh, a viscosity for a closure."""
+    from cases.models import resolve
+    from meshes.periodicity import check_periods
+    from vcnn.checkpoint import load_trained
+    from vcnn.closure import INVERSES
+
+    checkpoint = resolve(model)
+    trained = load_trained(checkpoint)
+    fields, left_out, source = read_input(fields_path)
+    if fields.dim != trained.model.config.dim:
+        raise CaseError(f"{source} is a {fields.dim}-D field; the network is {trained.model.config.dim}-D")
+    view = network_view(fields, left_out, source, mapping or {}, trained.spec.inputs())
+    trained.check_fields(view, source)
+    if periods is not None:
+        fields.metadata["periods"] = periods
+    if fields.metadata.get("periods") is not None:
+        try:
+            check_periods(fields.points, fields.cells, fields.cell_type, fields.metadata["periods"], source)
+        except MeshError as err:
+            raise CaseError(str(err)) from None
+    closure = next((t for t in trained.targets if t in INVERSES), None)
+    if closure:
+        nu = fields.metadata.get("nu") if nu is None else nu
+        if nu is None:
+            raise CaseError(f"{checkpoint} is a closure ({closure}): give the viscosity with --nu ({source} has no metadata 'nu')")
+        if not float(nu) > 0:
+            raise CaseError(f"the viscosity must be positive, got {nu}")
+    return Request(checkpoint, trained, fields, view, source, closure, None if nu is None else float(nu))
+
+
 def predict(
     model: str | Path,
     fields_path: Path,
@@ -104,59 +156,35 @@ def predict(
     error of each target the input also holds."""
     import torch
 
-    from cases.models import resolve
     from cases.rundir import check_output, staged_output
-    from meshes.periodicity import check_periods
-    from vcnn.checkpoint import load_trained
     from vcnn.closure import INVERSES
     from vcnn.errors import VcnnError
     from vcnn.inference import predict_fields, relative_l2
 
-    checkpoint = resolve(model)
-    trained = load_trained(checkpoint)
-    fields, left_out, source = read_input(fields_path)
-    if fields.dim != trained.model.config.dim:
-        raise CaseError(f"{source} is a {fields.dim}-D field; the network is {trained.model.config.dim}-D")
-    view = network_view(fields, left_out, source, mapping or {}, trained.spec.inputs())
-    trained.check_fields(view, source)
-    if periods is not None:
-        fields.metadata["periods"] = periods
-    if fields.metadata.get("periods") is not None:
-        try:
-            check_periods(fields.points, fields.cells, fields.cell_type, fields.metadata["periods"], source)
-        except MeshError as err:
-            raise CaseError(str(err)) from None
-    closure = [t for t in trained.targets if t in INVERSES]
-    if closure:
-        nu = fields.metadata.get("nu") if nu is None else nu
-        if nu is None:
-            raise CaseError(f"{checkpoint} is a closure ({closure[0]}): give the viscosity with --nu ({source} has no metadata 'nu')")
-        if not float(nu) > 0:
-            raise CaseError(f"the viscosity must be positive, got {nu}")
+    request = prepare(model, fields_path, mapping, periods, nu)
     check_output(out, overwrite)
-
     tic = time.perf_counter()
-    period_vectors = None if fields.metadata.get("periods") is None else np.asarray(fields.metadata["periods"], dtype=float)
+    trained, view, fields = request.trained, request.view, request.fields
     try:
-        predicted = predict_fields(trained.model.double(), view, trained.shape, trained.spec, period_vectors, device=device, dtype=torch.float64)
+        predicted = predict_fields(trained.model.double(), view, trained.shape, trained.spec, request.periods, device=device, dtype=torch.float64)
     except VcnnError as err:
-        raise CaseError(f"{source}: {err}") from None
+        raise CaseError(f"{request.source}: {err}") from None
     errors = relative_l2(view, {n: v for n, v in predicted.items() if n in view.point_data and view[n].shape == v.shape})
-    for name in closure:
-        predicted["nu_t"] = INVERSES[name](predicted[name], float(nu))
+    if request.closure:
+        predicted["nu_t"] = INVERSES[request.closure](predicted[request.closure], request.nu)
     fields.weights = view.weights
     for name, value in predicted.items():
         fields[PREFIX + name] = value
     summary = {
         "model": str(model),
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(request.checkpoint),
         "family": trained.state.get("family"),
-        "input": str(source),
+        "input": str(request.source),
         "out": str(out),
         "nodes": fields.num_nodes,
         "map": dict(mapping or {}),
         "periods": fields.metadata.get("periods"),
-        "nu": None if not closure else float(nu),
+        "nu": request.nu if request.closure else None,
         "arrays": [PREFIX + name for name in predicted],
         "relative_l2": errors,
         "seconds": round(time.perf_counter() - tic, 3),

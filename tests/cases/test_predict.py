@@ -102,16 +102,19 @@ def predicted(capsys, argv) -> tuple[dict, MeshFields]:
     return summary, MeshFields.read(summary["out"])
 
 
-def test_a_field_made_with_meshio_alone_gets_the_same_prediction(world, tmp_path, capsys):
+@pytest.mark.parametrize("suffix", [".vtu", ".vtk"])
+def test_a_field_made_with_meshio_alone_gets_the_same_prediction(world, tmp_path, capsys, suffix):
     """The issue's test: other array names, no node weights, nodes reordered, the frame and the
-    period turned by 37 degrees; the prediction equals that on the original to 1e-10 (float64)."""
+    period turned by 37 degrees, written as VTU or legacy VTK; the prediction equals that on the
+    original to 1e-10 (float64)."""
     summary, original = predicted(capsys, ["predict", "--model", "tiny", "--fields", world.case, "--out", tmp_path / "original"])
     assert summary["arrays"] == ["predicted_concentration"] and summary["checkpoint"] == str(world.models / "tiny.pt")
     reference = original["predicted_concentration"]
     assert np.ptp(reference) > 1e-3  # the untrained network does not predict a constant
     np.testing.assert_array_equal(original["concentration"], world.fields["concentration"])  # the input is kept
 
-    argv = ["predict", "--model", "tiny", "--fields", world.foreign, "--out", tmp_path / "foreign", *FOREIGN_MAP, "--period", turned_period()]
+    foreign = write_foreign(tmp_path / f"turned{suffix}", world.fields, world.permutation)
+    argv = ["predict", "--model", "tiny", "--fields", foreign, "--out", tmp_path / "foreign", *FOREIGN_MAP, "--period", turned_period()]
     summary, foreign = predicted(capsys, argv)
     again = foreign["predicted_concentration"][np.argsort(world.permutation)]
     assert np.abs(again - reference).max() <= 1e-10 * np.abs(reference).max()
