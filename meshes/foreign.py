@@ -51,12 +51,17 @@ def read_mesh_file(path: str | Path) -> tuple[MeshFields, dict]:
     data, left_out = {}, {}
     weights = None
     for name, values in mesh.point_data.items():
-        values = np.asarray(values, dtype=float)
-        if name == WEIGHT_NAME:
-            weights = values.reshape(len(points))
+        try:
+            values = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            left_out[name] = "its values are not numbers"
             continue
         converted = _as_kind(values, len(points), dim)
-        if isinstance(converted, str):
+        if name == WEIGHT_NAME:
+            if isinstance(converted, str) or converted.ndim != 1:
+                raise MeshError(f"{path}: the node weights ({WEIGHT_NAME!r}) must be one number per node, they have shape {values.shape}")
+            weights = converted
+        elif isinstance(converted, str):
             left_out[name] = converted
         else:
             data[name] = converted
@@ -86,8 +91,8 @@ def _cells(mesh, path: Path) -> tuple[str, np.ndarray]:
 def _as_kind(values: np.ndarray, n: int, dim: int):
     """The array as a scalar (n,), vector (n, dim) or tensor (n, dim, dim); a string saying why not."""
     shape = values.shape
-    if shape[0] != n:
-        return f"it has {shape[0]} values for {n} nodes"
+    if values.ndim == 0 or shape[0] != n:
+        return f"it has {values.size if values.ndim == 0 else shape[0]} values for {n} nodes"
     if values.ndim == 2 and shape[1] == 1:
         return values[:, 0]
     if values.ndim == 1:
