@@ -55,13 +55,15 @@ class FeatureSpec:
         if not (self.diffusivity > 0 and self.reaction > 0):
             raise FeatureError("diffusivity and reaction must be positive")
 
+    def inputs(self) -> dict:
+        """{name: kind} of the point arrays the features are computed from (node weights aside)."""
+        return {self.velocity_field: "vector", **{name: "scalar" for name in self.scalars if name not in DERIVED_SCALARS}}
+
     def check_fields(self, fields: MeshFields) -> None:
         """Raise FeatureError unless every needed array is present, of the right kind and finite."""
         if not np.isfinite(fields.weights).all():
             raise FeatureError("the node weights ('node_weight') hold NaN or infinite values")
-        needed = {self.velocity_field: "vector"}
-        needed.update({name: "scalar" for name in self.scalars if name not in DERIVED_SCALARS})
-        for name, kind in needed.items():
+        for name, kind in self.inputs().items():
             if name not in fields.point_data:
                 raise FeatureError(f"unknown feature {name!r}: no such point array (have {sorted(fields.point_data)})")
             if fields.kind(name) != kind:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cases.cli import benchmark, couple, dataset, network, solve, study
+from cases.cli import benchmark, couple, dataset, network, predict, solve, study
 from cases.cli.common import rank
 
 EXIT_USAGE = 2
-COMMANDS = (solve, couple, dataset, study, network, benchmark)
+COMMANDS = (solve, couple, dataset, study, network, predict, benchmark)
 ERRORS = {"cases.errors": "CaseError", "meshes.errors": "MeshError", "solvers.errors": "SolverError", "vcnn.errors": "VcnnError"}
 """The project's exception type of each package: input or a solve the user can fix."""
 

@@ -10,7 +10,7 @@ from cases.errors import CaseError
 
 def add_parsers(sub) -> None:
     couple = sub.add_parser("couple", help="a trained closure network in the RANS loop, compared with the PDE model it learned from")
-    couple.add_argument("--model", type=Path, required=True, help="closure checkpoint (trained on a hills-rans dataset)")
+    couple.add_argument("--model", type=Path, required=True, help="closure checkpoint (trained on a hills-rans dataset) or a shipped model's name")
     couple.add_argument("--case", choices=["hills-rans"], default="hills-rans", help="the case (default and only: hills-rans)")
     couple.add_argument("--alpha", type=float, help="hill slope parameter in [0.5, 3] (closures trained on hills-rans)")
     couple.add_argument("--geometry", help="a Closure Challenge hill, alpha_AA_LLLLL_HHHH (closures trained on the benchmark's LES): started from its SST solution")
@@ -29,11 +29,13 @@ def add_parsers(sub) -> None:
 
 
 def run(args) -> int:
+    from cases.models import resolve
     from cases.rundir import check_output
     from cases.studies.coupling import CoupledRun, couple_into, prepare
 
     if args.blend < 0:
         raise CaseError(f"--blend must be 0 or more iterations, got {args.blend}")
+    args.model = resolve(args.model)
     if (args.alpha is None) == (args.geometry is None):
         raise CaseError("give --alpha (a closure trained on hills-rans) or --geometry (one trained on the Closure Challenge LES), not both")
     if args.geometry is not None:
