@@ -304,6 +304,7 @@ def coupled_row(study: PhllStudy, network, name: str, role: str, out: Path, opti
         row["error"] = str(err).splitlines()[0]
         return row
     own = moved(fields, planar_rotation(-rotate)) if rotate else fields
+    own.metadata["periods"] = sst.metadata["periods"]  # turned back exactly: no 1e-16 cross component
     history = statistics["history"]
     row["closure"] = {
         "reattachment": bubble["reattachment"], "separation": bubble["separation"], "iterations": len(history),

@@ -35,17 +35,17 @@ def field(arrays=TRANSPORT, dim: int = 2, n: int = 80, **metadata) -> MeshFields
     return MeshFields(points, Delaunay(points).simplices, "triangle" if dim == 2 else "tetra", point_data=data, metadata={"periods": [[3.0] + [0.0] * (dim - 1)], **metadata})
 
 
-def save_network(path, family="hills-transport", weight=None, scalar_std=None):
+def save_network(path, family="hills-transport", weight=None, scalar_std=None, target="concentration"):
     """An untrained network with the data configuration `vcnn train` writes; `weight` fills its
     first weight tensor, `scalar_std` its normalisation scale of the input scalars."""
     torch.manual_seed(0)
-    model = build_model(CloudNetConfig(n_scalars=3, embedding=(4, 4), m_prime=2, fitting=(4,), outputs=("concentration",)))
+    model = build_model(CloudNetConfig(n_scalars=3, embedding=(4, 4), m_prime=2, fitting=(4,), outputs=(target,)))
     with torch.no_grad():
         if weight is not None:
             next(model.parameters()).fill_(weight)
         if scalar_std is not None:
             model.scalar_std.fill_(scalar_std)
-    return checkpoint.save(path, model, **checkpoint.data_config({"shape": "ellipse"}, SPEC, ["concentration"], family=family))
+    return checkpoint.save(path, model, **checkpoint.data_config({"shape": "ellipse"}, SPEC, [target], family=family))
 
 
 @pytest.fixture(scope="module")
@@ -344,3 +344,29 @@ def test_out_on_an_existing_file_is_refused_before_the_work(world, tmp_path, cap
     match = "exists and is not a directory" if where == "file" else f"{file} is a file"
     refused(capsys, commands(world, world.good)[command] + ["--out", out], match)
     assert file.read_text() == "a result of something else\n"
+
+
+# --- the LES-trained closure on a benchmark hill ----------------------------------------------------
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--geometry", "alpha_1_9000_3036"], "a hill geometry is named"),  # malformed name
+        (["--geometry", "alpha_05_1007_4048"], "needs a period"),  # a period shorter than the flanks
+        (["--geometry", "alpha_10_9000_3036", "--alpha", "1.0"], "not both"),
+        (["--geometry", "alpha_10_9000_3036", "--max-iterations", "0"], "max_iterations >= 1"),
+    ],
+)
+def test_couple_on_a_benchmark_hill_refuses_bad_input_before_any_solve(world, tmp_path, capsys, args, match):
+    good = save_network(tmp_path / "phll.pt", family="phll", target="nu_t_ratio")
+    refused(capsys, ["couple", "--model", good, *args, "--out", tmp_path / "out"], match)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "family, target, match",
+    [("hills-rans", "nu_t_ratio", "not trained on the Closure Challenge hills"), ("phll", "concentration", "not one closure target")],
+)
+def test_couple_on_a_benchmark_hill_refuses_a_checkpoint_of_another_family_or_target(tmp_path, capsys, family, target, match):
+    other = save_network(tmp_path / "other.pt", family=family, target=target)
+    refused(capsys, ["couple", "--model", other, "--geometry", "alpha_10_9000_3036", "--out", tmp_path / "out"], match)
+    assert not (tmp_path / "out").exists()
