@@ -297,19 +297,28 @@ def coupled_row(study: PhllStudy, network, name: str, role: str, out: Path, opti
     sst = read_sst(study, name)
     row = {"case": name, "role": role, "rotate_deg": rotate, "sst": _sst_summary(sst)}
     network.timings.update(clouds=0.0, network=0.0, calls=0)
-    try:
-        fields, bubble, statistics = couple_geometry(network, sst, where, options, rotate, str(out / "network" / "best.pt"))
-    except CaseError as err:
-        log.warning("%s", err)
-        row["error"] = str(err).splitlines()[0]
-        return row
+    failed = _last_state(where)  # a failed solve is not repeated (it would fail the same way): its state is scored
+    if failed is not None and failed.metadata.get("status") == "failed":
+        row["error"] = failed.metadata["error"].splitlines()[0]
+        fields, bubble, statistics = failed, {"reattachment": None, "separation": None}, failed.metadata["statistics"]
+    else:
+        try:
+            fields, bubble, statistics = couple_geometry(network, sst, where, options, rotate, str(out / "network" / "best.pt"))
+        except CaseError as err:
+            log.warning("%s", err)
+            row["error"] = str(err).splitlines()[0]
+            fields = _last_state(where)
+            if fields is None:
+                return row
+            bubble, statistics = {"reattachment": None, "separation": None}, fields.metadata["statistics"]
     own = moved(fields, planar_rotation(-rotate)) if rotate else fields
     own.metadata["periods"] = sst.metadata["periods"]  # turned back exactly: no 1e-16 cross component
     history = statistics["history"]
     row["closure"] = {
         "reattachment": bubble["reattachment"], "separation": bubble["separation"], "iterations": len(history),
         "residual_reduction": history[-1]["momentum_residual"] / history[0]["momentum_residual"],
-        "seconds": statistics["timings_s"]["rans"], "network_s": network.timings["network"], "clouds_s": network.timings["clouds"],
+        "seconds": sum(h["momentum_s"] + h["closure_s"] for h in history), "network_s": network.timings["network"],
+        "clouds_s": network.timings["clouds"], "status": "not converged: its last state scored" if "error" in row else "converged",
     }
     row["closure"]["score"], row["sst"]["score"] = (_score(study, f, name, role, out, source) for f, source in ((own, f"LES closure {where}"), (sst, f"our SST {name}")))
     if role == "validation":
@@ -317,6 +326,18 @@ def coupled_row(study: PhllStudy, network, name: str, role: str, out: Path, opti
     _profiles_figure(study, name, role, sst, own, where / "profiles.png")
     write_json(row_file, row)
     return row
+
+
+def _last_state(where: Path):
+    """What a coupled solve wrote in `where`, if anything, and finite (a stall, not a divergence)."""
+    from meshes.errors import MeshError
+    from meshes.fields import MeshFields
+
+    try:
+        fields = MeshFields.read(where)
+    except MeshError:
+        return None
+    return fields if np.isfinite(fields["velocity"]).all() else None
 
 
 def _profiles_figure(study: PhllStudy, name: str, role: str, sst, coupled, path: Path) -> None:
