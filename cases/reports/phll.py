@@ -35,9 +35,11 @@ def report_markdown(report: dict) -> str:
 def _row(row: dict) -> str:
     name = row["case"] + (f" turned {row['rotate_deg']:g} deg" if row["rotate_deg"] else "")
     sst = row["sst"]
-    if "error" in row:
+    if "closure" not in row:
         return f"| {name} | {row['role']} | {_f(sst.get('score'))} | failed: {row['error']} | | | | |"
     c = row["closure"]
+    if "error" in row:  # stalled: its last state is scored
+        name += " (not converged: its last state)"
     bubbles = f"{_f(sst.get('reattachment'), 2)} / {_f(c['reattachment'], 2)} / {_f(row.get('les_reattachment'), 2)}"
     return (
         f"| {name} | {row['role']} | {_f(sst.get('score'))} | {_f(c['score'])} | {bubbles} | {c['iterations']} | "
