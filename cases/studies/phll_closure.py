@@ -43,7 +43,6 @@ FAMILY = "phll"
 TARGET = "nu_t_ratio"
 TEST = ("alpha_15_13929_4048", "alpha_15_13929_2024", "alpha_05_4071_4048", "alpha_05_4071_2024")
 """The benchmark's periodic-hill test cases: solved and scored, never learned from."""
-SECTIONS = {"study", "cloud", "features", "model", "training", "coupling"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,9 +87,21 @@ def is_phll_study(path) -> bool:
         return False  # the general loader says what is wrong with it
 
 
+def schema() -> dict:
+    """Every section and key a PHLL closure study may hold, with its type (`cases.study_schema`)."""
+    from cases.study import SCHEMA
+    from cases.studies.phll_coupling import PhllCoupling
+    from cases.study_schema import keys_of
+
+    names = tuple[str, ...]
+    study = {"directory": str, "phll29": str, "train": names, "validate": names, "test": names, "resolution": str, "jobs": int, "regularisation": float}
+    return {"study": study, **{k: SCHEMA[k] for k in ("cloud", "features", "training")}, "model": {k: v for k, v in SCHEMA["model"].items() if k != "targets"}, "coupling": keys_of(PhllCoupling)}
+
+
 def load_phll_study(path) -> PhllStudy:
     """Parse and check a PHLL closure study before any work (CaseError, one line)."""
     from cases.study import shape_from
+    from cases.study_schema import check_table
     from meshes.errors import MeshError
     from vcnn.errors import VcnnError
     from vcnn.features import FeatureSpec
@@ -101,8 +112,7 @@ def load_phll_study(path) -> PhllStudy:
         raw = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise CaseError(f"cannot read study {path}: {err}") from None
-    if set(raw) - SECTIONS:
-        raise CaseError(f"{path}: unknown sections {sorted(set(raw) - SECTIONS)}; a PHLL closure study has {sorted(SECTIONS)}")
+    check_table(raw, schema(), path)
     table = dict(raw.get("study", {}))
     try:
         study = PhllStudy(
@@ -113,8 +123,6 @@ def load_phll_study(path) -> PhllStudy:
             cloud=dict(raw.get("cloud", {"shape": "ball", "radius": 0.5})), features=FeatureSpec(**raw.get("features", {})),
             model=dict(raw.get("model", {})), training=TrainingConfig(**raw.get("training", {})), coupling=dict(raw.get("coupling", {})),
         )
-        if table:
-            raise CaseError(f"{path}: unknown [study] keys {sorted(table)}")
         shape_from(study.cloud)
         study.model_config()
         if study.resolution is not None:

@@ -38,7 +38,8 @@ def test_the_shipped_study_file_splits_the_shared_cases(reference_dir):
         ({"validate": ["alpha_15_13929_4048"]}, "are not in"),  # a test case has no data here
         ({"train": [VALIDATE]}, "both train and validate"),
         ({"test": [TRAIN]}, "must not be a shared case"),
-        ({"epochs": 3}, "unknown \\[study\\] keys"),
+        ({"epochs": 3}, "epochs"),  # a [training] key in [study]
+        ({"jobs": "two"}, "jobs must be"),
         ({"resolution": "48by48"}, "resolution"),
     ],
 )
