@@ -64,6 +64,8 @@ class PhllRansConfig(HillsRansConfig):
         object.__setattr__(self, "geometry", hill.name)
         if not (0.0 <= self.continuation_height < 1e3):
             raise CaseError(f"continuation_height must be 0 (off) or a domain height, got {self.continuation_height}")
+        if self.start_model and self.rotate:
+            raise CaseError("a turned phll-rans solve cannot start from another model's solution (it is mapped in the hill's own frame): set start_model = \"\"")
         if self.start_model:
             from solvers.errors import SolverError
             from solvers.models import check_model

@@ -86,6 +86,7 @@ def couple_geometry(network, sst, out: Path, options: PhllCoupling, rotate: floa
     config = phll_rans.PhllRansConfig(**{
         **sst.metadata["config"], "anderson": options.anderson, "tolerance": options.tolerance,
         "max_iterations": options.max_iterations, "relaxation": options.relaxation, "rotate": rotate,
+        "start_model": "",  # the coupled solve starts from the SST solution itself
     })
     start = moved(sst, planar_rotation(rotate)) if rotate else sst
     comm = MPI.COMM_WORLD

@@ -94,6 +94,8 @@ def test_a_coupled_closure_that_returns_sst_s_nu_t_keeps_the_sst_solution(solved
     assert statistics["rans_iterations"] < 10
     assert np.linalg.norm(fields["velocity"] - sst["velocity"]) / np.linalg.norm(sst["velocity"]) < 1e-5
     assert bubble["reattachment"] == pytest.approx(sst.metadata["validation"]["reattachment"], abs=1e-3)
+    turned, turned_bubble, _ = couple_geometry(Frozen(), sst, tmp_path / "turned", PhllCoupling(tolerance=1e-8), rotate=30.0)
+    assert turned_bubble["reattachment"] == pytest.approx(bubble["reattachment"], abs=1e-6)
     pytest.importorskip("closure_challenge")
     assert _score(solved, fields, VALIDATE, "validation", tmp_path, "") == pytest.approx(_score(solved, sst, VALIDATE, "validation", tmp_path, ""), abs=1e-5)
 

@@ -42,3 +42,12 @@ def test_bad_geometry_names_are_refused_before_any_work(tmp_path):
     for args, match in cases:
         assert_one_line_error(vcnn("solve", "phll-rans", *args, "--out", out), match)
         assert not out.exists()
+
+
+def test_a_turned_solve_cannot_start_from_another_model():
+    from cases.errors import CaseError
+    from cases.flows import phll_rans
+
+    with pytest.raises(CaseError, match="turned phll-rans solve"):
+        phll_rans.configure(geometry="alpha_10", rotate=30.0)
+    assert phll_rans.configure(geometry="alpha_10", rotate=30.0, start_model="").rotate == 30.0
