@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from cases.errors import CaseError
+from cases.flows.rans_common import cells
 from cases.rundir import write_json
 from cases.studies import les_targets
 
@@ -151,12 +152,6 @@ def _training_cases(study: PhllStudy, path: Path) -> tuple[str, ...]:
     return train
 
 
-def cells(resolution: str) -> tuple[int, int]:
-    from cases.flows.rans_common import cells as parse
-
-    return parse(resolution)
-
-
 def solve_sst(study: PhllStudy, names, progress: bool = True) -> None:
     """Our SST solution of each geometry into DIR/sst/<case> (`jobs` workers); reused when there."""
     import concurrent.futures
@@ -202,7 +197,7 @@ def training_sample(study: PhllStudy, name: str):
 
     if name in study.test:
         raise CaseError(f"{name} is a test case: no sample is made of it")
-    nx, ny = (None, None) if study.resolution is None else cells(study.resolution)
+    nx, ny = cells(study.resolution)
     mesh = phll_rans.unsolved_mesh(phll_rans.configure(geometry=name, nx=nx, ny=ny))
     case_dir = study.phll29 / name
     les = les_targets.les_on_mesh(case_dir, mesh)
