@@ -105,6 +105,10 @@ def test_sparse_operators_equal_the_dense_formulas(dim, kind, graph):
     inputs = (vectors, scalars, weights) + ((adjacency,) if graph == "mesh" else ())
     got = model(*inputs)
     assert relative(got, expected) < 1e-12
+    # and the same gradients, so that training follows the same path
+    sparse = torch.autograd.grad(got.square().sum(), list(model.parameters()))
+    dense = torch.autograd.grad(expected.square().sum(), list(model.parameters()))
+    assert max(relative(a, b) for a, b in zip(sparse, dense) if b.abs().max() > 0) < 1e-10
     if graph == "mesh":  # the edge index itself gives the same, and the graph matters
         batch, n = weights.shape
         b, i, j = adjacency.nonzero(as_tuple=True)
@@ -120,6 +124,8 @@ def test_a_mesh_graph_network_refuses_missing_or_malformed_edges():
         model(vectors, scalars, weights)
     with pytest.raises(ModelError, match=r"\(2, E\) integer edge index or a \(6, 20, 20\) adjacency"):
         model(vectors, scalars, weights, torch.zeros(6, 20))
+    with pytest.raises(ModelError, match="outside the 6 clouds of 20"):
+        model(vectors, scalars, weights, torch.tensor([[0, 120], [1, 2]]))
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -36,6 +36,8 @@ def cloud_edges(weights: torch.Tensor, graph: torch.Tensor | None, mesh: bool) -
     elif graph is None:
         raise ModelError("a mesh-graph network needs the members' mesh edges: an edge index (vcnn.clouds.MeshGraph.edges) or a (B, n, n) adjacency")
     elif graph.dim() == 2 and graph.shape[0] == 2 and not graph.is_floating_point():
+        if graph.numel() and (graph.min() < 0 or graph.max() >= batch * n):
+            raise ModelError(f"the edge index refers to members outside the {batch} clouds of {n}")
         return graph.long()
     elif graph.shape == (batch, n, n):
         adjacency = graph != 0
