@@ -8,6 +8,10 @@ included). Each (network, n, code) runs in a fresh process: inference on a batch
 clouds, the fastest of a few repeats, and the growth of the peak resident memory during the
 forward passes, both divided by the batch size. Exponents are least-squares slopes in log-log
 coordinates.
+
+With the baseline, each network is also trained (20 epochs, whole clouds of the 16 nearest
+nodes, the synthetic periodic cases of tests/vcnn/test_train.py) with either code from the same
+seed: the test errors should agree to float32 round-off.
 """
 
 from __future__ import annotations
@@ -86,19 +90,49 @@ def one(kind: str, n: int, form: str, repeats: int = 3) -> dict:
     }
 
 
+def accuracy(kind: str) -> dict:
+    """Train a mesh-graph network briefly on synthetic cases (in this process); its test error."""
+    import tempfile
+
+    import torch
+
+    from tests.vcnn.test_train import SPEC, synthetic_case
+    from vcnn.clouds import KNearest
+    from vcnn.data import CloudBatches, feature_statistics
+    from vcnn.inference import predict_fields, relative_l2
+    from vcnn.nn import CloudNetConfig, build_model
+    from vcnn.train import TrainingConfig, train
+
+    training = CloudBatches([synthetic_case("a", 0.3, 0), synthetic_case("b", 0.5, 1)], KNearest(16), SPEC, ("concentration",), 64, None, mesh_graph=True)
+    torch.manual_seed(0)
+    model = build_model(CloudNetConfig(kind=kind, graph="mesh", n_scalars=4, embedding=(16, 16), kernel=(16,), fitting=(32,)))
+    model.set_normalization(feature_statistics(training))
+    config = TrainingConfig(epochs=20, batch_size=64, n_points=0, learning_rate=5e-3, patience=50, device="cpu")
+    test = synthetic_case("t", 0.4, 2)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        history = train(model, training, [test], config, tmp, progress=False)
+    seconds = time.perf_counter() - start
+    error = relative_l2(test.fields, predict_fields(model, test.fields, KNearest(16), SPEC, test.periods))["concentration"]
+    return {"network": kind, "train_loss": [history[0]["train_loss"], history[-1]["train_loss"]], "test_relative_l2": error, "train_seconds": seconds}
+
+
 def exponent(sizes, values) -> float:
     return float(np.polyfit(np.log(sizes), np.log(values), 1)[0])
 
 
+def fresh(args: list[str], code: Path, threads: int) -> dict:
+    """This script with `args` in a new process, the project imported from `code` (tests from here)."""
+    env = dict(os.environ, PYTHONPATH=f"{code}{os.pathsep}{ROOT}", OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], capture_output=True, text=True, check=True, cwd=code, env=env)
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    print(json.dumps(record), flush=True)
+    return record
+
+
 def series(kind: str, form: str, code: Path, sizes, threads: int) -> dict:
     """Every n in its own process, the code imported from `code`; exponents of time and memory."""
-    env = dict(os.environ, PYTHONPATH=str(code), OMP_NUM_THREADS=str(threads))
-    runs = []
-    for n in sizes:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--one", kind, str(n), form]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=code, env=env)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(json.dumps(runs[-1]), flush=True)
+    runs = [fresh(["--one", kind, str(n), form], code, threads) for n in sizes]
     memory = [max(r["memory_mb_per_cloud"], 1e-9) for r in runs]
     return {
         "runs": runs,
@@ -120,19 +154,24 @@ def scaling(sizes=SIZES, baseline: str | None = None, threads: int = 1) -> dict:
             results["baseline"] = {"revision": commit}
             for kind in NETWORKS:
                 results["baseline"][kind] = series(kind, "adjacency", Path(tmp), sizes, threads)
+            results["accuracy"] = {kind: {"sparse": fresh(["--accuracy", kind], ROOT, threads), "baseline": fresh(["--accuracy", kind], Path(tmp), threads)} for kind in NETWORKS}
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", nargs=3, metavar=("NETWORK", "N", "FORM"))
-    parser.add_argument("--baseline", metavar="REV", help="also measure the networks of this git revision (dense adjacency)")
+    parser.add_argument("--accuracy", metavar="NETWORK", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", metavar="REV", help="also measure and train the networks of this git revision (dense adjacency)")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (1: comparable on a shared machine)")
     parser.add_argument("--out", type=Path, help="write the results here (JSON)")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one[0], int(args.one[1]), args.one[2])))
+        return
+    if args.accuracy:
+        print(json.dumps(accuracy(args.accuracy)))
         return
     results = scaling(tuple(args.sizes), args.baseline, args.threads)
     text = json.dumps(results, indent=2) + "\n"
