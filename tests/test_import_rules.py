@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "meshes": {"solvers", "vcnn", "cases", "torch"},
+    "meshes": {"solvers", "vcnn", "cases", "torch", "torch_geometric"},
     "solvers": {"vcnn", "cases", "torch", "torch_geometric"},
     "vcnn": {"solvers", "cases", "dolfinx", "dolfinx_mpc", "ufl", "basix", "petsc4py", "gmsh"},
 }

@@ -23,6 +23,8 @@ _API = {
     "predict_fields": "vcnn.inference", "relative_l2": "vcnn.inference",
     "check_field_model": "vcnn.symmetry", "check_cloud_model": "vcnn.symmetry", "moved": "vcnn.symmetry", "planar_rotation": "vcnn.symmetry",
     "NeuralClosure": "vcnn.closure", "closure_targets": "vcnn.closure",
+    # whole meshes as torch-geometric graphs
+    "to_pyg": "vcnn.graphs",
 }
 
 __all__ = sorted(_API)

@@ -149,24 +149,45 @@ class Clouds:
 
 
 class MeshGraph:
-    """Which nodes share a cell. Nodes matched across a periodic boundary are distinct mesh
-    nodes, so the graph does not cross that seam."""
+    """Which nodes share a cell, as sorted (node, neighbour) pairs with every node its own
+    neighbour. Nodes matched across a periodic boundary are distinct mesh nodes, so the graph does
+    not cross that seam."""
 
     def __init__(self, cells: np.ndarray, num_nodes: int):
         cells = np.asarray(cells, dtype=np.int64)
         a, b = np.triu_indices(cells.shape[1], 1)
         i, j = cells[:, a].ravel(), cells[:, b].ravel()
-        self.num_nodes = int(num_nodes)
-        loops = np.arange(self.num_nodes, dtype=np.int64) * (self.num_nodes + 1)
-        self.keys = np.unique(np.concatenate([i * self.num_nodes + j, j * self.num_nodes + i, loops]))
+        self.num_nodes = n = int(num_nodes)
+        loops = np.arange(n, dtype=np.int64) * (n + 1)
+        self.nodes, self.neighbours = np.divmod(np.unique(np.concatenate([i * n + j, j * n + i, loops])), n)
+        self.starts = np.searchsorted(self.nodes, np.arange(n + 1))  # node u's pairs: starts[u]:starts[u + 1]
 
-    def among(self, clouds: Clouds) -> np.ndarray:
-        """(Q, n_max, n_max) 0/1: members a and b of a cloud share a cell (or a is b); padding 0."""
-        members = np.full((len(clouds), int(clouds.sizes.max())), -1, dtype=np.int64)
-        members[clouds.owner(), slots(clouds.offsets)] = clouds.members
-        keys = members[:, :, None] * self.num_nodes + members[:, None, :]
-        found = self.keys[np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)] == keys
-        return (found & (members[:, :, None] >= 0) & (members[:, None, :] >= 0)).astype(float)
+    def pairs(self) -> np.ndarray:
+        """(2, E) every ordered pair of distinct nodes that share a cell: (source, target) rows."""
+        distinct = self.nodes != self.neighbours
+        return np.stack([self.neighbours[distinct], self.nodes[distinct]])
+
+    def edges(self, clouds: Clouds) -> np.ndarray:
+        """(2, E) mesh edges among the members of each cloud, self-loops included, as an edge index
+        (source, target rows) into the clouds padded to n_max members: member a of cloud c is
+        c n_max + a. Members that are one node (periodic images) are each other's neighbours.
+        Work and memory grow with the members times the mesh degree, never as n_max^2."""
+        owner, members = clouds.owner(), clouds.members
+        count = self.starts[members + 1] - self.starts[members]
+        member = np.repeat(np.arange(len(members)), count)  # each member once per mesh neighbour
+        neighbour = self.neighbours[np.repeat(self.starts[members], count) + slots(_offsets(count))]
+        keys = owner * self.num_nodes + members
+        order = np.argsort(keys, kind="stable")
+        wanted = owner[member] * self.num_nodes + neighbour
+        first, last = np.searchsorted(keys[order], wanted, "left"), np.searchsorted(keys[order], wanted, "right")
+        hits = last - first  # members of the same cloud that hold the neighbour
+        target, source = np.repeat(member, hits), order[np.repeat(first, hits) + slots(_offsets(hits))]
+        position = owner * int(clouds.sizes.max()) + slots(clouds.offsets)
+        return np.stack([position[source], position[target]])
+
+
+def _offsets(sizes: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(sizes)])
 
 
 class NodeIndex:

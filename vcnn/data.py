@@ -76,12 +76,12 @@ class Batch:
     weights: torch.Tensor  # (B, n)
     targets: torch.Tensor  # (B, width): flat, in the layout of `CloudNetConfig.layout`
     node_weights: torch.Tensor  # (B,) for integral-weighted losses and errors
-    adjacency: torch.Tensor | None = None  # (B, n, n) mesh edges among the members, if asked for
+    edges: torch.Tensor | None = None  # (2, E) mesh edges among the members (MeshGraph.edges), if asked for
 
     @property
     def inputs(self) -> tuple[torch.Tensor, ...]:
-        """What the network takes: vectors, scalars, weights (and the adjacency, if any)."""
-        return (self.vectors, self.scalars, self.weights) + (() if self.adjacency is None else (self.adjacency,))
+        """What the network takes: vectors, scalars, weights (and the mesh edges, if any)."""
+        return (self.vectors, self.scalars, self.weights) + (() if self.edges is None else (self.edges,))
 
     def to(self, device) -> "Batch":
         # not dataclasses.astuple: it deep-copies every tensor
@@ -149,9 +149,8 @@ class CloudBatches:
         vectors, scalars, weights = pad(cloud_features(fields, clouds, velocity[nodes], self.spec))
         targets = flat_targets(fields, nodes, self.targets, self.target_kinds)
         arrays = (vectors, scalars, weights, targets, fields.weights[nodes])
-        if self.mesh_graph:
-            arrays += (case.graph.among(clouds),)
-        return Batch(*(torch.as_tensor(a, dtype=self.dtype) for a in arrays))
+        edges = torch.as_tensor(case.graph.edges(clouds)) if self.mesh_graph else None
+        return Batch(*(torch.as_tensor(a, dtype=self.dtype) for a in arrays), edges)
 
 
 def flat_targets(fields: MeshFields, nodes: np.ndarray, names: tuple[str, ...], kinds: tuple[str, ...]) -> np.ndarray:

@@ -51,8 +51,8 @@ def predict_fields(
                 part = np.arange(first, min(first + step, len(nodes)))
                 subset = clouds.subset(part)
                 arrays = pad(cloud_features(fields, subset, velocity[nodes[part]], spec))
-                arrays += () if graph is None else (graph.among(subset),)
                 inputs = [torch.as_tensor(a, dtype=dtype, device=device) for a in arrays]
+                inputs += [] if graph is None else [torch.as_tensor(graph.edges(subset), device=device)]
                 toc = time.perf_counter()
                 results.append(model(*inputs).cpu().double())
                 seconds["clouds"] += toc - tic

@@ -50,7 +50,7 @@ class CloudNetConfig:
     graph_layers: int = 2
     kernel: tuple[int, ...] = (32,)
     # Pairwise networks: messages between every pair of members ("cloud") or along mesh edges
-    # ("mesh": the forward pass takes the members' adjacency, `vcnn.clouds.MeshGraph`)
+    # ("mesh": the forward pass takes the mesh edges among the members, `vcnn.clouds.MeshGraph.edges`)
     graph: str = "cloud"
 
     def __post_init__(self):
@@ -136,7 +136,7 @@ class CloudNet(nn.Module):
         """How inputs and outputs transform, and the transforms the outputs must not feel."""
         inputs = {"vectors": "vector", "scalars": "scalar", "weights": "scalar"}
         if self.config.graph == "mesh":
-            inputs["adjacency"] = "scalar"  # (B, n, n), permuted with the members
+            inputs["edges"] = "scalar"  # (2, E) or a (B, n, n) adjacency, renumbered with the members
         return {
             "inputs": inputs,
             "outputs": dict(zip(self.config.outputs, self.config.output_kinds)),

@@ -1,10 +1,12 @@
-"""Pairwise networks on the cloud graph: every member connected to every other, messages
-weighted by the members' quadrature weights. Cost and memory grow as n^2 per cloud.
+"""Pairwise networks: messages between members of a cloud, weighted by the members' quadrature
+weights, on a sparse edge index (`vcnn.nn.message_passing`, torch-geometric layers). On the cloud
+graph every member is connected to every other: cost and memory grow as n^2 per cloud.
 
-With `graph = "mesh"` the messages run along mesh edges only: the forward pass takes the
-members' adjacency (B, n, n) from `vcnn.clouds.MeshGraph`, and member i averages over its mesh
-neighbours and itself, weighted by quadrature weight. Sub-sampled clouds lose most mesh edges,
-so mesh-graph networks want whole clouds (e.g. `KNearest`, and `n_points = 0` in training).
+With `graph = "mesh"` the messages run along mesh edges only: the forward pass takes the mesh
+edges among the members (`vcnn.clouds.MeshGraph.edges`; a (B, n, n) adjacency also does), and
+member i averages over its mesh neighbours and itself, weighted by quadrature weight: cost and
+memory grow as n. Sub-sampled clouds lose most mesh edges, so mesh-graph networks want whole
+clouds (e.g. `KNearest`, and `n_points = 0` in training).
 
 - `GraphKernelNet` (Li et al. 2020 graph kernel network, an edge-conditioned convolution):
   node features updated by v_i <- act(W v_i + sum_j w_j K(e_ij) v_j) with the matrix K(e_ij)
@@ -24,29 +26,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vcnn.nn.base import CloudNet, CloudNetConfig, ModelError
+from vcnn.nn.base import CloudNet, CloudNetConfig
 from vcnn.nn.layers import ACTIVATIONS, mlp
+from vcnn.nn.message_passing import EquivariantConv, KernelConv, cloud_edges, edges_per_cloud, pair_weights
 from vcnn.nn.registry import register
 
 
-def pair_weights(weights: torch.Tensor, adjacency: torch.Tensor | None, mesh: bool) -> torch.Tensor:
-    """The weight of member j in the messages to member i: (B, 1, n) w_j on the cloud graph (they
-    sum to 1 over the cloud; einsum broadcasts the 1), (B, n, n) on the mesh graph: w_j over i's
-    neighbours and i itself, normalised."""
-    if not mesh:
-        return weights[:, None, :]
-    if adjacency is None:
-        raise ModelError("a mesh-graph network needs the members' adjacency (vcnn.clouds.MeshGraph)")
-    pair = weights[:, None, :] * adjacency
-    return pair / pair.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(pair.dtype).tiny)
+class PairwiseNet(CloudNet):
+    """What the pairwise networks share: the graph their messages run on."""
+
+    pairwise = True
+
+    def edges(self, weights: torch.Tensor, graph: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(edge index (2, E) over the B n members, pair weights (E,)) of this network's graph."""
+        mesh = self.config.graph == "mesh"
+        edge_index = cloud_edges(weights, graph, mesh)
+        return edge_index, pair_weights(weights.reshape(-1), edge_index, mesh)
+
+    def edges_per_cloud(self, n: int) -> int:
+        return edges_per_cloud(n, self.config.graph == "mesh")
 
 
 @register("graph_kernel")
-class GraphKernelNet(CloudNet):
-    """Edge-conditioned convolution on the fully connected cloud graph, invariant edge features."""
+class GraphKernelNet(PairwiseNet):
+    """Edge-conditioned convolution on the cloud or mesh graph, invariant edge features."""
 
     raw = False
-    pairwise = True
 
     def __init__(self, config: CloudNetConfig):
         super().__init__(config)
@@ -58,28 +63,29 @@ class GraphKernelNet(CloudNet):
         self.linears = nn.ModuleList(nn.Linear(h, h) for _ in range(config.graph_layers))
         self.activation = ACTIVATIONS[config.activation]()
         self.fit = mlp((h,) + config.fitting + (config.width,), config.activation, False)
+        self.conv = KernelConv()
 
     def elements_per_cloud(self, n: int) -> int:
-        return n * n * self.config.embedding[-1] ** 2  # one h x h kernel matrix per pair of members
+        return self.edges_per_cloud(n) * self.config.embedding[-1] ** 2  # one h x h kernel matrix per edge
 
-    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor, adjacency=None) -> torch.Tensor:
-        batch, n = weights.shape
-        pair = pair_weights(weights, adjacency, self.config.graph == "mesh")
-        s = self.normalized_scalars(scalars)
-        q = vectors.reshape(batch, n, -1)
+    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor, edges=None) -> torch.Tensor:
+        batch, n, k, dim = vectors.shape
+        edge_index, pair = self.edges(weights, edges)
+        source, target = edge_index
+        s = self.normalized_scalars(scalars).reshape(batch * n, -1)
+        q = vectors.reshape(batch * n, k, dim)
         if self.raw:
-            nodes = torch.cat([s, q], dim=-1)
-            edges = [q[:, :, None].expand(-1, -1, n, -1), q[:, None].expand(-1, n, -1, -1)]
+            nodes = torch.cat([s, q.reshape(batch * n, -1)], dim=1)
+            ends = [q[target].reshape(len(target), -1), q[source].reshape(len(source), -1)]
         else:  # Q_i Q_j^T: every dot product between a vector of member i and one of member j
             nodes = s
-            edges = [torch.einsum("bikd,bjld->bijkl", vectors, vectors).reshape(batch, n, n, -1)]
-        edges = torch.cat(edges + [s[:, :, None].expand(-1, -1, n, -1), s[:, None].expand(-1, n, -1, -1)], dim=-1)
-        v = self.lift(nodes)  # (B, n, h)
+            ends = [(q[target] @ q[source].transpose(1, 2)).reshape(len(target), -1)]
+        features = torch.cat(ends + [s[target], s[source]], dim=1)
+        v = self.lift(nodes)  # (B n, h)
         h = v.shape[-1]
         for kernel, linear in zip(self.kernels, self.linears):
-            matrices = kernel(edges).reshape(batch, n, n, h, h)
-            v = self.activation(linear(v) + torch.einsum("bijhg,bjg,bij->bih", matrices, v, pair))
-        return self.denormalized(self.fit(torch.einsum("bn,bnh->bh", weights, v)))
+            v = self.activation(linear(v) + self.conv(v, edge_index, kernel(features).reshape(-1, h, h), pair))
+        return self.denormalized(self.fit(torch.einsum("bn,bnh->bh", weights, v.reshape(batch, n, h))))
 
 
 @register("graph_kernel_raw")
@@ -91,10 +97,9 @@ class RawGraphKernelNet(GraphKernelNet):
 
 
 @register("message_passing")
-class MessagePassingNet(CloudNet):
+class MessagePassingNet(PairwiseNet):
     """Equivariant message passing on the cloud or mesh graph (PaiNN-style scalar and vector channels)."""
 
-    pairwise = True
     output_kinds = ("scalar", "vector")
 
     def __init__(self, config: CloudNetConfig):
@@ -111,30 +116,29 @@ class MessagePassingNet(CloudNet):
             self.fit = mlp((h,) + config.fitting + (len(config.names("scalar")),), config.activation, False)
         if config.names("vector"):
             self.vector_gate = nn.Linear(h, h * len(config.names("vector")))
+        self.conv = EquivariantConv()
 
     def elements_per_cloud(self, n: int) -> int:
-        return n * n * (2 + self.config.n_vectors) * self.config.embedding[-1]
+        return self.edges_per_cloud(n) * (2 + self.config.n_vectors) * self.config.embedding[-1]
 
-    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor, adjacency=None) -> torch.Tensor:
+    def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor, edges=None) -> torch.Tensor:
         batch, n, k, dim = vectors.shape
-        pair = pair_weights(weights, adjacency, self.config.graph == "mesh")
-        s = self.lift(self.normalized_scalars(scalars))  # (B, n, h)
-        v = self.lift_vectors(vectors.transpose(2, 3)).transpose(2, 3)  # (B, n, h, dim)
+        edge_index, pair = self.edges(weights, edges)
+        source, target = edge_index
+        s = self.lift(self.normalized_scalars(scalars)).reshape(batch * n, -1)  # (B n, h)
         h = s.shape[-1]
-        difference = vectors[:, None] - vectors[:, :, None]  # (B, i, j, k, dim): Q_j - Q_i
-        edges = torch.cat(
-            [torch.einsum("bikd,bjld->bijkl", vectors, vectors).reshape(batch, n, n, -1), difference.norm(dim=-1)], dim=-1
-        )
+        v = self.lift_vectors(vectors.transpose(2, 3)).transpose(2, 3).reshape(batch * n, h, dim)
+        q = vectors.reshape(batch * n, k, dim)
+        difference = q[source] - q[target]  # (E, k, dim): Q_j - Q_i
+        features = torch.cat([(q[target] @ q[source].transpose(1, 2)).reshape(len(target), -1), difference.norm(dim=-1)], dim=1)
         for filters, node_net, mix, gate in zip(self.filters, self.node_nets, self.mix, self.gates):
-            x = filters(edges) * node_net(s)[:, None]  # (B, i, j, (2 + k) h), invariant
-            ds, dvv, dvs = x.split([h, h, k * h], dim=-1)
-            s = s + torch.einsum("bijh,bij->bih", ds, pair)
-            v = v + torch.einsum("bijh,bjhd,bij->bihd", dvv, v, pair)
-            v = v + torch.einsum("bijhk,bijkd,bij->bihd", dvs.reshape(batch, n, n, h, k), difference, pair)
-            uv, wv = mix(v.transpose(2, 3)).transpose(2, 3).split([h, h], dim=2)  # (B, n, h, dim) each
+            ds, dv = self.conv(s, v, edge_index, filters(features), node_net(s), difference, pair)
+            s, v = s + ds, v + dv
+            uv, wv = mix(v.transpose(1, 2)).transpose(1, 2).split([h, h], dim=1)  # (B n, h, dim) each
             a_vv, a_sv, a_ss = gate(torch.cat([s, wv.norm(dim=-1)], dim=-1)).split([h, h, h], dim=-1)
             v = v + a_vv[..., None] * uv
             s = s + a_sv * (uv * wv).sum(-1) + a_ss
+        s, v = s.reshape(batch, n, h), v.reshape(batch, n, h, dim)
         parts = []
         if self.config.names("scalar"):
             parts.append(self.fit(torch.einsum("bn,bnh->bh", weights, s)))
