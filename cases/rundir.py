@@ -8,13 +8,19 @@ previous run behind. Under MPI, rank 0 does the file operations and the others w
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from cases.errors import CaseError
+
+log = logging.getLogger("vcnn")
 
 
 def check_output(out: str | Path, overwrite: bool) -> Path:
@@ -50,13 +56,88 @@ def check_output_file(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
+def run_lock(out: str | Path):
+    """Hold `out` for this run: a second run into the same place is refused with one line that
+    names the first, and what killed runs left there (`.partial` files and folders) is removed.
+
+    The lock is an advisory `flock` on `.NAME.lock` beside `out`, so the kernel releases it when
+    the holder dies, even by SIGKILL; no stale lock survives a killed run. Missing folders above
+    `out` are made here."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.with_name(f".{out.name}.lock")
+    while True:
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise CaseError(f"{out} is being written by another run ({holder}): wait for it to end, or choose another --out") from None
+        if _same_file(handle, path):  # not unlinked by a holder that just finished
+            break
+        handle.close()
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, {' '.join(['vcnn', *sys.argv[1:]])[:200]}, since {time.strftime('%H:%M:%S')}")
+    handle.flush()
+    try:
+        remove_stale(out)
+        yield out
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()
+
+
+def _same_file(handle, path: Path) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def remove_stale(out: Path) -> None:
+    """Remove what runs killed before they could clean up left of `out` (its staging folders
+    beside it, half-written files in it); only called by the holder of `out`'s lock."""
+    stale = [*out.parent.glob(f".{out.name}.partial-*"), *out.parent.glob(f".{out.name}.old-*")]
+    if out.is_dir():
+        stale += list(out.rglob(".*partial*"))
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if stale:
+        log.warning("%s: removed %d unfinished output(s) of an interrupted run", out, len(stale))
+
+
+@contextlib.contextmanager
 def staged_output(out: str | Path, overwrite: bool, comm=None):
-    """Yield a staging directory; on success it replaces `out`, on failure it is removed."""
+    """Yield a staging directory; on success it replaces `out`, on failure it is removed. `out`
+    is locked meanwhile (`run_lock`, held by rank 0 under MPI)."""
     out = check_output(out, overwrite)
     rank = 0 if comm is None else comm.rank
+    with contextlib.ExitStack() as held:
+        refused = None
+        if rank == 0:
+            try:
+                held.enter_context(run_lock(out))
+                check_output(out, overwrite)  # again, now that `out` is ours: a run may have ended meanwhile
+            except CaseError as err:
+                refused = str(err)
+        if comm is not None:
+            refused = comm.bcast(refused, root=0)
+        if refused:
+            raise CaseError(refused)
+        with _staged(out, rank, comm) as stage:
+            yield stage
+
+
+@contextlib.contextmanager
+def _staged(out: Path, rank: int, comm):
     stage = None
     if rank == 0:
-        out.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
         stage.chmod(0o755)
     if comm is not None:

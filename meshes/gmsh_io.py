@@ -6,17 +6,21 @@ Shared by every domain builder: the model is built on rank 0 only, optionally wr
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 from typing import Callable
 
 
 def dolfinx_mesh(build: Callable, comm=None, msh_path: str | Path | None = None, gdim: int = 2):
     """(mesh, facet tags) of the gmsh model that `build(gmsh)` creates and meshes on rank 0."""
+    handler = signal.getsignal(signal.SIGINT)
     import gmsh
     from dolfinx.io import gmshio
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD if comm is None else comm
+    _keep(handler)
     gmsh.initialize([], readConfigFiles=False)
     try:
         gmsh.option.setNumber("General.Terminal", 0)
@@ -30,7 +34,16 @@ def dolfinx_mesh(build: Callable, comm=None, msh_path: str | Path | None = None,
         mesh, _, facet_tags = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=gdim)
     finally:
         gmsh.finalize()
+        _keep(handler)
     return mesh, facet_tags
+
+
+def _keep(handler) -> None:
+    """Put back the caller's SIGINT handler: gmsh's import sets SIGINT to kill the process outright
+    and its finalize sets back what was there at its import, so a Ctrl-C while meshing would leave
+    the caller no chance to clean up (with the handler kept, it is noticed when meshing returns)."""
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
 
 
 def write_xdmf(mesh, facet_tags, path: str | Path) -> None:

@@ -1,7 +1,8 @@
 """The `vcnn` command: solve cases, build datasets, train, evaluate, check invariance, run whole studies.
 
 One module per command family (`add_parsers(sub)` declares its commands, each with a `run(args)`);
-no work happens here. Errors in the input or a failed solve print one line and exit with code 2.
+no work happens here. Errors in the input or a failed solve print one line and exit with code 2;
+SIGINT and SIGTERM one line and 130 or 143 (`cases.signals`).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cases.cli import benchmark, couple, dataset, network, predict, solve, study
+from cases.cli import benchmark, couple, dataset, network, predict, show, solve, study
 from cases.cli.common import rank
+from cases.signals import interruptible, stopped
 
 EXIT_USAGE = 2
-COMMANDS = (solve, couple, dataset, study, network, predict, benchmark)
+COMMANDS = (solve, couple, dataset, study, network, predict, benchmark, show)
 ERRORS = {"cases.errors": "CaseError", "meshes.errors": "MeshError", "solvers.errors": "SolverError", "vcnn.errors": "VcnnError"}
 """The project's exception type of each package: input or a solve the user can fix."""
 
@@ -21,9 +23,15 @@ ERRORS = {"cases.errors": "CaseError", "meshes.errors": "MeshError", "solvers.er
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        code = args.run(args)
+        with interruptible():
+            code = args.run(args)
         _leave_process_group()
         return code
+    except KeyboardInterrupt as err:
+        stop = stopped(err)
+        if rank() == 0:
+            print(f"vcnn: stopped by {stop}: no unfinished output was left (a dataset, training or study continues when run again)", file=sys.stderr)
+        return stop.exit_code
     except Exception as err:
         if not project_error(err):
             raise

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 from pathlib import Path
 
 from tqdm import tqdm
@@ -20,14 +19,19 @@ from cases.flows.hills_transport import HILLS
 from cases.study import Study
 from cases.manifest import MANIFEST, case_values, is_complete, load_manifest, read_manifest
 from cases.provenance import provenance
-from cases.rundir import write_json
-from cases.worker import start
+from cases.rundir import run_lock, write_json
+from cases.worker import pool
 
 
 def sweep(
-    out: Path, values: list[float], resolution: str | None = None, jobs: int = 1, progress: bool = True, kind: Family = HILLS
+    out: Path, values: list[float], resolution: str | None = None, jobs: int = 1, progress: bool = True, kind: Family = HILLS,
+    force: bool = False,
 ) -> dict:
-    """Solve every missing case of family `kind` (`jobs` at a time) and (re)write the manifest."""
+    """Solve every missing case of family `kind` (`jobs` at a time) and (re)write the manifest;
+    refused before any work when the cases would not fit in the memory or on the disk (`force`
+    lifts that), or while another sweep writes `out`."""
+    from cases.flows import flow
+    from cases.limits import check_disk, check_solve
     from meshes.periodic_domain import Resolution
 
     out = Path(out)
@@ -44,13 +48,24 @@ def sweep(
         raise CaseError(f"{out} was made with resolution {manifest.get('resolution')}, not {resolution}")
     if jobs < 1:
         raise CaseError(f"jobs must be at least 1, got {jobs}")
+    if not values:
+        raise CaseError(f"no {kind.parameter} values given")
+    solver = flow(kind.flow)
+    largest = solver.configure(**kind.case_values(max(values), cells))  # the longest hill has the most cells
+    check_solve(solver, largest, force, copies=min(jobs, len(values)))
+    with run_lock(out):
+        todo = [v for v in values if not is_complete(out / "cases" / kind.case_name(v))]
+        if hasattr(largest, "resolution"):
+            check_disk(out, len(todo), largest.resolution.nx * largest.resolution.ny, force)
+        return _solve_missing(out, values, todo, cells, resolution, jobs, progress, kind)
+
+
+def _solve_missing(out: Path, values, todo, cells, resolution, jobs: int, progress: bool, kind: Family) -> dict:
     (out / "cases").mkdir(parents=True, exist_ok=True)
-    todo = [v for v in values if not is_complete(out / "cases" / kind.case_name(v))]
-    env = dict(os.environ, OMP_NUM_THREADS="1") if jobs > 1 else None
     failures = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+    with pool(jobs) as submit:
         pending = {v: {"solve": {"flow": kind.flow, "values": kind.case_values(v, cells), "out": str(out / "cases" / kind.case_name(v))}} for v in todo}
-        futures = {pool.submit(start, job, env): v for v, job in pending.items()}
+        futures = {submit(job): v for v, job in pending.items()}
         bar = tqdm(total=len(values), initial=len(values) - len(todo), desc="cases", disable=not progress, unit="case")
         for future in concurrent.futures.as_completed(futures):
             error = future.result()

@@ -155,20 +155,18 @@ def _training_cases(study: PhllStudy, path: Path) -> tuple[str, ...]:
 def solve_sst(study: PhllStudy, names, progress: bool = True) -> None:
     """Our SST solution of each geometry into DIR/sst/<case> (`jobs` workers); reused when there."""
     import concurrent.futures
-    import os
 
     from tqdm import tqdm
 
     from cases.manifest import is_complete
-    from cases.worker import start
+    from cases.worker import pool
 
     todo = [name for name in names if not is_complete(study.directory / "sst" / name)]
-    env = dict(os.environ, OMP_NUM_THREADS="1") if study.jobs > 1 else None
     values = {} if study.resolution is None else dict(zip(("nx", "ny"), cells(study.resolution)))
     jobs = {name: {"solve": {"flow": "phll-rans", "values": {"geometry": name, **values}, "out": str(study.directory / "sst" / name)}} for name in todo}
     failures = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=study.jobs) as pool:
-        futures = {pool.submit(start, job, env): name for name, job in jobs.items()}
+    with pool(study.jobs) as submit:
+        futures = {submit(job): name for name, job in jobs.items()}
         for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc="SST solves", disable=not progress):
             if future.result():
                 failures.append(f"{futures[future]}: {future.result()}")

@@ -1,0 +1,53 @@
+"""SIGINT and SIGTERM end a run the way an error does: staged outputs are removed on the way out,
+finished steps stay, and the command prints one line and exits with 128 + the signal's number."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal that stops the run; a KeyboardInterrupt, so that code which cleans up after
+    Ctrl-C cleans up after SIGTERM too."""
+
+    def __init__(self, number: int = signal.SIGINT):
+        super().__init__(signal.Signals(number).name)
+        self.number = int(number)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.number
+
+
+def _raise(number, frame):
+    raise Interrupted(number)
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Turn SIGINT and SIGTERM into `Interrupted` while the block runs (main thread only: Python
+    delivers signals there; elsewhere the handlers cannot be set and are left as they are)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, _raise) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def stopped(err: KeyboardInterrupt) -> Interrupted:
+    """The interrupt that stopped this process (one raised before our handler was set, or by
+    Python's own, is SIGINT), after the JIT compiles it cut short are unclaimed (`solvers.jit`)."""
+    if "dolfinx" in sys.modules:
+        import psutil
+
+        from solvers.jit import remove_unfinished
+
+        remove_unfinished(psutil.Process().create_time())
+    return err if isinstance(err, Interrupted) else Interrupted(signal.SIGINT)
