@@ -18,7 +18,7 @@ def add_parsers(sub) -> None:
     openfoam.add_argument("--time", help="time directory to read (default: the latest; fields missing there come from 0/)")
     openfoam.add_argument("--fields", help="comma-separated field names (default: every field of that time)")
     openfoam.add_argument("--period", type=float, help="streamwise period (default: from a Closure Challenge case name)")
-    output_options(openfoam, figures=False)
+    output_options(openfoam, figures=False, force=False)
     openfoam.set_defaults(run=run_import)
 
     score = sub.add_parser("score", help="benchmark scores of solved cases")

@@ -30,6 +30,8 @@ def add_parsers(sub) -> None:
 
 def run(args) -> int:
     from cases.models import resolve
+    from cases.flows import hills_rans
+    from cases.limits import check_solve
     from cases.rundir import check_output
     from cases.studies.coupling import CoupledRun, couple_into, prepare
 
@@ -45,6 +47,7 @@ def run(args) -> int:
         tolerance=args.tolerance, relaxation=args.relaxation, max_iterations=args.max_iterations, anderson=args.anderson,
     )
     check_output(args.out, args.overwrite)  # every check before any work
+    check_solve(hills_rans, config, args.force)
     run = CoupledRun(args.model, args.out, args.blend, args.overwrite, figures=not args.no_figures, quiet=args.quiet)
     couple_into(run, config, network, reference)
     return 0
@@ -56,5 +59,5 @@ def run_phll(args) -> int:
     settings = {"anderson": args.anderson, "tolerance": args.tolerance, "relaxation": args.relaxation, "max_iterations": args.max_iterations}
     options = PhllCoupling.of({k: v for k, v in settings.items() if v is not None})
     couple_command(args.model, args.geometry, args.out, options, sst_run=args.reference, resolution=args.resolution,
-                   rotate=args.rotate, device=args.device, overwrite=args.overwrite, quiet=args.quiet)
+                   rotate=args.rotate, device=args.device, overwrite=args.overwrite, quiet=args.quiet, force=args.force)
     return 0

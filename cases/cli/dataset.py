@@ -19,6 +19,7 @@ def add_parsers(sub) -> None:
         if kind.resolution:
             sweep.add_argument("--resolution", default=None, help="cells NXxNY for every case (default: vcnn solve's)")
         sweep.add_argument("--jobs", type=int, default=1, help="cases solved at the same time (default 1)")
+        sweep.add_argument("--force", action="store_true", help="run even beyond the limits on cases, memory and disk (docs/errors.md)")
         progress_option(sweep)
         sweep.set_defaults(run=run, kind=kind, resolution=None)
 
@@ -26,6 +27,6 @@ def add_parsers(sub) -> None:
 def run(args) -> int:
     from cases.studies.dataset import sweep
 
-    manifest = sweep(args.out, args.kind.parse(args.values), args.resolution, args.jobs, not args.quiet, args.kind)
+    manifest = sweep(args.out, args.kind.parse(args.values, args.force), args.resolution, args.jobs, not args.quiet, args.kind, args.force)
     print(f"{args.out}: {len(manifest['cases'])} cases complete")
     return 0

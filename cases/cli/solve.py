@@ -19,7 +19,9 @@ def add_parsers(sub) -> None:
 
 def run(args) -> int:
     from cases.flows.run import solve_into
+    from cases.limits import check_solve
 
     config = args.flow.configure(**args.flow.values(args))  # every check before any work
+    check_solve(args.flow, config, args.force)
     solve_into(args.flow, config, args.out, args.overwrite, figures=not args.no_figures, quiet=args.quiet)
     return 0

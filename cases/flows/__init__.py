@@ -7,7 +7,9 @@ A flow module defines
 - `solve(config, comm, msh_path)`: the solved case (collective under MPI);
 - `mesh_fields(solution, metadata, stage)` (collective) and `record(solution, fields, stage,
   figures)` (rank 0): the node fields, validation numbers and figures of a solve;
-- `FAMILIES`: the dataset families (`cases.flows.families.Family`) whose cases it solves.
+- `FAMILIES`: the dataset families (`cases.flows.families.Family`) whose cases it solves;
+- `MEMORY_PER_CELL` (optional, with `config.resolution`): the measured peak bytes per cell, so
+  that a mesh too large for the machine is refused before any work (`cases.limits`).
 
 `vcnn solve <flow>` and `vcnn dataset <family>` are generated from `FLOWS`; a new flow is one new
 module and one entry there.

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 NAME = "channel-rans"
 HELP = "turbulent channel (RANS, wall-resolved) against the Lee-Moser DNS"
+MEMORY_PER_CELL = 45e3
+"""Bytes of peak memory per cell (`cases.limits`): the RANS solver of the hills (`hills_rans.MEMORY_PER_CELL`)."""
 FAMILIES = ()  # one case per DNS: no dataset family
 
 DNS_FILES = {180: "LM_Channel_0180_mean_prof.dat", 550: "LM_Channel_0550_mean_prof.dat"}

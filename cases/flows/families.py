@@ -57,31 +57,49 @@ class Family:
         r = max(abs(v) for pair in self.window for v in pair)
         return ((-r, r), (-r, r))
 
+    def _range(self, part: str) -> tuple[float, float, int]:
+        """(start, step, count) of an inclusive range 'start:stop:step'."""
+        pieces = part.split(":")
+        if len(pieces) != 3:
+            raise self._malformed(part)
+        start, stop, step = (self._number(v, part) for v in pieces)
+        if not step > 0 or not np.isfinite((stop - start) / step):
+            raise self._malformed(part)
+        return start, step, max(int(np.floor((stop - start) / step + 1e-9)) + 1, 0)
+
+    def _number(self, text: str, part: str | None = None) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise self._malformed(part or text) from None
+
+    def _malformed(self, part: str) -> CaseError:
+        return CaseError(f"{self.parameter} values must look like 1.0:2.0:0.05 or 0.5,2.5, got {part!r}")
+
     def case_name(self, value: float) -> str:
         return f"{self.parameter}_{value:.4f}"
 
     def describe(self, value: float) -> str:
         return f"{self.label} = {value:g}{self.unit}"
 
-    def parse(self, specs: list[str]) -> list[float]:
-        """'1.0:2.0:0.05' (inclusive range) and '0.5,2.5' lists -> sorted unique checked values."""
+    def parse(self, specs: list[str], force: bool = False) -> list[float]:
+        """'1.0:2.0:0.05' (inclusive range) and '0.5,2.5' lists -> sorted unique checked values;
+        a range is counted before it is listed (`cases.limits.check_count`)."""
+        from cases.limits import check_count
+
         values: list[float] = []
         for spec in specs:
             for part in str(spec).split(","):
                 part = part.strip()
-                try:
-                    if ":" in part:
-                        start, stop, step = (float(v) for v in part.split(":"))
-                        if step <= 0:
-                            raise ValueError
-                        count = int(np.floor((stop - start) / step + 1e-9)) + 1
-                        values.extend(start + step * np.arange(count))
-                    elif part:
-                        values.append(float(part))
-                except ValueError:
-                    raise CaseError(f"{self.parameter} values must look like 1.0:2.0:0.05 or 0.5,2.5, got {part!r}") from None
+                if ":" in part:
+                    start, step, count = self._range(part)
+                    check_count(f"--{self.parameter}s {part}", len(values) + count, force)
+                    values.extend(start + step * np.arange(count))
+                elif part:
+                    values.append(self._number(part))
         if not values:
             raise CaseError(f"no {self.parameter} values given")
+        check_count(f"--{self.parameter}s {','.join(map(str, specs))}", len(values), force)
         values = sorted({round(float(v), 6) for v in values})
         for value in values:
             self.check(value)

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 NAME = "hills-rans"
 HELP = "periodic hill at Re_H = 5600 (RANS, wall-resolved): separation and reattachment"
+MEMORY_PER_CELL = 45e3
+"""Bytes of peak memory per cell (`cases.limits`): k-omega at alpha 1, 0.31 GB at 64 x 64 cells, 0.82 GB at 128 x 128."""
 DEFAULTS = Path(__file__).parents[1] / "hills_rans.toml"
 ALPHAS = (0.5, 3.0)
 DNS = {  # x/H from the crest, reference README section 4 (ranges as published)

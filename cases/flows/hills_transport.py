@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 NAME = "hills-transport"
 HELP = "periodic hill: Navier-Stokes + nonlinear scalar transport"
+MEMORY_PER_CELL = 45e3
+"""Bytes of peak memory per cell (`cases.limits`): 0.92 GB at 200 x 100 cells, 3.62 GB at 400 x 200 (the LU factors grow faster than the cells)."""
 
 REFERENCE_SPACING = 0.045
 """Streamwise cell size of the released OpenFOAM meshes (200 cells over Lx = 9 at alpha = 1)."""

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 NAME = "phll-rans"
 HELP = "a Closure Challenge periodic hill (any alpha, period, height; Re_H = 5600), k-omega SST by default"
+MEMORY_PER_CELL = 45e3
+"""Bytes of peak memory per cell (`cases.limits`): 0.74 GB for SST with its k-omega start at 85 x 96 cells (`make bench`, phll_sst)."""
 DEFAULTS = Path(__file__).parents[1] / "phll_rans.toml"
 FAMILIES = ()
 CONTINUED_DT = 1.0

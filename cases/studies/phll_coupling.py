@@ -113,14 +113,17 @@ def couple_geometry(network, sst, out: Path, options: PhllCoupling, rotate: floa
 
 
 def couple_command(checkpoint: Path, geometry: str, out: Path, options: PhllCoupling, *, sst_run: Path | None = None,
-                   resolution: str | None = None, rotate: float = 0.0, device: str = "cpu", overwrite: bool = False, quiet: bool = False):
+                   resolution: str | None = None, rotate: float = 0.0, device: str = "cpu", overwrite: bool = False, quiet: bool = False,
+                   force: bool = False):
     """`vcnn couple --geometry NAME`: our SST solution of the hill (solved first into OUT/sst, or
-    read from `sst_run`), then the coupled solve from it into OUT. Everything is checked first."""
+    read from `sst_run`), then the coupled solve from it into OUT. Everything is checked first
+    (the memory of the mesh unless `force`)."""
     from mpi4py import MPI
 
     from cases.flows import phll_rans
     from cases.flows.rans_common import cells
     from cases.flows.run import run_metadata, setup_logging
+    from cases.limits import check_solve
     from cases.rundir import check_output, staged_output
     from meshes.errors import MeshError
     from meshes.fields import MeshFields
@@ -128,6 +131,7 @@ def couple_command(checkpoint: Path, geometry: str, out: Path, options: PhllCoup
     network = load_phll_closure(checkpoint, device)
     nx, ny = cells(resolution)
     config = phll_rans.configure(geometry=geometry, nx=nx, ny=ny)
+    check_solve(phll_rans, config, force)
     sst = None
     if sst_run is not None:
         try:
