@@ -167,8 +167,9 @@ class Trainer:
         self.best, self.since_best, self.start_epoch = math.inf, 0, 0
         self.extra = dict(extra or {}, training=dataclasses.asdict(config), world_size=self.world)
 
-    def resume(self) -> None:
-        """Continue from out/last.pt, if there is one."""
+    def resume(self, adopt: bool = False) -> None:
+        """Continue from out/last.pt, if there is one: with its learning rate, unless `adopt`
+        (the configured rate and schedule from here on: a resumed study whose settings changed)."""
         last = self.out / "last.pt"
         if not last.is_file():
             return
@@ -180,6 +181,11 @@ class Trainer:
         self.model.load_state_dict(restored.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if adopt:
+            self.scheduler.base_lrs = [self.config.learning_rate] * len(self.optimizer.param_groups)
+            for group, factor in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas):
+                group["initial_lr"] = self.config.learning_rate
+                group["lr"] = self.config.learning_rate * factor(self.scheduler.last_epoch)
         self.history, self.best, self.since_best = state["history"], state["best"], state["since_best"]
         self.start_epoch = state["epoch"] + 1
         log.info("resumed from %s at epoch %d", last, self.start_epoch)
@@ -269,11 +275,13 @@ def train(
     resume: bool = False,
     progress: bool = True,
     extra: dict | None = None,
+    adopt: bool = False,
 ) -> list[dict]:
-    """Train `model` in place (`Trainer`); checkpoints and metrics go to `out`. Returns the history."""
+    """Train `model` in place (`Trainer`); checkpoints and metrics go to `out`. Returns the history.
+    `adopt`: a resumed run takes `config`'s learning rate and schedule instead of its own."""
     trainer = Trainer(model, training, validation, config, out, progress, extra)
     if resume:
-        trainer.resume()
+        trainer.resume(adopt)
     return trainer.run()
 
 

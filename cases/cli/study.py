@@ -13,6 +13,7 @@ def add_parsers(sub) -> None:
     train.add_argument("study", type=Path, help="study file, e.g. cases/hills_transport_demo.toml")
     train.add_argument("--out", type=Path, help="run directory (default runs/<study name>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    train.add_argument("--accept-changes", action="store_true", help="with --resume: go on with the study's changed [training] settings (recorded in study.json)")
     progress_option(train)
     train.set_defaults(run=run_train)
 
@@ -24,15 +25,19 @@ def add_parsers(sub) -> None:
 
 
 def run_train(args) -> int:
+    from cases.errors import CaseError
     from cases.flows.run import setup_logging
     from cases.studies.train import train_study
     from cases.study import load_study
 
+    if args.accept_changes and not args.resume:
+        raise CaseError("--accept-changes goes with --resume")
     study = load_study(args.study)
     out = args.out or Path("runs") / study.name
     lead = rank() == 0  # under torchrun only rank 0 reports
     setup_logging(None, args.quiet or not lead)
-    summary = train_study(study, out, args.resume, progress=not args.quiet)
+    with _held(out, lead):
+        summary = train_study(study, out, args.resume, progress=not args.quiet, accept_changes=args.accept_changes)
     if lead:
         print(json.dumps({"out": str(out), **summary}))
     return 0
@@ -48,13 +53,26 @@ def run_study(args) -> int:
     if is_phll_study(args.study):  # the LES-trained closure of the Closure Challenge hills
         study = load_phll_study(args.study)
         setup_logging(None, args.quiet)
-        print(f"report: {run_phll_study(study, args.out or Path('runs') / study.name, progress=not args.quiet)}")
+        out = args.out or Path("runs") / study.name
+        with _held(out, True):
+            print(f"report: {run_phll_study(study, out, progress=not args.quiet)}")
         return 0
     study = load_study(args.study)
     out = args.out or Path("runs") / study.name
     setup_logging(None, args.quiet or rank() != 0)
     run = run_closure_study if study.family.derived else run_surrogate_study  # closure studies couple the network
-    report = run(study, out, progress=not args.quiet)
+    with _held(out, rank() == 0):
+        report = run(study, out, progress=not args.quiet)
     if report is not None:
         print(f"report: {report}")
     return 0
+
+
+def _held(out: Path, lead: bool):
+    """The run directory locked for this run (by rank 0 alone under torchrun)."""
+    import contextlib
+
+    from cases.rundir import check_output_directory, run_lock
+
+    check_output_directory(out)
+    return run_lock(out) if lead else contextlib.nullcontext()

@@ -15,8 +15,12 @@ from cases.study import Study, study_as_dict
 log = logging.getLogger(__name__)
 
 
-def train_study(study: Study, out: Path, resume: bool = False, progress: bool = True) -> dict:
+def train_study(study: Study, out: Path, resume: bool = False, progress: bool = True, accept_changes: bool = False) -> dict:
     """Dataset (train + validate cases) -> trained network in `out`; returns a summary.
+
+    A resumed run whose study file changed is refused, unless `accept_changes` and the changes are
+    to [training] only: it then goes on with the new settings (learning rate and schedule too),
+    and study.json records them and the epoch they took effect at.
 
     Reproducible on one machine: every random draw comes from the study's seed (initialisation,
     normalisation sample, cloud sampling, batch order), torch runs its deterministic algorithms,
@@ -32,6 +36,7 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
 
     if (out / "last.pt").is_file() and not resume:
         raise CaseError(f"{out} already holds a training run (use --resume to continue it)")
+    record = _resumed_record(study, out, accept_changes) if resume else study_as_dict(study)
     started = time.perf_counter()
     rank, world = init_distributed(study.training)
     if rank == 0:
@@ -42,8 +47,9 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
     model, training = _network(study)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "study.json", study_as_dict(study))
-    history = train(model, training, load_cases(study.dataset, study.validate), study.training, out, resume, progress, study.checkpoint_extra())
+        write_json(out / "study.json", record)
+    history = train(model, training, load_cases(study.dataset, study.validate), study.training, out, resume, progress, study.checkpoint_extra(),
+                    adopt=accept_changes)
     best = min(history, key=lambda h: h["validation_rel_l2"])
     summary = {
         "epochs": len(history),
@@ -95,11 +101,7 @@ def ensure_trained(study: Study, out: Path, progress: bool = True) -> None:
     the one the study file describes)."""
     saved = out / "study.json"
     if saved.is_file():
-        before, now = json.loads(saved.read_text()), json.loads(json.dumps(study_as_dict(study)))
-        for section in (before, now):
-            for key in ("max_minutes", "device"):
-                section.get("training", {}).pop(key, None)
-        changed = [key for key in TRAINED_FROM if key in before and key in now and _differs(before[key], now[key])]
+        changed = sorted({key.split(".")[0] for key in _changes(json.loads(saved.read_text()), study)})
         if changed:
             raise CaseError(f"{out} was trained with other {', '.join(changed)} settings: remove it or choose another --out")
     if (out / "training.json").is_file():
@@ -109,10 +111,37 @@ def ensure_trained(study: Study, out: Path, progress: bool = True) -> None:
     train_study(study, out, resume=(out / "last.pt").is_file(), progress=progress)
 
 
-def _differs(before, now) -> bool:
-    """Settings differ; a key on one side only (written by an older or newer vcnn) does not count."""
+def _resumed_record(study: Study, out: Path, accept_changes: bool) -> dict:
+    """study.json of a resumed run: the study as it now runs, with every change accepted on the way."""
+    saved = out / "study.json"
+    if not saved.is_file():
+        return study_as_dict(study)
+    before = json.loads(saved.read_text())
+    changes = _changes(before, study)
+    fixed = sorted({key.split(".")[0] for key in changes} - {"training"})
+    listed = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changes.items())
+    if fixed:
+        raise CaseError(f"{out} was trained with other {', '.join(fixed)} settings ({listed}): these cannot change in a resumed run; start a new one (another --out)")
+    if changes and not accept_changes:
+        raise CaseError(f"the study changed since {out} was trained ({listed}): resume with --accept-changes to go on with the new settings, or undo the change")
+    accepted = before.get("resumed_with_changes", [])
+    if changes:
+        epochs = len(json.loads((out / "metrics.json").read_text())) if (out / "metrics.json").is_file() else 0
+        accepted = [*accepted, {"from_epoch": epochs, "changes": {key: list(pair) for key, pair in changes.items()}}]
+        log.warning("resuming %s with the changed settings from epoch %d: %s", out, epochs, listed)
+    return {**study_as_dict(study), **({"resumed_with_changes": accepted} if accepted else {})}
+
+
+def _changes(before: dict, study: Study) -> dict:
+    """{dotted key: (recorded, now)} of the settings a trained network depends on (`TRAINED_FROM`)
+    that differ between a recorded study.json and `study`; a key on one side only (written by an
+    older or newer vcnn) does not count, nor do the run's time budget and device."""
+    now = json.loads(json.dumps(study_as_dict(study)))
+    differ = {key: pair for section in TRAINED_FROM if section in before and section in now for key, pair in _diff(before[section], now[section], f"{section}.").items()}
+    return {key: pair for key, pair in differ.items() if key not in ("training.max_minutes", "training.device")}
+
+
+def _diff(before, now, prefix: str) -> dict:
     if isinstance(before, dict) and isinstance(now, dict):
-        return any(_differs(before[key], now[key]) for key in before.keys() & now.keys())
-    return before != now
-
-
+        return {key: pair for name in before.keys() & now.keys() for key, pair in _diff(before[name], now[name], f"{prefix}{name}.").items()}
+    return {} if before == now else {prefix.rstrip("."): (before, now)}

@@ -1,6 +1,7 @@
 """`vcnn train`, `vcnn evaluate` and `vcnn check-invariance` on a tiny study, and bad studies."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -69,9 +70,33 @@ def test_resume_continues_and_a_second_run_is_refused(trained, tmp_path):
     study_dir, run, _ = trained
     refused = vcnn("train", write_study(study_dir), "--out", run, "-q")
     assert refused.returncode == 2 and "--resume" in refused.stderr
-    longer = vcnn("train", write_study(study_dir, name="longer", epochs=3), "--out", run, "--resume", "-q")
+    longer = vcnn("train", write_study(study_dir, name="longer", epochs=3), "--out", run, "--resume", "--accept-changes", "-q")
     assert longer.returncode == 0, longer.stderr
     assert len(json.loads((run / "metrics.json").read_text())) == 3
+
+
+def test_a_resumed_run_refuses_a_changed_study_unless_told_and_then_records_it(trained, tmp_path):
+    study_dir, trained_run, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = json.loads((run / "metrics.json").read_text())
+    faster = write_study(study_dir, name="faster", epochs=len(before) + 1)
+    faster.write_text(faster.read_text().replace("seed = 1", "seed = 1\nlearning_rate = 0.005"))
+    refused = vcnn("train", faster, "--out", run, "--resume", "-q")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "training.learning_rate 0.001 -> 0.005" in refused.stderr and "--accept-changes" in refused.stderr
+    assert json.loads((run / "metrics.json").read_text()) == before and "0.005" not in (run / "study.json").read_text()
+    accepted = vcnn("train", faster, "--out", run, "--resume", "--accept-changes", "-q")
+    assert accepted.returncode == 0, accepted.stderr
+    after = json.loads((run / "metrics.json").read_text())
+    assert len(after) == len(before) + 1 and after[-1]["learning_rate"] > 3 * before[-1]["learning_rate"]  # the new rate runs
+    record = json.loads((run / "study.json").read_text())
+    assert record["training"]["learning_rate"] == 0.005
+    assert record["resumed_with_changes"][-1] == {"from_epoch": len(before), "changes": {"training.learning_rate": [0.001, 0.005], "training.epochs": [len(before), len(before) + 1]}}
+    wider = write_study(study_dir, name="wider", epochs=len(after) + 1)
+    wider.write_text(wider.read_text().replace("embedding = [8, 16]", "embedding = [8, 32]"))
+    refused = vcnn("train", wider, "--out", run, "--resume", "--accept-changes", "-q")
+    assert refused.returncode == 2 and "cannot change in a resumed run" in refused.stderr, refused.stderr
 
 
 def test_evaluate_and_check_invariance(trained, tmp_path):
