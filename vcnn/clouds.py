@@ -220,6 +220,7 @@ class NodeIndex:
             if query_velocity.shape != queries.shape or not np.isfinite(query_velocity).all():
                 raise CloudError("query velocities must be finite and shaped like the queries")
 
+        self._check_memory(queries, shape, query_velocity)
         members, owners = [], []
         for start in range(0, len(queries), chunk):
             block = slice(start, start + chunk)
@@ -235,6 +236,27 @@ class NodeIndex:
             raise CloudError(f"{int((sizes == 0).sum())} clouds have no points (first at {queries[first].tolist()})")
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         return Clouds(offsets, self.source[flat], self.images[flat] - queries[owner])
+
+
+    BYTES_PER_MEMBER = 100
+    """Memory per cloud member while the clouds are built and their features assembled (the
+    search's lists, indices, relative positions, features): a bound, not a measurement of each."""
+
+    def _check_memory(self, queries: np.ndarray, shape: Shape, query_velocity) -> None:
+        """Refuse clouds that would not fit in the memory free now (a radius as large as the
+        domain on a large mesh), estimated from the members of up to 32 of the clouds."""
+        import psutil
+
+        sample = np.linspace(0, len(queries) - 1, min(len(queries), 32)).astype(int)
+        velocity = None if query_velocity is None else query_velocity[sample]
+        if isinstance(shape, KNearest):
+            members = float(min(shape.k, self.tree.n))
+        else:
+            members = float(np.mean(np.bincount(_search(self.tree, self.images, queries[sample], shape, velocity)[1], minlength=len(sample))))
+        need, free = members * len(queries) * self.BYTES_PER_MEMBER, psutil.virtual_memory().available
+        if need > free:
+            raise CloudError(f"{len(queries):,} clouds of about {members:,.0f} members each would need about {need / 1e9:.3g} GB of memory, "
+                             f"and {free / 1e9:.3g} GB is free: choose a smaller cloud (radius, k) or fewer nodes per batch")
 
 
 def build_clouds(

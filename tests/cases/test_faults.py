@@ -104,6 +104,18 @@ def test_a_second_run_into_a_held_directory_is_refused_naming_the_first(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # the lock went with its holder
 
 
+def test_two_solves_into_one_place_at_once_one_is_refused_and_the_first_result_kept(tmp_path):
+    out = tmp_path / "run"
+    first = vcnn(*SLOW, "--out", out)
+    wait_for(lambda: list(tmp_path.glob(".run.partial-*")), first)
+    second = vcnn(*SOLVE, "--out", out, "--overwrite")
+    _, err = second.communicate(timeout=300)
+    assert second.returncode == 2 and f"(pid {first.pid}, vcnn solve hills-transport" in one_line(err, "vcnn: error:")
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and (out / "fields.vtu").is_file()
+
+
 def test_a_lock_dies_with_its_holder(tmp_path):
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", f"from cases.rundir import run_lock\nwith run_lock({str(out)!r}):\n    print('held', flush=True)\n    input()"],

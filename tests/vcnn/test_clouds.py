@@ -114,3 +114,16 @@ def test_mesh_graph_among_cloud_members():
     assert np.array_equal(source // 3, target // 3) and len(source) == int(adjacency.sum())  # within clouds, no repeats
     assert np.array_equal(adjacency[0], [[1, 0, 1], [0, 1, 1], [1, 1, 1]])  # members 0, 3, 1
     assert np.array_equal(adjacency[1], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])  # members 3, 2 and padding
+
+
+def test_clouds_larger_than_the_free_memory_are_refused_before_they_are_built(points, monkeypatch):
+    import psutil
+
+    nodes = points[0][:500]
+    whole = Ball(10.0)  # every node in every cloud
+    assert len(build_clouds(nodes, nodes, whole).members) == 500**2  # fits
+    free = 500**2 * 100 / 2  # half of what 100 bytes per member of 500 clouds of 500 members need
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: type("Memory", (), {"available": free})())
+    with pytest.raises(CloudError, match="500 clouds of about 500 members each would need about 0.025 GB"):
+        build_clouds(nodes, nodes, whole)
+    build_clouds(nodes, nodes, Ball(0.3))  # small clouds still fit
