@@ -37,7 +37,7 @@ from cases.flows.families import NamedFamily
 from cases.flows.hills_rans import (  # noqa: F401  (mesh_fields: this flow's step)
     HillsRansConfig, add_settings_arguments, cells, mesh_fields,
 )
-from cases.flows.rans_common import RANS_ARRAYS
+from cases.studies import phll_dataset
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,7 @@ def record(solution, fields, stage, figures: bool) -> dict:
     hill on our nodes (rank 0, before the staged case is written)."""
     summary = hills_rans.record(solution, fields, stage, figures)
     if solution.config.reference:
-        from cases.studies.phll_dataset import add_reference_fields
-
-        summary["les"] = add_reference_fields(fields, solution.config.geometry, Path(solution.config.reference))["les"]
+        summary["les"] = phll_dataset.add_reference_fields(fields, solution.config.geometry, Path(solution.config.reference))["les"]
     return summary
 
 
@@ -212,33 +210,13 @@ def _period(name: str) -> float:
     return HillGeometry.parse(name).length
 
 
-def _phll29() -> Path:
-    from cases.studies.les_targets import PHLL29
-
-    return PHLL29.resolve()
-
-
-def _shared_cases() -> list[str]:
-    from cases.studies.phll_dataset import shared_cases
-
-    return shared_cases(_phll29())
-
-
-def _reference() -> dict:
-    if not _phll29().is_dir():
-        raise CaseError(f"the PHLL29 directory {_phll29()} does not exist (run from the project root, beside ../shared)")
-    return {"reference": str(_phll29())}
-
-
-def _manifest_entry(metadata: dict) -> dict:
-    from cases.studies.phll_dataset import manifest_entry
-
-    return manifest_entry(metadata)
-
-
+NETWORK_INPUTS = ("velocity", "strain_rate", "wall_distance")
+"""The arrays of every phll case that its networks read: also all that a sample of the closure
+study holds (`phll_closure.training_sample`), whose checkpoints are of family phll too."""
 PHLL = NamedFamily(
-    "phll", "geometry", "geometry", "geometry", "", geometry_name, resolution=True, arrays=RANS_ARRAYS + ("omega",),
-    solve=NAME, plural="geometries", manifest_entry=_manifest_entry, everything=_shared_cases, settings=_reference, size=_period,
+    "phll", "geometry", "geometry", "geometry", "", geometry_name, resolution=True, arrays=NETWORK_INPUTS,
+    solve=NAME, plural="geometries", manifest_entry=phll_dataset.manifest_entry, everything=phll_dataset.shared_cases,
+    settings=phll_dataset.reference_settings, size=_period,
     values_help="benchmark hill names, comma-separated (alpha_05_10071_4048,alpha_10_6000_3036), or all (the shared PHLL29 cases); repeatable",
 )
 FAMILIES = (PHLL,)

@@ -27,22 +27,33 @@ def is_test_case(name: str) -> bool:
     return name in TEST
 
 
-def shared_cases(phll29: Path) -> list[str]:
-    """The hills with LES in `phll29` (the 23 shared cases), never a test case."""
-    phll29 = Path(phll29)
-    if not phll29.is_dir():
-        raise CaseError(f"the PHLL29 directory {phll29} does not exist (run from the project root, beside ../shared)")
-    return sorted(p.name for p in phll29.iterdir() if p.is_dir() and not is_test_case(p.name))
+def phll29() -> Path:
+    """The PHLL29 directory (`les_targets.PHLL29`, relative to the project root), resolved; CaseError if absent."""
+    from cases.studies.les_targets import PHLL29
+
+    if not PHLL29.is_dir():
+        raise CaseError(f"the PHLL29 directory {PHLL29.absolute()} does not exist (run from the project root, beside ../shared)")
+    return PHLL29.resolve()
 
 
-def add_reference_fields(fields, geometry: str, phll29: Path) -> dict:
+def shared_cases() -> list[str]:
+    """The hills with LES in PHLL29 (the 23 shared cases), never a test case: `--geometries all`."""
+    return sorted(p.name for p in phll29().iterdir() if p.is_dir() and not is_test_case(p.name))
+
+
+def reference_settings() -> dict:
+    """The configuration value that makes a phll-rans solve carry the reference fields (`add_reference_fields`)."""
+    return {"reference": str(phll29())}
+
+
+def add_reference_fields(fields, geometry: str, directory: Path) -> dict:
     """Put the benchmark's SST and the LES of hill `geometry` on `fields` (our solution, with
     `wall_distance`) as the arrays of `BENCHMARK_ARRAYS` and `LES_ARRAYS`, where PHLL29 holds the
     hill; record what was added in `fields.metadata["reference"]` and return that."""
     from cases.studies.les_targets import LES_FIELDS, benchmark_sst, centres_on_mesh, first_row_reattachment, read_les
 
-    case_dir = Path(phll29) / geometry
-    record = {"phll29": str(phll29), "les": False, "benchmark_sst": False}
+    case_dir = Path(directory) / geometry
+    record = {"phll29": str(directory), "les": False, "benchmark_sst": False}
     if is_test_case(geometry):
         record["missing"] = "a benchmark test case: its data are not shared"
     elif not case_dir.is_dir():
