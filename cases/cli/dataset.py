@@ -13,8 +13,8 @@ def add_parsers(sub) -> None:
     dataset = sub.add_parser("dataset", help="solve a family of cases into one dataset directory (resumable)")
     families = dataset.add_subparsers(dest="family", required=True)
     for kind in FAMILIES.values():
-        sweep = families.add_parser(kind.name, help=f"{kind.name} cases over a list or range of {kind.label}")
-        sweep.add_argument(f"--{kind.parameter}s", dest="values", action="append", required=True, help="1.0:2.0:0.05 (inclusive) or 0.5,2.5; repeatable")
+        sweep = families.add_parser(kind.name, help=f"{kind.name} cases, one per {kind.label} listed")
+        sweep.add_argument(kind.option, dest="values", action="append", required=True, help=kind.values_help)
         sweep.add_argument("--out", type=Path, required=True, help="dataset directory (created or resumed)")
         if kind.resolution:
             sweep.add_argument("--resolution", default=None, help="cells NXxNY for every case (default: vcnn solve's)")

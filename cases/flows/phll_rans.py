@@ -19,6 +19,10 @@ solve as one pseudo-time step (`RansParameters.momentum_pseudo_time`); the step 
 (stretched start; nu_t change 3e-5 to 3e-4 per iteration with a cap of 10 or none; Anderson
 mixing over 10 steps was worse) and on alpha_05_4071_4048 (same-hill start; 4.6e-5 after 226
 iterations); with 3 it converges, slowly. Measured 2026-12-01, 96 cells across.
+
+The dataset family `phll` (`vcnn dataset phll --geometries alpha_05_10071_4048,...`): our SST
+solution of each named hill, carrying the benchmark's SST and the LES of the hill on the same nodes
+where PHLL29 holds them (`reference`; `cases.studies.phll_dataset`).
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from pathlib import Path
 
 from cases.errors import CaseError
 from cases.flows import hills_rans
-from cases.flows.hills_rans import (  # noqa: F401  (mesh_fields, record: this flow's steps)
-    HillsRansConfig, add_settings_arguments, cells, mesh_fields, record,
+from cases.flows.families import NamedFamily
+from cases.flows.hills_rans import (  # noqa: F401  (mesh_fields: this flow's step)
+    HillsRansConfig, add_settings_arguments, cells, mesh_fields,
 )
+from cases.studies import phll_dataset
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +46,6 @@ HELP = "a Closure Challenge periodic hill (any alpha, period, height; Re_H = 560
 MEMORY_PER_CELL = 45e3
 """Bytes of peak memory per cell (`cases.limits`): 0.74 GB for SST with its k-omega start at 85 x 96 cells (`make bench`, phll_sst)."""
 DEFAULTS = Path(__file__).parents[1] / "phll_rans.toml"
-FAMILIES = ()
 CONTINUED_DT = 1.0
 CONTINUED_DT_MAX = 3.0
 
@@ -52,6 +57,7 @@ class PhllRansConfig(HillsRansConfig):
     geometry: str = "alpha_10"
     start_model: str = ""  # the SST solve starts from this model's solution ("": from rest)
     continuation_height: float = 0.0  # lower hills start from the start model's solution at this height
+    reference: str = ""  # a PHLL29 directory: the output also carries the benchmark's SST and the LES of the hill (`record`)
 
     def __post_init__(self):
         from meshes.errors import MeshError
@@ -66,6 +72,8 @@ class PhllRansConfig(HillsRansConfig):
         object.__setattr__(self, "geometry", hill.name)
         if not (0.0 <= self.continuation_height < 1e3):
             raise CaseError(f"continuation_height must be 0 (off) or a domain height, got {self.continuation_height}")
+        if self.reference and self.rotate:
+            raise CaseError("a turned phll-rans solve cannot carry the benchmark's fields (they are in the hill's own frame): set reference = \"\"")
         if self.start_model and self.rotate:
             raise CaseError("a turned phll-rans solve cannot start from another model's solution (it is mapped in the hill's own frame): set start_model = \"\"")
         if self.start_model:
@@ -108,6 +116,15 @@ def solve(config: PhllRansConfig, comm=None, msh_path=None, make_closure=None, p
     }
     solution.timings["start_model"] = sum(first.timings.values())
     return solution
+
+
+def record(solution, fields, stage, figures: bool) -> dict:
+    """`hills_rans.record`, and with a `reference` directory the benchmark's SST and the LES of the
+    hill on our nodes (rank 0, before the staged case is written)."""
+    summary = hills_rans.record(solution, fields, stage, figures)
+    if solution.config.reference:
+        summary["les"] = phll_dataset.add_reference_fields(fields, solution.config.geometry, Path(solution.config.reference))["les"]
+    return summary
 
 
 def unsolved_mesh(config: PhllRansConfig):
@@ -174,3 +191,32 @@ def configure(config=None, geometry: str = "alpha_10", **values) -> PhllRansConf
     except MeshError as err:
         raise CaseError(str(err)) from None
     return PhllRansConfig.from_toml(config or DEFAULTS, geometry=geometry, alpha=alpha, **values)
+
+
+def geometry_name(name: str) -> str:
+    """The benchmark's spelling of a hill name (`alpha_10` -> alpha_10_9000_3036); CaseError if it is none."""
+    from meshes.errors import MeshError
+    from meshes.hill_geometry import HillGeometry
+
+    try:
+        return HillGeometry.parse(name).name
+    except MeshError as err:
+        raise CaseError(str(err)) from None
+
+
+def _period(name: str) -> float:
+    from meshes.hill_geometry import HillGeometry
+
+    return HillGeometry.parse(name).length
+
+
+NETWORK_INPUTS = ("velocity", "strain_rate", "wall_distance")
+"""The arrays of every phll case that its networks read: also all that a sample of the closure
+study holds (`phll_closure.training_sample`), whose checkpoints are of family phll too."""
+PHLL = NamedFamily(
+    "phll", "geometry", "geometry", "geometry", "", geometry_name, resolution=True, arrays=NETWORK_INPUTS,
+    solve=NAME, plural="geometries", manifest_entry=phll_dataset.manifest_entry, everything=phll_dataset.shared_cases,
+    settings=phll_dataset.reference_settings, size=_period,
+    values_help="benchmark hill names, comma-separated (alpha_05_10071_4048,alpha_10_6000_3036), or all (the shared PHLL29 cases); repeatable",
+)
+FAMILIES = (PHLL,)

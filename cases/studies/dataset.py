@@ -51,7 +51,7 @@ def sweep(
     if not values:
         raise CaseError(f"no {kind.parameter} values given")
     solver = flow(kind.flow)
-    largest = solver.configure(**kind.case_values(max(values), cells))  # the longest hill has the most cells
+    largest = solver.configure(**kind.case_values(kind.largest(values), cells))  # the longest hill has the most cells
     check_solve(solver, largest, force, copies=min(jobs, len(values)))
     with run_lock(out):
         todo = [v for v in values if not is_complete(out / "cases" / kind.case_name(v))]
@@ -96,6 +96,7 @@ def _write_manifest(out: Path, resolution: str | None, kind: Family) -> dict:
                 "mesh": statistics.get("mesh"),
                 "newton_iterations": {k: _iterations(statistics[k]) for k in ("navier_stokes", "transport") if k in statistics},
                 **{k: statistics[k] for k in ("rans_iterations",) if k in statistics},
+                **kind.manifest_entry(meta),
                 "timings_s": statistics.get("timings_s"),
             }
         )

@@ -88,22 +88,27 @@ def optimal_eddy_viscosity(anisotropy, strain, prior, weights=None, regularisati
 
 
 def les_on_mesh(case_dir, sst: MeshFields) -> MeshFields:
-    """U_LES, k_LES, tauij_LES of a PHLL29 case on the nodes of `sst`. The benchmark's cell centres
-    stop half a cell short of the walls; our wall nodes join them as no-slip points (zero velocity,
-    stress and k), so that the strip between the walls and the first centres is a linear ramp to
-    the wall (not the first centre's value held constant, which would flatten the near-wall strain)."""
+    """U_LES, k_LES, tauij_LES of a PHLL29 case on the nodes of `sst` (`centres_on_mesh`)."""
+    return centres_on_mesh(read_les(case_dir), sst, LES_FIELDS)
+
+
+def centres_on_mesh(centres: MeshFields, mesh: MeshFields, names) -> MeshFields:
+    """Fields of the benchmark's cell centres that vanish on the walls (velocity, stress, k, nu_t) on
+    the nodes of `mesh` (which carries `wall_distance`). The benchmark's cell centres stop half a
+    cell short of the walls; our wall nodes join them as no-slip points (zero values), so that the
+    strip between the walls and the first centres is a linear ramp to the wall (not the first
+    centre's value held constant, which would flatten the near-wall strain)."""
     from meshes.errors import MeshError
     from meshes.interpolate import resample
 
-    wall = sst["wall_distance"] < WALL
-    les = read_les(case_dir)
-    data = {name: np.concatenate([les[name], np.zeros((wall.sum(),) + les[name].shape[1:])]) for name in LES_FIELDS}
-    source = MeshFields(np.r_[les.points, sst.points[wall]], les.cells, les.cell_type, np.r_[les.weights, np.zeros(wall.sum())], data, les.metadata)
+    wall = mesh["wall_distance"] < WALL
+    data = {name: np.concatenate([centres[name], np.zeros((wall.sum(),) + centres[name].shape[1:])]) for name in names}
+    source = MeshFields(np.r_[centres.points, mesh.points[wall]], centres.cells, centres.cell_type, np.r_[centres.weights, np.zeros(wall.sum())], data, centres.metadata)
     try:
-        result = resample(source, sst, LES_FIELDS)
+        result = resample(source, mesh, names)
     except MeshError as err:
         raise CaseError(str(err)) from None
-    for name in LES_FIELDS:  # a wall node inside a quad of centres (a chord across a curved wall)
+    for name in names:  # a wall node inside a quad of centres (a chord across a curved wall)
         result[name][wall] = 0.0
     return result
 
