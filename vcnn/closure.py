@@ -45,9 +45,6 @@ SETTLED = 1e-6
 float64. float32's rounding leaves the Picard iteration a floor near 5e-8 in the relative nu_t
 residual (hills, alpha 1.125: 43 iterations to a change of 1e-8 against float64's 37); float64
 for the last iterations converges to float64's fixed point."""
-REUSE = 1e-7
-"""`vcnn couple`'s default for `NeuralClosure(reuse=...)`: the network runs again at a node only
-when an input of its cloud moved by more than this (relative to the input's largest magnitude)."""
 
 
 def log_ratio(nu_t: np.ndarray, nu: float) -> np.ndarray:
@@ -78,20 +75,14 @@ def closure_targets(fields: MeshFields) -> dict:
 class NeuralClosure:
     """`fields -> {"nu_t": (N,) array}` from a checkpoint trained on one of the `INVERSES` targets.
 
-    `timings` accumulates the seconds spent building clouds and features and in the network, the
-    calls and the nodes evaluated. `reuse` > 0 (clouds that do not follow the flow): the output at
-    a node is kept from its last evaluation while no input of its cloud has moved by more than
-    `reuse` (`KeptOutputs`).
+    `timings` accumulates the seconds spent building clouds and features and in the network.
     """
 
     names = ("nu_t",)
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: torch.dtype | str = torch.float64, batch_size: int = 4096,
-                 reuse: float = 0.0):
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: torch.dtype | str = torch.float64, batch_size: int = 4096):
         if isinstance(dtype, str) and dtype not in PRECISIONS:
             raise VcnnError(f"unknown precision {dtype!r}; choose from {sorted(PRECISIONS)}")
-        if not reuse >= 0:
-            raise VcnnError(f"reuse must be a tolerance >= 0, got {reuse}")
         self.precision = dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
         self.settled = SETTLED if dtype == "mixed" else 0.0
         dtype = PRECISIONS.get(dtype, dtype)
@@ -102,13 +93,11 @@ class NeuralClosure:
         self.target = trained.targets[0]
         self.shape, self.spec = trained.shape, trained.spec
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
-        self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0, "float64_calls": 0, "nodes": 0}
-        self.reuse = 0.0 if self.shape.follows_flow else reuse
+        self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0, "float64_calls": 0}
         self._index: NodeIndex | None = None
         self._mesh: tuple | None = None  # the points and periods the index was built for
         self._batches: list[Batch] | None = None  # the clouds of every node, kept while the mesh is
         self._velocity: np.ndarray | None = None  # at the last call on this mesh ("mixed")
-        self._kept: KeptOutputs | None = None
 
     def index(self, fields: MeshFields) -> NodeIndex:
         """The KD-tree of the nodes, rebuilt only when the mesh (nodes or periods) changes."""
@@ -119,7 +108,6 @@ class NeuralClosure:
             self._index = NodeIndex(fields.points, periods)
             self._mesh = (fields.points.copy(), periods)
             self._batches = self._velocity = None
-            self._kept = KeptOutputs(self.reuse, tuple(self.spec.inputs())) if self.reuse > 0 else None
         return self._index
 
     def dtype_for(self, fields: MeshFields) -> torch.dtype:
@@ -141,69 +129,12 @@ class NeuralClosure:
             self._batches = plan_batches(self.model, fields.points, index, self.shape, batch_size=self.batch_size)
         self.timings["clouds"] += time.perf_counter() - start
         dtype = self.dtype_for(fields)
-        batches, stale = self._batches, np.ones(fields.num_nodes, dtype=bool)
-        if self._kept is not None:
-            self.spec.check_fields(fields)
-            stale = self._kept.stale(fields, batches)
-            if not stale.all():
-                batches = [batch.only(stale) for batch in batches if stale[batch.nodes].any()]
         predicted = predict_fields(
             self.model, fields, self.shape, self.spec, batch_size=self.batch_size, device=self.device, dtype=dtype,
-            index=index, timings=self.timings, batches=batches,
-        )[self.target]
-        if self._kept is not None:
-            predicted = self._kept.merge(fields, stale, predicted)
+            index=index, timings=self.timings, batches=self._batches,
+        )
         self.timings["calls"] += 1
         self.timings["float64_calls"] += dtype == torch.float64
-        self.timings["nodes"] += int(stale.sum())
         # Non-finite outputs stay non-finite (NaN), so that the RANS loop reports them as a
         # divergence at those nodes.
-        return {"nu_t": INVERSES[self.target](predicted, float(fields.metadata["nu"]))}
-
-
-class KeptOutputs:
-    """The network's output at every node with the call that last computed it, and the inputs
-    (point arrays) at that call: a node is stale, and evaluated again, when an input of a member
-    of its cloud has moved by more than `tolerance` since, relative to that input's largest
-    magnitude over the nodes (the Euclidean norm for vectors, so the test is frame-invariant).
-    Near convergence the flow moves by less than float32's rounding at most nodes: the network
-    then runs only where it still moves, and its rounding does not stir the converged state."""
-
-    def __init__(self, tolerance: float, names: tuple[str, ...]):
-        self.tolerance, self.names = tolerance, names
-        self.outputs: np.ndarray | None = None
-        self.when: np.ndarray | None = None  # (N,) the call that computed each kept output
-        self.seen: dict = {}  # call -> {name: point array at that call}, for the calls in `when`
-        self.calls = 0
-
-    def stale(self, fields: MeshFields, batches: list[Batch]) -> np.ndarray:
-        """(N,) true at the nodes whose clouds' inputs moved by more than the tolerance."""
-        n = fields.num_nodes
-        if self.outputs is None:
-            return np.ones(n, dtype=bool)
-        change = np.zeros(n)
-        for call in np.unique(self.when):
-            moved = np.zeros(n)
-            for name in self.names:
-                now = fields[name].reshape(n, -1)
-                scale = np.linalg.norm(now, axis=1).max()
-                moved = np.maximum(moved, np.linalg.norm(now - self.seen[call][name].reshape(n, -1), axis=1) / max(scale, 1e-300))
-            mine = self.when == call
-            for batch in batches:
-                clouds = batch.clouds
-                widest = np.maximum.reduceat(moved[clouds.members], clouds.offsets[:-1])
-                pick = mine[batch.nodes]
-                change[batch.nodes[pick]] = widest[pick]
-        return change > self.tolerance
-
-    def merge(self, fields: MeshFields, stale: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-        """The outputs: `predicted` where stale, kept elsewhere."""
-        self.calls += 1
-        if self.outputs is None:
-            self.outputs, self.when = predicted.copy(), np.zeros(len(predicted), dtype=int)
-        self.outputs[stale] = predicted[stale]
-        self.when[stale] = self.calls
-        if stale.any():
-            self.seen[self.calls] = {name: fields[name].copy() for name in self.names}
-        self.seen = {call: arrays for call, arrays in self.seen.items() if call in set(self.when.tolist())}
-        return self.outputs.copy()
+        return {"nu_t": INVERSES[self.target](predicted[self.target], float(fields.metadata["nu"]))}

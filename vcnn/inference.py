@@ -32,11 +32,6 @@ class Batch:
     nodes: np.ndarray
     clouds: Clouds
 
-    def only(self, keep: np.ndarray) -> "Batch":
-        """The batch of the nodes where `keep` (N,) is true."""
-        picked = np.flatnonzero(keep[self.nodes])
-        return Batch(self.nodes[picked], self.clouds.subset(picked))
-
 
 def plan_batches(
     model: torch.nn.Module,
@@ -100,7 +95,7 @@ def predict_fields(
     parameter = next(model.parameters())
     model = model.to(device=device, dtype=dtype).eval()
     precision = torch.empty(0, dtype=dtype).numpy().dtype
-    outputs = np.full((fields.num_nodes, model.config.width), np.nan)  # NaN where no batch holds the node
+    outputs = np.empty((fields.num_nodes, model.config.width))
     with torch.inference_mode():
         for batch in batches:
             tic = time.perf_counter()

@@ -105,23 +105,3 @@ def test_mixed_precision_turns_to_float64_once_the_flow_has_settled(tmp_path):
     with pytest.raises(VcnnError, match="unknown precision 'half'"):
         NeuralClosure(path, dtype="half")
 
-
-def test_outputs_are_kept_where_no_input_of_the_cloud_moved(tmp_path):
-    path = checkpoint(tmp_path / "c.pt")
-    kept, everywhere = NeuralClosure(path, reuse=1e-7), NeuralClosure(path)
-    fields = flow()
-    first = kept(fields)["nu_t"]
-    assert np.array_equal(first, everywhere(fields)["nu_t"])
-    fields.point_data["velocity"] = fields["velocity"] * (1 + 1e-9)  # below the tolerance: nothing runs
-    assert np.array_equal(kept(fields)["nu_t"], first) and kept.timings["nodes"] == fields.num_nodes
-    moved = 7
-    fields.point_data["velocity"][moved] += 1e-3  # one node: the clouds that hold it run again
-    result, expected = kept(fields)["nu_t"], everywhere(fields)["nu_t"]
-    holders = kept._kept.when == 3
-    near = np.linalg.norm(fields.points - fields.points[moved], axis=1) <= 0.4  # in its ball (periods aside)
-    assert np.all(holders[near]) and 0 < holders.sum() < fields.num_nodes == kept.timings["nodes"] - holders.sum()
-    assert np.allclose(result[holders], expected[holders], rtol=1e-12, atol=0)  # recomputed
-    assert np.array_equal(result[~holders], first[~holders])  # kept: the move is not in their clouds
-    assert not np.allclose(result[holders], first[holders], rtol=1e-12, atol=0)
-    with pytest.raises(VcnnError, match="reuse must be a tolerance >= 0"):
-        NeuralClosure(path, reuse=-1.0)
