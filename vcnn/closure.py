@@ -11,14 +11,15 @@ network outputs:
 
 `NeuralClosure` is a plain callable on `MeshFields` (numpy in, numpy out), as the solver's
 `NodeClosure` expects: it computes the features from the current flow at every call and evaluates
-the network in batches of clouds of similar size on CPU or GPU, in float64 by default or float32
-(the coupled solve's default: `vcnn couple --precision`). The KD-tree of the nodes is built once
-per mesh, and so are the clouds when their members do not depend on the flow (balls, k nearest);
-ellipse clouds are searched again at every call. Invariance: the clouds and the scalar features depend on distances
-only and the output is a rotation-invariant scalar by construction. Velocities enter as
-`relative_velocity` (relative to the query point) and, where the walls are at rest, as
-`velocity` and `speed`: relative to the walls, so unchanged by a Galilean change of frame that
-moves fluid and walls together (not by a boost of the fluid alone, see the tests).
+the network in batches of clouds of similar size on CPU or GPU, in float64 by default, float32,
+or float32 until the flow settles and float64 after ("mixed", `vcnn couple`'s default). The
+KD-tree of the nodes is built once per mesh, and so are the clouds when their members do not
+depend on the flow (balls, k nearest); ellipse clouds are searched again at every call.
+Invariance: the clouds and the scalar features depend on distances only and the output is a
+rotation-invariant scalar by construction. Velocities enter as `relative_velocity` (relative to
+the query point) and, where the walls are at rest, as `velocity` and `speed`: relative to the
+walls, so unchanged by a Galilean change of frame that moves fluid and walls together (not by a
+boost of the fluid alone, see the tests).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class NeuralClosure:
         self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0, "float64_calls": 0}
         self._index: NodeIndex | None = None
         self._mesh: tuple | None = None  # the points and periods the index was built for
-        self._batches: list[Batch] | None = None  # the clouds of every node, kept while the mesh is
+        self._batches: list[Batch] | None = None  # the clouds of every node, kept for this mesh
         self._velocity: np.ndarray | None = None  # at the last call on this mesh ("mixed")
 
     def index(self, fields: MeshFields) -> NodeIndex:
