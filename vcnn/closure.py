@@ -10,13 +10,16 @@ network outputs:
   of nu_t does, dominated by the shear layers, where nu_t is largest.
 
 `NeuralClosure` is a plain callable on `MeshFields` (numpy in, numpy out), as the solver's
-`NodeClosure` expects: it rebuilds the clouds and features from the current flow at every call
-(the KD-tree of the nodes is built once per mesh) and evaluates the network in batches on CPU or
-GPU, in float64 by default. Invariance: the clouds and the scalar features depend on distances
-only and the output is a rotation-invariant scalar by construction. Velocities enter as
-`relative_velocity` (relative to the query point) and, where the walls are at rest, as
-`velocity` and `speed`: relative to the walls, so unchanged by a Galilean change of frame that
-moves fluid and walls together (not by a boost of the fluid alone, see the tests).
+`NodeClosure` expects: it computes the features from the current flow at every call and evaluates
+the network in batches of clouds of similar size on CPU or GPU, in float64 by default, float32,
+or float32 until the flow settles and float64 after ("mixed", `vcnn couple`'s default). The
+KD-tree of the nodes is built once per mesh, and so are the clouds when their members do not
+depend on the flow (balls, k nearest); ellipse clouds are searched again at every call.
+Invariance: the clouds and the scalar features depend on distances only and the output is a
+rotation-invariant scalar by construction. Velocities enter as `relative_velocity` (relative to
+the query point) and, where the walls are at rest, as `velocity` and `speed`: relative to the
+walls, so unchanged by a Galilean change of frame that moves fluid and walls together (not by a
+boost of the fluid alone, see the tests).
 """
 
 from __future__ import annotations
@@ -31,10 +34,18 @@ from meshes.fields import MeshFields
 from vcnn.checkpoint import load_trained
 from vcnn.clouds import NodeIndex
 from vcnn.errors import VcnnError
-from vcnn.inference import predict_fields
+from vcnn.inference import Batch, plan_batches, predict_fields
 
 LOG_RATIO = "log_nu_t_ratio"
 RATIO = "nu_t_ratio"
+PRECISIONS = {"float32": torch.float32, "float64": torch.float64, "mixed": torch.float32}
+"""The network's floating-point types by name (features are computed in float64 either way).
+"mixed": float32, and float64 for the calls in which the velocity moved by less than `SETTLED`."""
+SETTLED = 1e-6
+"""Relative change of the velocity since the last call (L2) below which a "mixed" closure runs in
+float64. float32's rounding leaves the Picard iteration a floor near 5e-8 in the relative nu_t
+residual (hills, alpha 1.125: 43 iterations to a change of 1e-8 against float64's 37); float64
+for the last iterations converges to float64's fixed point."""
 
 
 def log_ratio(nu_t: np.ndarray, nu: float) -> np.ndarray:
@@ -70,7 +81,12 @@ class NeuralClosure:
 
     names = ("nu_t",)
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float64, batch_size: int = 4096):
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: torch.dtype | str = torch.float64, batch_size: int = 4096):
+        if isinstance(dtype, str) and dtype not in PRECISIONS:
+            raise VcnnError(f"unknown precision {dtype!r}; choose from {sorted(PRECISIONS)}")
+        self.precision = dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
+        self.settled = SETTLED if dtype == "mixed" else 0.0
+        dtype = PRECISIONS.get(dtype, dtype)
         trained = load_trained(checkpoint, map_location=device)
         self.model, self.state = trained.model, trained.state  # state: family, cloud, features, split, ...
         if len(trained.targets) != 1 or trained.targets[0] not in INVERSES:
@@ -78,9 +94,11 @@ class NeuralClosure:
         self.target = trained.targets[0]
         self.shape, self.spec = trained.shape, trained.spec
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
-        self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0}
+        self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0, "float64_calls": 0}
         self._index: NodeIndex | None = None
         self._mesh: tuple | None = None  # the points and periods the index was built for
+        self._batches: list[Batch] | None = None  # the clouds of every node, kept for this mesh
+        self._velocity: np.ndarray | None = None  # at the last call on this mesh ("mixed")
 
     def index(self, fields: MeshFields) -> NodeIndex:
         """The KD-tree of the nodes, rebuilt only when the mesh (nodes or periods) changes."""
@@ -90,19 +108,34 @@ class NeuralClosure:
         if not same:
             self._index = NodeIndex(fields.points, periods)
             self._mesh = (fields.points.copy(), periods)
+            self._batches = self._velocity = None
         return self._index
+
+    def dtype_for(self, fields: MeshFields) -> torch.dtype:
+        """The network's type for this call: `dtype`, or float64 once the flow has settled ("mixed")."""
+        if not self.settled:
+            return self.dtype
+        self.spec.check_fields(fields)
+        velocity, last = fields[self.spec.velocity_field], self._velocity
+        self._velocity = velocity.copy()
+        settled = last is not None and np.linalg.norm(velocity - last) < self.settled * np.linalg.norm(velocity)
+        return torch.float64 if settled else self.dtype
 
     def __call__(self, fields: MeshFields) -> dict:
         if "nu" not in fields.metadata:
             raise VcnnError("the flow carries no viscosity (metadata 'nu')")
         start = time.perf_counter()
         index = self.index(fields)
+        if self._batches is None and not self.shape.follows_flow:
+            self._batches = plan_batches(self.model, fields.points, index, self.shape, batch_size=self.batch_size)
         self.timings["clouds"] += time.perf_counter() - start
+        dtype = self.dtype_for(fields)
         predicted = predict_fields(
-            self.model, fields, self.shape, self.spec, batch_size=self.batch_size, device=self.device, dtype=self.dtype,
-            index=index, timings=self.timings,
+            self.model, fields, self.shape, self.spec, batch_size=self.batch_size, device=self.device, dtype=dtype,
+            index=index, timings=self.timings, batches=self._batches,
         )
         self.timings["calls"] += 1
+        self.timings["float64_calls"] += dtype == torch.float64
         # Non-finite outputs stay non-finite (NaN), so that the RANS loop reports them as a
         # divergence at those nodes.
         return {"nu_t": INVERSES[self.target](predicted[self.target], float(fields.metadata["nu"]))}

@@ -46,6 +46,7 @@ class Ellipse:
     diffusivity: float = 0.1
     reaction: float = 3.0
     eps: float = 0.2
+    follows_flow = True  # the members depend on the velocity: rebuilt whenever it changes
 
     def __post_init__(self):
         if not (self.diffusivity > 0 and self.reaction > 0 and 0 < self.eps < 1):
@@ -64,6 +65,7 @@ class Ellipse:
 @dataclasses.dataclass(frozen=True)
 class Ball:
     radius: float
+    follows_flow = False  # the members depend on the nodes alone: built once per mesh
 
     def __post_init__(self):
         if not self.radius > 0:
@@ -79,6 +81,7 @@ class KNearest:
 
     k: int
     TIE = 1e-9
+    follows_flow = False
 
     def __post_init__(self):
         if int(self.k) != self.k or self.k < 1:

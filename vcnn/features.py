@@ -115,15 +115,15 @@ def cloud_features(fields: MeshFields, clouds: Clouds, query_velocity: np.ndarra
     )
 
 
-def pad(features: CloudFeatures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dense (Q, n_max, ...) arrays for a batch of clouds; padding has weight 0."""
+def pad(features: CloudFeatures, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense (Q, n_max, ...) arrays of `dtype` for a batch of clouds; padding has weight 0."""
     sizes = np.diff(features.offsets)
     q, n = len(sizes), int(sizes.max())
     slot = slots(features.offsets)
     row = np.repeat(np.arange(q), sizes)
-    vectors = np.zeros((q, n) + features.vectors.shape[1:])
-    scalars = np.zeros((q, n, features.scalars.shape[1]))
-    weights = np.zeros((q, n))
+    vectors = np.zeros((q, n) + features.vectors.shape[1:], dtype)
+    scalars = np.zeros((q, n, features.scalars.shape[1]), dtype)
+    weights = np.zeros((q, n), dtype)
     vectors[row, slot] = features.vectors
     scalars[row, slot] = features.scalars
     weights[row, slot] = features.weights

@@ -23,6 +23,8 @@ def add_parsers(sub) -> None:
     couple.add_argument("--max-iterations", type=int, help="Picard iterations before a stall is declared (default from the case file: 400)")
     couple.add_argument("--anderson", type=int, help="Anderson acceleration of nu_t over M iterations (default from the case file: 0, off)")
     couple.add_argument("--device", default="cpu", help="where the network runs: cpu or cuda (default cpu)")
+    couple.add_argument("--precision", choices=["mixed", "float32", "float64"], default="mixed",
+                        help="the network's floating-point type in the loop; mixed: float32 until the flow settles, then float64 (default)")
     couple.add_argument("--config", type=Path, default=None, help="case file (default cases/hills_rans.toml)")
     output_options(couple)
     couple.set_defaults(run=run)
@@ -43,7 +45,7 @@ def run(args) -> int:
     if args.geometry is not None:
         return run_phll(args)
     config, network, reference = prepare(
-        args.model, args.alpha, args.device, args.resolution, args.config, args.reference, args.rotate,
+        args.model, args.alpha, args.device, args.resolution, args.config, args.reference, args.rotate, args.precision,
         tolerance=args.tolerance, relaxation=args.relaxation, max_iterations=args.max_iterations, anderson=args.anderson,
     )
     check_output(args.out, args.overwrite)  # every check before any work

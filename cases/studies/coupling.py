@@ -31,11 +31,12 @@ STATIONS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
 """x/H from the hill crest of the compared profiles."""
 
 
-def load_closure(checkpoint: Path, device: str = "cpu"):
-    """(NeuralClosure, checkpoint dict) for a closure checkpoint; CaseError otherwise."""
+def load_closure(checkpoint: Path, device: str = "cpu", precision: str = "mixed"):
+    """(NeuralClosure, checkpoint dict) for a closure checkpoint, the network in `precision`
+    ("mixed": float32 until the flow settles, then float64, `vcnn.closure.SETTLED`); CaseError otherwise."""
     from vcnn.closure import NeuralClosure
 
-    closure = NeuralClosure(checkpoint, device=device)
+    closure = NeuralClosure(checkpoint, device=device, dtype=precision)
     kind = FAMILIES.get(closure.state.get("family"))
     if kind is None or kind.model is None:
         raise CaseError(f"checkpoint {checkpoint} was not trained on RANS solutions (family {closure.state.get('family')!r})")
@@ -84,6 +85,8 @@ def cost(history: list, network_timings: dict, rans_seconds: float, reference_se
     parts["exchange"] = closure - parts["clouds"] - parts["network"]  # node arrays gathered and scattered, |S| projected
     result = {
         "total_s": rans_seconds,
+        "network_calls": network_timings.get("calls", 0),
+        "float64_calls": network_timings.get("float64_calls", 0),
         "closure_s": closure,
         **{f"{k}_s": v for k, v in parts.items()},
         "shares": {k: v / rans_seconds for k, v in parts.items()},
@@ -131,13 +134,13 @@ def profiles(fields, stations=STATIONS, samples: int = 120) -> dict:
 
 
 def prepare(checkpoint: Path, alpha: float, device: str = "cpu", resolution: str | None = None, case_file: Path | None = None,
-            reference: Path | None = None, rotate: float = 0.0, **settings):
+            reference: Path | None = None, rotate: float = 0.0, precision: str = "mixed", **settings):
     """(configuration, network, reference) of a coupled solve, all checked before any work: the
     checkpoint's family gives the PDE model, its dataset the resolution unless given; `settings`
     are Picard settings (None: the case file's)."""
     from cases.flows import hills_rans
 
-    network, state = load_closure(checkpoint, device)
+    network, state = load_closure(checkpoint, device, precision)
     nx, ny = hills_rans.cells(resolution or state.get("resolution"))
     model = FAMILIES[state["family"]].model
     config = hills_rans.configure(case_file, alpha=alpha, model=model, nx=nx, ny=ny, rotate=rotate, **settings)
@@ -171,7 +174,7 @@ def couple_into(run: CoupledRun, config, network, reference=None) -> None:
         setup_logging(stage / "run.log" if comm.rank == 0 else None, run.quiet, stderr=comm.rank == 0)
         if reference is None:
             reference = _pde_reference(config, comm, stage)
-        facts = {"case": "couple", "checkpoint": str(run.checkpoint), "blend": run.blend}
+        facts = {"case": "couple", "checkpoint": str(run.checkpoint), "blend": run.blend, "precision": network.precision}
         try:
             solution = hills_rans.solve(config, comm, stage / "mesh.msh", make_closure(network, run.blend))
         except RansFailure as err:

@@ -1,0 +1,57 @@
+"""The network of shared/fixtures/stalling-closure (trained on 64 x 64 k-omega hills) coupled on a
+24 x 24 mesh with the network in float64, float32 and "mixed" precision: the converged velocities
+agree within 1e-4 (the precision changes the cost, not the solution), and the whole problem turned
+by 30 degrees in float32 gives the turned solution within the float32 tolerance."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+pytest.importorskip("dolfinx")
+
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "stalling-closure"
+FLOAT32 = 1e-5
+"""The turned solution's relative deviation allowed with the network in float32 (float64: 1e-6,
+tests/cases/test_coupling.py; measured here: see the printout)."""
+
+
+@functools.cache
+def coupled(precision: str, rotate: float = 0.0):
+    """(velocity dofs as (M, 2), iterations, the closure's timings) of the converged coupled solve."""
+    from mpi4py import MPI
+
+    from cases.flows import hills_rans
+    from cases.studies.coupling import make_closure, prepare
+
+    if not (FIXTURE / "best.pt").is_file():
+        pytest.skip(f"fixture not found at {FIXTURE}")
+    config, network, _ = prepare(FIXTURE / "best.pt", 1.125, resolution="24x24", precision=precision, rotate=rotate,
+                                 tolerance=1e-6, max_iterations=60, anderson=20)
+    solution = hills_rans.solve(config, MPI.COMM_WORLD, None, make_closure(network, 0))
+    return solution.rans.flow.velocity.x.array.reshape(-1, 2).copy(), solution.rans.iterations, dict(network.timings)
+
+
+def relative(a, b) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_the_precision_of_the_network_leaves_the_coupled_solution_unchanged():
+    reference, iterations, timings = coupled("float64")
+    assert timings["float64_calls"] == timings["calls"] == iterations
+    for precision in ("float32", "mixed"):
+        velocity, iterations, timings = coupled(precision)
+        print(precision, "against float64:", relative(velocity, reference), "iterations", iterations, timings)
+        assert relative(velocity, reference) < 1e-4
+        assert (timings["float64_calls"] > 0) == (precision == "mixed") and timings["float64_calls"] < timings["calls"]
+
+
+def test_the_turned_problem_gives_the_turned_solution_in_float32():
+    angle = np.deg2rad(30.0)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    plain, turned = coupled("float32")[0], coupled("float32", 30.0)[0]
+    print("float32, turned by 30 degrees:", relative(turned @ rotation, plain))
+    assert relative(turned @ rotation, plain) < FLOAT32
+    assert relative(turned, plain) > 0.1  # the velocities do turn
