@@ -52,3 +52,19 @@ def test_quadratic_reaction_reproduces_the_released_concentration(alpha1):
     # The released field's global balance in its true equation: reaction <= production.
     assert quadratic["reference_reaction_over_production"] < 0.85
     assert np.isclose(quadratic["steady"]["mean"], 0.432, rtol=0.01)
+
+
+def test_flags_reach_the_configuration_and_bad_exponents_are_refused():
+    import argparse
+
+    from cases.errors import CaseError
+    from cases.flows import hills_transport
+
+    parser = argparse.ArgumentParser()
+    hills_transport.add_arguments(parser)
+    config = hills_transport.configure(**hills_transport.values(parser.parse_args(["--alpha", "1", "--transient", "--reaction-exponent", "2"])))
+    assert config.transient and config.transport_parameters.reaction_exponent == 2.0
+    default = hills_transport.configure(**hills_transport.values(parser.parse_args(["--alpha", "1"])))
+    assert not default.transient and default.transport_parameters.reaction_exponent == 1.5
+    with pytest.raises(CaseError, match="reaction exponent"):
+        hills_transport.configure(alpha=1.0, reaction_exponent=0.5)
