@@ -108,6 +108,8 @@ def solve_transport(
     c = 0 on `zero_facets` (default: both walls of a `PeriodicDomain`). Steady by default; with
     `stepping`, c at its end time, `on_step(time, c)` called after every step; the stats are
     the last step's, with `iterations` summed over all steps."""
+    if stepping is not None and initial is not None:
+        raise SolverError("a time-stepped solve starts from its own uniform value: give stepping or initial, not both")
     start = time.perf_counter()
     mesh = domain.mesh
     periodic = isinstance(domain, PeriodicDomain)
