@@ -134,7 +134,8 @@ def compare_with_reference(solution: HillsTransportSolution, reference: str | Pa
     ref = Reference.load(reference)
     length = solution.domain.length
     if abs(ref.centres[:, 0].min() + ref.centres[:, 0].max() - length) > 1e-3 * length:
-        raise CaseError(f"reference {Path(reference).name} is not for alpha = {solution.config.alpha:g} (period differs)")
+        name = Path(reference).name
+        raise CaseError(f"reference {name} is not for alpha = {solution.config.alpha:g} (period differs)")
     u = evaluate(solution.flow.velocity, ref.centres)
     c = evaluate(solution.transport.concentration, ref.centres)
     return {
@@ -143,7 +144,9 @@ def compare_with_reference(solution: HillsTransportSolution, reference: str | Pa
         "velocity_rel_l2": ref.relative_l2(u, ref.velocity),
         "concentration_rel_l2": ref.relative_l2(c, ref.concentration),
         # Steady balance: mean reaction = mean production - wall flux <= mean production.
-        "reference_reaction_over_production": ref.balance(ref.concentration, solution.config.reaction, solution.config.reaction_exponent),
+        "reference_reaction_over_production": ref.balance(
+            ref.concentration, solution.config.reaction, solution.config.reaction_exponent
+        ),
     }
 
 
@@ -165,8 +168,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--degree", type=int, default=2, help="Lagrange degree of the concentration (default 2)")
     parser.add_argument("--max-newton", type=int, default=25, help="Newton iterations before giving up (default 25)")
     parser.add_argument("--reference", type=Path, help="OpenFOAM .npz to compare against (written to meta.json)")
-    parser.add_argument("--transient", action="store_true", help="c at t = 10 of implicit Euler (dt 0.1) from c = 0.001, as the released case ran")
-    parser.add_argument("--reaction-exponent", type=float, default=1.5, help="p of the reaction zeta |c|^(p-1) c (default 1.5, the paper's; the released data: 2)")
+    parser.add_argument(
+        "--transient", action="store_true",
+        help="c at t = 10 of implicit Euler (dt 0.1) from c = 0.001, as the released case ran",
+    )
+    parser.add_argument(
+        "--reaction-exponent", type=float, default=1.5,
+        help="p of the reaction zeta |c|^(p-1) c (default 1.5, the paper's; the released data: 2)",
+    )
 
 
 def values(args) -> dict:
@@ -176,8 +185,11 @@ def values(args) -> dict:
         parsed = Resolution.parse(args.resolution, args.wall_ratio)
         nx, ny = parsed.nx, parsed.ny
     reference = None if args.reference is None else str(args.reference)
-    return dict(alpha=args.alpha, nx=nx, ny=ny or 100, wall_ratio=args.wall_ratio, transport_degree=args.degree, max_newton=args.max_newton, reference=reference,
-                transient=args.transient, reaction_exponent=args.reaction_exponent)
+    return dict(
+        alpha=args.alpha, nx=nx, ny=ny or 100, wall_ratio=args.wall_ratio, transport_degree=args.degree,
+        max_newton=args.max_newton, reference=reference, transient=args.transient,
+        reaction_exponent=args.reaction_exponent,
+    )
 
 
 configure = HillsTransportConfig

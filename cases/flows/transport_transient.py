@@ -68,7 +68,8 @@ class Reference:
         from meshes.interpolate import interpolate
 
         x = np.linspace(0.0, domain.length, 4 * int(np.sqrt(len(self.centres))), endpoint=False)
-        walls = np.r_[np.c_[x, hill_height(x, domain.description["alpha"], domain.length)], np.c_[x, np.full_like(x, domain.height)]]
+        bottom = hill_height(x, domain.description["alpha"], domain.length)
+        walls = np.r_[np.c_[x, bottom], np.c_[x, np.full_like(x, domain.height)]]
         values = np.asarray(values, dtype=float)
         cloud = MeshFields(
             np.r_[self.centres, walls], np.zeros((0, 3), int), weights=np.ones(len(self.centres) + len(walls)),
@@ -158,7 +159,9 @@ steady solve only). Returns the figures as a dict (rank 0 layout, serial)."""
     return result
 
 
-def released_residual(reference: str | Path, exponent: float, diffusivity: float = 0.1, reaction: float = 3.0, skip: int = 8) -> float:
+def released_residual(
+    reference: str | Path, exponent: float, diffusivity: float = 0.1, reaction: float = 3.0, skip: int = 8
+) -> float:
     """How far the released fields are from solving the steady equation with reaction exponent p:
     the cell-volume weighted RMS of u . grad c - D lap c + zeta |c|^p - Pr over the RMS of Pr.
 
@@ -187,7 +190,8 @@ def released_residual(reference: str | Path, exponent: float, diffusivity: float
     jacobian = x_xi * y_eta - x_eta * y_xi
     ddx = lambda f: (d_xi(f) * y_eta - np.gradient(f, axis=0) * y_xi) / jacobian  # noqa: E731
     ddy = lambda f: (np.gradient(f, axis=0) * x_xi - d_xi(f) * x_eta) / jacobian  # noqa: E731
-    residual = u * ddx(c) + v * ddy(c) - diffusivity * (ddx(ddx(c)) + ddy(ddy(c))) + reaction * np.abs(c) ** exponent - production
+    laplacian = ddx(ddx(c)) + ddy(ddy(c))
+    residual = u * ddx(c) + v * ddy(c) - diffusivity * laplacian + reaction * np.abs(c) ** exponent - production
     inner = slice(skip, rows - skip)
     w = weights[inner]
     return float(np.sqrt(np.sum(w * residual[inner] ** 2) / np.sum(w * production[inner] ** 2)))

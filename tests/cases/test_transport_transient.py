@@ -62,7 +62,8 @@ def test_flags_reach_the_configuration_and_bad_exponents_are_refused():
 
     parser = argparse.ArgumentParser()
     hills_transport.add_arguments(parser)
-    config = hills_transport.configure(**hills_transport.values(parser.parse_args(["--alpha", "1", "--transient", "--reaction-exponent", "2"])))
+    args = parser.parse_args(["--alpha", "1", "--transient", "--reaction-exponent", "2"])
+    config = hills_transport.configure(**hills_transport.values(args))
     assert config.transient and config.transport_parameters.reaction_exponent == 2.0
     default = hills_transport.configure(**hills_transport.values(parser.parse_args(["--alpha", "1"])))
     assert not default.transient and default.transport_parameters.reaction_exponent == 1.5
