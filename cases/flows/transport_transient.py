@@ -7,7 +7,9 @@ mesh, on our velocity or on the reference velocity (and optionally the reference
 array) interpolated to our mesh, and measures what the steady comparison measures
 (`hills_transport.compare_with_reference`): the relative L2 difference at the reference cell
 centres, plus the global balance of the t = 10 field and its distance from the steady state.
-Nothing here is fitted to the reference fields: the variants are fixed readings of the case files.
+`released_residual` measures which equation the released fields solve (the reaction zeta c^2, not
+the stated zeta sqrt(c) c: docs/results.md). Nothing is fitted on the comparison itself: the
+variants are fixed readings of the case files, and p = 2 is the residual's sharp minimum.
 """
 
 from __future__ import annotations
