@@ -62,6 +62,7 @@ class TransportCoefficients:
     mixing_length_cap: float = 0.135
     transport_degree: int = 2
     max_newton: int = 25
+    reaction_exponent: float = 1.5  # the paper's; the released OpenFOAM data were made with 2
 
     def __post_init__(self):
         build_parts(self)
@@ -75,7 +76,10 @@ class TransportCoefficients:
         """The solver's TransportParameters (SolverError on bad coefficients)."""
         from solvers.transport import TransportParameters
 
-        return TransportParameters(self.diffusivity, self.reaction, self.production, self.transport_degree, max_iterations=self.max_newton)
+        return TransportParameters(
+            self.diffusivity, self.reaction, self.production, self.transport_degree,
+            max_iterations=self.max_newton, reaction_exponent=self.reaction_exponent,
+        )
 
 
 def mesh_fields(solution: TransportSolution, metadata: dict, stage):
