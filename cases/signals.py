@@ -4,6 +4,7 @@ finished steps stay, and the command prints one line and exits with 128 + the si
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -23,7 +24,23 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _raise(number, frame):
+    if _in_finalizer(frame):
+        # raised here, the exception would be printed and dropped ("Exception ignored in ..."), and
+        # the run would go on: ask again once the finalizer has returned
+        threading.Timer(0.05, os.kill, (os.getpid(), number)).start()
+        return
     raise Interrupted(number)
+
+
+def _in_finalizer(frame) -> bool:
+    """The signal arrived inside a `__del__` or a `weakref.finalize` callback (run by the garbage
+    collector at any point), where an exception cannot leave."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or (code.co_name == "__call__" and code.co_filename.endswith("weakref.py")):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager
