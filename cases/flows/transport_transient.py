@@ -101,29 +101,13 @@ def transient_comparison(
     interpolated); variant: see VARIANTS; reaction_exponent: p of the reaction zeta |c|^(p-1) c
 (the paper's 1.5, or 2); snapshots: the times of the released-style run to compare at (none: the
 steady solve only). Returns the figures as a dict (rank 0 layout, serial)."""
-    from dolfinx import fem
-
-    from cases.flows.hills_transport import HillsTransportConfig
-    from meshes.shapes import periodic_hill
-    from solvers.navier_stokes import NavierStokes
     from solvers.probe import evaluate
     from solvers.transport import TimeStepping, solve_transport
-    from solvers.wall_distance import mixing_length, wall_distance
 
     if velocity not in ("ours", "reference") or production not in ("formula", "reference") or variant not in VARIANTS:
         raise CaseError(f"velocity ours|reference, production formula|reference, variant {'|'.join(VARIANTS)}")
-    config = HillsTransportConfig(alpha=alpha, nx=nx, ny=ny, reaction_exponent=reaction_exponent)
     ref = Reference.load(reference)
-    domain = periodic_hill(config.alpha, config.resolution)
-    flow = NavierStokes(domain, config.flow_parameters).solve()
-    u = flow.velocity if velocity == "ours" else ref.on_mesh(domain, flow.velocity.function_space, ref.velocity)
-    space = fem.FunctionSpace(domain.mesh, ("Lagrange", config.transport_degree))
-    lm = mixing_length(wall_distance(domain, space), config.kappa, config.mixing_length_cap)
-    params = config.transport_parameters
-    source = None
-    if production == "reference":
-        params = dataclasses.replace(params, production=0.0)
-        source = ref.on_mesh(domain, space, ref.production)
+    config, domain, u, lm, params, source = _problem(alpha, ref, nx, ny, velocity, production, reaction_exponent)
 
     def figures(c) -> dict:
         values = evaluate(c, ref.centres)
@@ -159,6 +143,29 @@ steady solve only). Returns the figures as a dict (rank 0 layout, serial)."""
     stepping = TimeStepping(lagged_reaction=variant == "lagged")
     solve_transport(domain, u, lm, params, source=source, stepping=stepping, on_step=record)
     return result
+
+
+def _problem(alpha: float, ref: "Reference", nx, ny: int, velocity: str, production: str, reaction_exponent: float):
+    """(config, domain, velocity, mixing length, transport parameters, source) of one comparison."""
+
+    from dolfinx import fem
+
+    from cases.flows.hills_transport import HillsTransportConfig
+    from meshes.shapes import periodic_hill
+    from solvers.navier_stokes import NavierStokes
+    from solvers.wall_distance import mixing_length, wall_distance
+
+    config = HillsTransportConfig(alpha=alpha, nx=nx, ny=ny, reaction_exponent=reaction_exponent)
+    domain = periodic_hill(config.alpha, config.resolution)
+    flow = NavierStokes(domain, config.flow_parameters).solve()
+    u = flow.velocity if velocity == "ours" else ref.on_mesh(domain, flow.velocity.function_space, ref.velocity)
+    space = fem.FunctionSpace(domain.mesh, ("Lagrange", config.transport_degree))
+    lm = mixing_length(wall_distance(domain, space), config.kappa, config.mixing_length_cap)
+    params, source = config.transport_parameters, None
+    if production == "reference":
+        params = dataclasses.replace(params, production=0.0)
+        source = ref.on_mesh(domain, space, ref.production)
+    return config, domain, u, lm, params, source
 
 
 def released_residual(
