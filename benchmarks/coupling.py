@@ -8,7 +8,9 @@ times (goal: at most 1), the shares of the coupled solve spent in the momentum s
 building and features, the network and the exchange of node arrays. Three runs: the network in
 "mixed" precision (`vcnn couple`'s default: float32 until the flow settles, then float64), in
 float32 and in float64; the converged velocities of the first two against float64's (goal: within
-1e-4)."""
+1e-4). And the Anderson depth (issue 22) where both depths converge, alpha = 0.625: depth 20 (the
+shipped setting) against depth 5, iterations, wall time and the difference of the converged
+velocities."""
 
 from __future__ import annotations
 
@@ -23,6 +25,39 @@ VARIANTS = {precision: ("--precision", precision) for precision in ("mixed", "fl
 
 
 def coupling(tmp: Path, measured, alpha: float = 1.125) -> dict:
+    result = precisions(tmp, measured, alpha)
+    if "skipped" not in result:
+        result["anderson_depths"] = anderson_depths(tmp, measured)
+    return result
+
+
+def anderson_depths(tmp: Path, measured, alpha: float = 0.625) -> dict:
+    """Depth 20 against depth 5 from the same k-omega solution, float64."""
+    from meshes.fields import MeshFields
+    from vcnn.inference import relative_l2
+
+    pde = tmp / "depths_pde_model"
+    measured([sys.executable, "-m", "cases.cli", "solve", "hills-rans", "--alpha", str(alpha), *SETTINGS, "--out", str(pde)])
+    runs = {}
+    for depth in (5, 20):
+        out = tmp / f"couple_anderson{depth}"
+        cmd = [sys.executable, "-m", "cases.cli", "couple", "--model", str(FIXTURE / "best.pt"), "--alpha", str(alpha), "--reference", str(pde),
+               "--precision", "float64", "--anderson", str(depth), "--tolerance", "1e-8", "--max-iterations", "150", *SETTINGS, "--out", str(out)]
+        try:
+            runs[depth] = measured(cmd)
+        except SystemExit as failed:
+            return {"alpha": alpha, "failed": f"depth {depth}: {str(failed).splitlines()[-1]}"}
+        runs[depth]["iterations"] = json.loads((out / "meta.json").read_text())["metadata"]["statistics"]["rans_iterations"]
+    shallow, deep = (MeshFields.read(tmp / f"couple_anderson{depth}") for depth in (5, 20))
+    return {
+        "alpha": alpha, "iterations": {depth: run["iterations"] for depth, run in runs.items()},
+        "anderson20_over_5_wall": runs[20]["wall_s"] / runs[5]["wall_s"],
+        "anderson20_vs_5_velocity_rel_diff": relative_l2(shallow, {"velocity": deep["velocity"]})["velocity"],
+    }
+
+
+def precisions(tmp: Path, measured, alpha: float) -> dict:
+    """The coupled solve in each precision against the k-omega solve."""
     if not (FIXTURE / "best.pt").is_file():
         print(f"coupling benchmark skipped: no {FIXTURE / 'best.pt'}", flush=True)
         return {"skipped": f"no {FIXTURE / 'best.pt'}"}
