@@ -42,6 +42,7 @@ class Study:
     baselines: dict = dataclasses.field(default_factory=dict)  # name -> {model, cloud, training} overrides
     report: dict = dataclasses.field(default_factory=dict)  # options of `vcnn run` (cases.studies.surrogate)
     coupling: dict = dataclasses.field(default_factory=dict)  # closure studies: options of the coupled solves (cases.studies.closure)
+    robustness: dict = dataclasses.field(default_factory=dict)  # closure studies: the seeds of the robustness study
     family: Family = HILLS  # what train, validate and test values are values of
 
     def baseline(self, name: str) -> "Study":
@@ -125,9 +126,11 @@ def load_study(path: str | Path) -> Study:
             baselines=dict(raw.get("baselines", {})),
             report=dict(raw.get("report", {})),
             coupling=dict(raw.get("coupling", {})),
+            robustness=dict(raw.get("robustness", {})),
         )
-        if study.coupling and not kind.derived:
-            raise CaseError(f"{path}: [coupling] needs a RANS dataset family, not {kind.name}")
+        for section in ("coupling", "robustness"):
+            if getattr(study, section) and not kind.derived:
+                raise CaseError(f"{path}: [{section}] needs a RANS dataset family, not {kind.name}")
         for variant in [study] + [study.baseline(name) for name in study.baselines]:
             variant.shape()
             variant.model_config()
@@ -209,6 +212,22 @@ class CouplingOptions:
         return options
 
 
+@dataclasses.dataclass(frozen=True)
+class RobustnessOptions:
+    """The [robustness] table of a closure study: the network trained again with each seed (all
+    else the study's) and coupled at every [coupling] alpha, to show convergence and the spread of
+    the errors across trainings (the study's own seed reuses its network)."""
+
+    seeds: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, study: Study) -> "RobustnessOptions":
+        options = _table(cls, "robustness", study.robustness)
+        if len(set(options.seeds)) != len(options.seeds):
+            raise CaseError(f"[robustness] seeds must differ, got {list(options.seeds)}")
+        return options
+
+
 def _table(cls, section: str, table: dict):
     """The options dataclass `cls` of a study file's [section] (lists become tuples)."""
     try:
@@ -244,6 +263,7 @@ SCHEMA = {
     "baselines": Named({"model": _NETWORK, "cloud": Chosen(_cloud_keys), "training": _TRAINING}),
     "report": keys_of(ReportOptions),
     "coupling": keys_of(CouplingOptions),
+    "robustness": keys_of(RobustnessOptions),
 }
 """Every section and key a study file may hold, with its type (`cases.study_schema`)."""
 

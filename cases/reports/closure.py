@@ -45,6 +45,7 @@ def write_report(study: Study, out: Path, results: dict) -> Path:
         lines.append(f"| {study.family.describe(r['alpha'])} ({kind}) | {100 * r['nu_t_rel_l2']:.2f} | {100 * r['log_ratio_rel_l2']:.2f} | {r['nu_t_max_ratio']:.1f} | {r['seconds']:.1f} |")
     lines += _a_posteriori_section(results["coupled"])
     lines += _invariance_section(results.get("turned"), results["invariance"])
+    lines += _robustness_section(results.get("robustness"))
     lines += ["## Figures", "", "![learning curves](learning_curves.png)", ""]
     for name in results["coupled"]:
         for png in ("profiles", "nu_t", "convergence"):
@@ -87,6 +88,37 @@ def _a_posteriori_section(coupled: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def _robustness_section(runs: dict | None) -> list[str]:
+    """One row per seed and coupled case, and the spread across seeds of each case."""
+    if not runs:
+        return []
+    lines = [
+        "## Robustness: the network trained with other seeds",
+        "",
+        "| seed | best validation error (%) | weights (sha256) | case | status | iterations | residual reduction | velocity vs PDE model (%) | reattachment: PDE / coupled |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for seed, run in runs.items():
+        training = run["training"]
+        for name, r in run["coupled"].items():
+            head = f"| {seed} | {100 * training['best_validation_rel_l2']:.2f} | {training.get('best_weights_sha256', '-')[:12]} | {name} | {r.get('status')}"
+            if r.get("status") != "converged":
+                lines.append(f"{head} | {r.get('iterations', '-')} | | | |")
+                continue
+            c = r["comparison"]
+            lines.append(f"{head} | {r['iterations']} | {r['residual_reduction']:.1e} | {100 * c['velocity_rel_l2']:.2f} | {_x(c['reattachment']['pde'])} / {_x(c['reattachment']['coupled'])} |")
+    rows = [r for run in runs.values() for r in run["coupled"].values()]
+    converged = [r for r in rows if r.get("status") == "converged"]
+    lines += ["", f"Converged: {len(converged)} of {len(rows)} coupled solves."]
+    for name in next(iter(runs.values()))["coupled"]:
+        done = [run["coupled"][name] for run in runs.values() if run["coupled"].get(name, {}).get("status") == "converged"]
+        if done:
+            errors = [100 * r["comparison"]["velocity_rel_l2"] for r in done]
+            bubbles = [r["comparison"]["reattachment"]["coupled"] for r in done if r["comparison"]["reattachment"]["coupled"] is not None]
+            lines.append(f"{name}: velocity vs PDE model {min(errors):.2f} to {max(errors):.2f} %" + (f", reattachment {min(bubbles):.2f} to {max(bubbles):.2f}" if bubbles else "") + f" ({len(done)} seeds).")
+    return lines + [""]
 
 
 def _invariance_section(turned: dict | None, inv: dict) -> list[str]:

@@ -21,7 +21,7 @@ from cases.rundir import cached_json
 from cases.studies.dataset import ensure_dataset, load_cases
 from cases.studies.evaluate import check_checkpoint_invariance
 from cases.studies.train import ensure_trained
-from cases.study import MAIN, CouplingOptions, Study
+from cases.study import MAIN, CouplingOptions, RobustnessOptions, Study
 from cases.worker import start
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def run_closure_study(study: Study, out: Path, progress: bool = True) -> Path:
     """The whole closure study into `out`; returns the report's path."""
-    options = CouplingOptions.of(study)
+    options, robust = CouplingOptions.of(study), RobustnessOptions.of(study)
     ensure_dataset(study, study.train + study.validate + study.test, progress)
     directory = out / MAIN
     ensure_trained(study, directory, progress)
@@ -52,7 +52,31 @@ def run_closure_study(study: Study, out: Path, progress: bool = True) -> Path:
         results["turned"]["rotate_deg"] = options.rotate_deg
         if results["turned"].get("status") == "converged" and results["coupled"][name].get("status") == "converged":
             results["turned"]["velocity_vs_unturned"] = turned_difference(out / "couple" / name, turned, options.rotate_deg)
+    if robust.seeds:
+        results["robustness"] = robustness(study, out, alphas, options, robust.seeds, results, progress)
     return write_report(study, out, results)
+
+
+def robustness(study: Study, out: Path, alphas, options: CouplingOptions, seeds, results: dict, progress: bool = True) -> dict:
+    """{seed: {"training": ..., "coupled": {case: summary}}}: the network trained again with each
+    seed into OUT/robustness/seed_S/ and coupled at every alpha (the study's own seed is its main
+    run, reused)."""
+    import dataclasses
+
+    runs = {}
+    for seed in seeds:
+        if seed == study.training.seed:
+            runs[seed] = {"training": results["training"], "coupled": results["coupled"]}
+            continue
+        where = out / "robustness" / f"seed_{seed}"
+        log.info("robustness: the network with seed %d", seed)
+        ensure_trained(dataclasses.replace(study, training=dataclasses.replace(study.training, seed=seed)), where / MAIN, progress)
+        checkpoint, coupled = where / MAIN / "best.pt", {}
+        for alpha in alphas:
+            name = study.family.case_name(alpha)
+            coupled[name] = couple(checkpoint, study.dataset / "cases" / name, alpha, where / "couple" / name, options)
+        runs[seed] = {"training": json.loads((where / MAIN / "training.json").read_text()), "coupled": coupled}
+    return runs
 
 
 def turned_difference(plain: Path, turned: Path, degrees: float) -> float:

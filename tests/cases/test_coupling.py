@@ -51,6 +51,9 @@ seed = 0
 [coupling]
 rotate_deg = 30
 anderson = 3
+
+[robustness]
+seeds = [0, 1]
 """
 
 
@@ -63,6 +66,20 @@ def study_run(tmp_path_factory):
     result = vcnn("run", study, "--out", out, "-q")
     assert result.returncode == 0, result.stderr
     return root, out
+
+
+def test_the_robustness_study_trains_another_seed_and_couples_it(study_run):
+    root, out = study_run
+    main = json.loads((out / "vcnn" / "training.json").read_text())
+    other = json.loads((out / "robustness" / "seed_1" / "vcnn" / "training.json").read_text())
+    assert other["best_weights_sha256"] != main["best_weights_sha256"]  # trained again, from its own seed
+    assert json.loads((out / "robustness" / "seed_1" / "vcnn" / "study.json").read_text())["training"]["seed"] == 1
+    assert not (out / "robustness" / "seed_0").exists()  # the study's own seed is its main run
+    seeded = MeshFields.read(out / "robustness" / "seed_1" / "couple" / "alpha_1.1250")
+    assert seeded.metadata["status"] == "converged"
+    report = (out / "report.md").read_text()
+    assert "## Robustness" in report and "Converged: 2 of 2 coupled solves." in report
+    assert f"| 1 | {100 * other['best_validation_rel_l2']:.2f} | {other['best_weights_sha256'][:12]} | alpha_1.1250 | converged" in report
 
 
 def test_closure_study_trains_couples_and_reports(study_run):
