@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
 
-import numpy as np
+from benchmarks.graph_scaling import exponent, forward_cost
 
 SIZES = (25, 50, 100, 200, 400, 800)
 NETWORKS = {
@@ -34,29 +32,16 @@ def one(kind: str, n: int, repeats: int = 3) -> dict:
     torch.manual_seed(0)
     model = build_model(CloudNetConfig(kind=kind, n_scalars=5, **NETWORKS[kind])).eval()
     batch = int(max(1, min(512, MAX_ELEMENTS // model.elements_per_cloud(n))))
-    vectors, scalars = torch.randn(batch, n, 2, 2), torch.randn(batch, n, 5)
-    weights = torch.full((batch, n), 1.0 / n)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    seconds = []
-    with torch.no_grad():
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(vectors, scalars, weights)
-            seconds.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    seconds, memory_mb = forward_cost(model, batch, n, repeats=repeats)
     return {
         "network": kind,
         "n": n,
         "batch": batch,
         "parameters": sum(p.numel() for p in model.parameters()),
         "threads": torch.get_num_threads(),
-        "seconds_per_query": min(seconds) / batch,
-        "memory_mb_per_query": (peak - before) / 1024 / batch,
+        "seconds_per_query": seconds / batch,
+        "memory_mb_per_query": memory_mb / batch,
     }
-
-
-def exponent(sizes, values) -> float:
-    return float(np.polyfit(np.log(sizes), np.log(values), 1)[0])
 
 
 def scaling(sizes=SIZES) -> dict:
