@@ -58,9 +58,13 @@ class NavierStokes:
 
     nu_t: optional eddy viscosity (a UFL expression or Function, updated in place by the caller).
     source: optional extra body force (UFL vector), e.g. for manufactured solutions.
+    stress: optional extra stress a (UFL 2 x 2 tensor, e.g. a frozen Reynolds stress or the part an
+    eddy viscosity does not carry): u.grad u + grad p = div(2 (nu + nu_t) S) - div(a) + f, in weak
+    form (-a : grad v; the test functions vanish on the walls and the periodic ends cancel), so a P1
+    or DG tensor enters without being differentiated.
     """
 
-    def __init__(self, domain: PeriodicDomain, params: FlowParameters = FlowParameters(), nu_t=None, source=None):
+    def __init__(self, domain: PeriodicDomain, params: FlowParameters = FlowParameters(), nu_t=None, source=None, stress=None):
         self.domain, self.params = domain, params
         mesh = domain.mesh
         cell = mesh.ufl_cell()
@@ -95,6 +99,8 @@ class NavierStokes:
             - ufl.inner(body, v) * ufl.dx
             + self._inverse_dt * ufl.inner(u - ufl.split(self._start)[0], v) * ufl.dx
         )
+        if stress is not None:
+            residual -= ufl.inner(stress, ufl.grad(v)) * ufl.dx
         self._residual = fem.form(residual)
         self._load = fem.form(-ufl.inner(ex, v) * ufl.dx)  # dF/df
         self._system = LinearSystem(

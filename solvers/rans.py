@@ -78,7 +78,8 @@ class Closure(Protocol):
 class MeanFlow:
     """The mean-flow state a closure may read, updated in place by the loop.
 
-    velocity (P2), wall distance and nu_t (P1), nu and the pseudo-time step dt.
+    velocity (P2), wall distance and nu_t (P1), nu and the pseudo-time step dt; after
+    `freeze_stress`, a frozen extra stress (P1) in the momentum equations.
     """
 
     def __init__(self, domain, params: FlowParameters, walls=("bottom", "top")):
@@ -89,6 +90,21 @@ class MeanFlow:
         self.velocity = fem.Function(self.solver.velocity_space, name="velocity")
         self.distance = wall_distance(domain, p1, walls)
         self.dt = 0.0
+        self.stress: tuple | None = None  # (xx, xy, yy) P1 Functions, after `freeze_stress`
+
+    def freeze_stress(self, values: np.ndarray) -> None:
+        """A frozen extra stress a in the momentum equations (`NavierStokes` `stress`), from node
+        values (N, 2, 2) in the node order of `mesh_fields`, symmetrised: e.g. the part of an LES
+        Reynolds stress that a frozen eddy viscosity does not carry. The first call rebuilds the
+        momentum problem with it (call it before `start_from`); later calls only change the values."""
+        values = np.asarray(values, dtype=float)
+        if self.stress is None:
+            space = self.nu_t.function_space
+            self.stress = tuple(fem.Function(space, name=f"stress_{c}") for c in ("xx", "xy", "yy"))
+            xx, xy, yy = self.stress
+            self.solver = NavierStokes(self.domain, self.params, nu_t=self.nu_t, stress=ufl.as_matrix([[xx, xy], [xy, yy]]))
+        for function, component in zip(self.stress, (values[:, 0, 0], 0.5 * (values[:, 0, 1] + values[:, 1, 0]), values[:, 1, 1])):
+            set_node_values(self.domain, component, function)
 
     def arrays(self) -> dict:
         """What a closure reads, by point-array name: velocity, |S|, wall distance and nu_t."""

@@ -14,15 +14,24 @@ SST's nu_t) with weight s0:
 clipped at >= 0. Where S:S >> s0 it is the plain fit -(a:S)/(2 S:S); where the strain vanishes
 (channel centre, bubble core) it tends to the prior instead of dividing by zero. s0 is a fraction
 (`REGULARISATION`) of the domain mean of S:S. In 2-D mean flow the in-plane contraction equals the
-3-D one (S has no z entries), so the 2 x 2 blocks suffice. The remainder a + 2 nu_t* S is not
-used here: a frozen nu_t is all the solver takes.
+3-D one (S has no z entries), so the 2 x 2 blocks suffice.
+
+The force candidates freeze, besides a nu_t, the remainder of the LES stress that this nu_t does not
+carry, a_perp = a + 2 nu_t S_LES, as an explicit stress in the momentum equations (its divergence a
+body force, in weak form: `solvers.rans.MeanFlow.freeze_stress`).
 
 The candidates (`CANDIDATES`):
 - `sst`: our SST's own nu_t, frozen (a control: it must give back SST's score);
 - `optimal_les_strain`: nu_t* with S of the LES velocity (the ceiling of an eddy-viscosity target);
 - `optimal_rans_strain`: nu_t* with S of our SST velocity (what a network sees at inference);
 - `les_k_sst_omega`: k_LES / omega_SST, SST's nu_t with the LES turbulent kinetic energy (a cheap,
-  smooth target: the LES's energy, SST's time scale).
+  smooth target: the LES's energy, SST's time scale);
+- `optimal_les_strain_plus_force`: nu_t* of `optimal_les_strain` plus its remainder a_perp as a
+  frozen stress (the whole LES stress, split into a part that damps and a part that does not);
+- `les_stress_force`: nu_t = 0 and the whole LES anisotropic stress a frozen (the "inject the exact
+  LES stress" variant, which published work finds can give a worse velocity than the RANS model;
+  from the SST state it needs the continuation, and converges on three of six starts, as the
+  relaxed nu_t decays to zero: docs/results.md).
 
 The propagation test: each candidate frozen (`solvers.rans.FrozenClosure`) in our RANS solve of the
 same hill and mesh, converged (the momentum equations alone, from the candidate nu_t), scored
@@ -49,7 +58,9 @@ log = logging.getLogger("vcnn")
 LES_FIELDS = ("U_LES", "k_LES", "tauij_LES")
 REGULARISATION = 0.01
 """s0 as a fraction of the domain mean of S:S."""
-CANDIDATES = ("sst", "optimal_les_strain", "optimal_rans_strain", "les_k_sst_omega")
+CANDIDATES = ("sst", "optimal_les_strain", "optimal_rans_strain", "les_k_sst_omega", "optimal_les_strain_plus_force", "les_stress_force")
+FORCES = ("optimal_les_strain_plus_force", "les_stress_force")
+"""The candidates that also freeze the LES stress their nu_t leaves, a + 2 nu_t S_LES (`remaining_stresses`)."""
 PHLL29 = Path("../shared/reference/closure_challenge/PHLL29")
 VALIDATION = ("alpha_05_10071_4048", "alpha_05_10071_2024", "alpha_15_7929_4048", "alpha_15_7929_2024")
 """The validation cases of the suggested split; the test cases (alpha_15_13929_*, alpha_05_4071_*) never."""
@@ -161,7 +172,17 @@ def candidate_targets(sst: MeshFields, les: MeshFields, names=CANDIDATES, regula
         "optimal_rans_strain": lambda: optimal_eddy_viscosity(a, strain_tensor(sst, sst["velocity"]), sst["nu_t"], sst.weights, regularisation),
         "les_k_sst_omega": lambda: _les_k_sst_omega(sst, les),
     }
+    build["optimal_les_strain_plus_force"] = build["optimal_les_strain"]
+    build["les_stress_force"] = lambda: np.zeros(sst.num_nodes)
     return {name: np.asarray(build[name](), float) for name in names}
+
+
+def remaining_stresses(sst: MeshFields, les: MeshFields, targets: dict) -> dict[str, np.ndarray]:
+    """For each force candidate among `targets` (name -> nu_t), the LES anisotropic stress its
+    eddy viscosity does not carry, a_perp = a + 2 nu_t S_LES, (N, 2, 2) on the nodes of `sst`."""
+    a = anisotropic_stress(les["tauij_LES"], les["k_LES"])
+    strain = strain_tensor(sst, les["U_LES"])
+    return {name: a + 2.0 * nu_t[:, None, None] * strain for name, nu_t in targets.items() if name in FORCES}
 
 
 def _les_k_sst_omega(sst: MeshFields, les: MeshFields) -> np.ndarray:
@@ -187,12 +208,14 @@ def first_row_reattachment(centres: MeshFields, velocity) -> float | None:
     return wall_crossings(x[:nx], np.asarray(velocity)[:nx, 0], centres.metadata["periods"][0][0])["reattachment"]
 
 
-def frozen_closure(sst: MeshFields, nu_t: np.ndarray, blend: int = 0):
+def frozen_closure(sst: MeshFields, nu_t: np.ndarray, blend: int = 0, stress: np.ndarray | None = None):
     """`make_closure(flow, pde)` for `cases.flows.hills_rans.solve`: `nu_t` (on the nodes of `sst`)
     frozen, the flow started from the SST velocity and body force (Newton from rest with a
     converged nu_t diverges) and from `nu_t`, or with `blend` > 0 from SST's nu_t, handed over to
     `nu_t` linearly in that many iterations (a continuation for targets far from SST's, where one
-    Newton solve from the SST state diverges). The solve's mesh must be the SST run's."""
+    Newton solve from the SST state diverges). With `stress` (N, 2, 2), that stress frozen in the
+    momentum equations too (ramped in from zero alongside the hand-over). The solve's mesh must be
+    the SST run's."""
     from solvers.export import set_node_values
     from solvers.rans import BlendedClosure, FrozenClosure, NodeClosure
 
@@ -200,30 +223,54 @@ def frozen_closure(sst: MeshFields, nu_t: np.ndarray, blend: int = 0):
         fields = flow.mesh_fields()  # collective; None off rank 0 (serial only where the nodes differ)
         same = fields is not None and fields.num_nodes == sst.num_nodes and np.allclose(fields.points, sst.points, atol=1e-9)
         if flow.domain.comm.bcast(same, root=0):
-            target, start, velocity = nu_t, sst["nu_t"], sst["velocity"]
+            target, start, velocity, extra = nu_t, sst["nu_t"], sst["velocity"], stress
         else:  # the benchmark's centres: interpolated onto our nodes, no slip on the walls
             from meshes.interpolate import interpolate
 
             target, start, velocity = (interpolate(sst, v, fields.points) for v in (nu_t, sst["nu_t"], sst["velocity"]))
             velocity[fields["wall_distance"] < WALL] = 0.0
+            extra = None if stress is None else interpolate(sst, stress, fields.points)
+            if extra is not None:
+                extra[fields["wall_distance"] < WALL] = 0.0
         set_node_values(flow.domain, start if blend else target, flow.nu_t)
+        if stress is not None:
+            extra = flow.domain.comm.bcast(extra, root=0)
+            flow.freeze_stress(0.0 * extra if blend else extra)
         flow.start_from(velocity, sst.metadata["statistics"]["forcing"])
         frozen = NodeClosure(FrozenClosure(target))
-        return BlendedClosure(NodeClosure(FrozenClosure(start)), frozen, blend) if blend else frozen
+        if not blend:
+            return frozen
+        blended = BlendedClosure(NodeClosure(FrozenClosure(start)), frozen, blend)
+        return blended if stress is None else StressRamp(blended, extra, blend)
 
     return build
 
 
-def propagate(sst: MeshFields, nu_t: np.ndarray, blend: int = 0):
-    """Our RANS solve of the SST run's hill and mesh with `nu_t` frozen, converged: (MeshFields,
-    separation dict, statistics)."""
+class StressRamp:
+    """A closure that also ramps a frozen stress in: w a after its k-th update, w = min(1, (k - 1) /
+    `iterations`), in step with `BlendedClosure`'s hand-over of nu_t over as many iterations."""
+
+    names = ("nu_t",)
+
+    def __init__(self, closure, stress: np.ndarray, iterations: int):
+        self.closure, self.stress, self.iterations, self.updates = closure, stress, iterations, 0
+
+    def update(self, flow) -> dict:
+        flow.freeze_stress(min(1.0, self.updates / self.iterations) * self.stress)
+        self.updates += 1
+        return self.closure.update(flow)
+
+
+def propagate(sst: MeshFields, nu_t: np.ndarray, blend: int = 0, stress: np.ndarray | None = None):
+    """Our RANS solve of the SST run's hill and mesh with `nu_t` (and `stress`) frozen, converged:
+    (MeshFields, separation dict, statistics)."""
     from mpi4py import MPI
 
     from cases.flows import phll_rans
     from cases.flows.hills_rans import separation
 
     config = phll_rans.PhllRansConfig(**sst.metadata["config"])
-    solution = phll_rans.solve(config, MPI.COMM_WORLD, None, frozen_closure(sst, nu_t, blend))
+    solution = phll_rans.solve(config, MPI.COMM_WORLD, None, frozen_closure(sst, nu_t, blend, stress))
     fields = solution.mesh_fields({"case": "les-target propagation", "config": sst.metadata["config"]})
     return fields, separation(solution), solution.statistics()
 
@@ -239,6 +286,7 @@ def propagation_test(case: str, sst_run, out, phll29=PHLL29, names=CANDIDATES, r
     out, case_dir = Path(out), Path(phll29) / case
     sst, les = _sst_and_les(case, sst_run, case_dir)
     targets = candidate_targets(sst, les, names, regularisation)
+    stresses = remaining_stresses(sst, les, targets)
     validation = sst.metadata.get("validation", {})
     result = {
         "case": case,
@@ -254,7 +302,7 @@ def propagation_test(case: str, sst_run, out, phll29=PHLL29, names=CANDIDATES, r
         "candidates": {},
     }
     for name, nu_t in targets.items():
-        result["candidates"][name] = _candidate(sst, nu_t, name, case_dir, out)
+        result["candidates"][name] = _candidate(sst, nu_t, name, case_dir, out, stresses.get(name))
     out.mkdir(parents=True, exist_ok=True)
     (out / "propagation.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "propagation.md").write_text(table([result]))
@@ -276,13 +324,14 @@ def _sst_and_les(case: str, sst_run, case_dir: Path):
     return sst, les_on_mesh(case_dir, sst)
 
 
-def _candidate(sst: MeshFields, nu_t: np.ndarray, name: str, case_dir: Path, out: Path) -> dict:
-    """One row of the propagation test: the target frozen, converged, scored (OUT/<name>/ its fields)."""
+def _candidate(sst: MeshFields, nu_t: np.ndarray, name: str, case_dir: Path, out: Path, stress=None) -> dict:
+    """One row of the propagation test: the target (and its stress) frozen, converged, scored
+    (OUT/<name>/ its fields)."""
     from cases.studies.score import score_shared_case
 
     tic = time.perf_counter()
     try:
-        blend, (fields, bubble, statistics) = _propagated(sst, nu_t, name, case_dir.name)
+        blend, (fields, bubble, statistics) = _propagated(sst, nu_t, name, case_dir.name, stress)
     except Exception as err:  # a target that does not converge is a result, not a crash
         log.warning("%s on %s did not converge: %s", name, case_dir.name, err)
         return {"error": str(err).splitlines()[0], "seconds": time.perf_counter() - tic}
@@ -303,15 +352,16 @@ def _candidate(sst: MeshFields, nu_t: np.ndarray, name: str, case_dir: Path, out
     return row
 
 
-def _propagated(sst: MeshFields, nu_t: np.ndarray, name: str, case: str):
-    """(blend, propagate(...)): straight from the SST state, or else by continuation from SST's nu_t."""
+def _propagated(sst: MeshFields, nu_t: np.ndarray, name: str, case: str, stress=None):
+    """(blend, propagate(...)): straight from the SST state, or else by continuation from SST's nu_t
+    (and from no stress)."""
     from solvers.errors import ConvergenceError
 
     try:
-        return 0, propagate(sst, nu_t)
+        return 0, propagate(sst, nu_t, stress=stress)
     except ConvergenceError as err:
         log.warning("%s on %s: %s; again by continuation over %d iterations", name, case, str(err).splitlines()[0], CONTINUATION)
-    return CONTINUATION, propagate(sst, nu_t, CONTINUATION)
+    return CONTINUATION, propagate(sst, nu_t, CONTINUATION, stress)
 
 
 def table(results: list[dict]) -> str:

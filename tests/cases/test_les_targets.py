@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cases.errors import CaseError
-from cases.studies.les_targets import anisotropic_stress, candidate_targets, optimal_eddy_viscosity, strain_tensor
+from cases.studies.les_targets import anisotropic_stress, candidate_targets, optimal_eddy_viscosity, remaining_stresses, strain_tensor
 from meshes.fields import MeshFields
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,6 +82,29 @@ def test_the_target_does_not_depend_on_the_frame():
     here = optimal_eddy_viscosity(anisotropic_stress(tau, k), strain_tensor(mesh, velocity), prior)
     there = optimal_eddy_viscosity(anisotropic_stress(turn @ tau @ turn.T, k), strain_tensor(turned, velocity @ turn.T), prior)
     assert np.allclose(here, there, rtol=1e-10, atol=1e-14)
+
+
+def test_the_force_candidates_freeze_what_their_eddy_viscosity_leaves_of_the_les_stress():
+    """les_stress_force: nu_t = 0 and the whole of a; optimal_les_strain_plus_force: nu_t* and
+    a + 2 nu_t* S, which with no regularisation is orthogonal to S (the least-squares remainder)."""
+    rng = np.random.default_rng(2)
+    mesh = box()
+    velocity = rng.normal(size=(mesh.num_nodes, 2))
+    tau = rng.normal(size=(mesh.num_nodes, 2, 2))
+    tau, k = tau + tau.transpose(0, 2, 1), rng.uniform(0.1, 1.0, mesh.num_nodes)
+    sst = MeshFields(mesh.points, mesh.cells, "quad", None, {"nu_t": np.full(mesh.num_nodes, NU)})
+    les = MeshFields(mesh.points, mesh.cells, "quad", None, {"U_LES": velocity, "k_LES": k, "tauij_LES": tau})
+    names = ["optimal_les_strain", "optimal_les_strain_plus_force", "les_stress_force"]
+    targets = candidate_targets(sst, les, names, regularisation=0.0)
+    stresses = remaining_stresses(sst, les, targets)
+    a, strain = anisotropic_stress(tau, k), strain_tensor(mesh, velocity)
+    assert sorted(stresses) == sorted(names[1:]) and np.all(targets["les_stress_force"] == 0.0)
+    assert np.array_equal(stresses["les_stress_force"], a)
+    assert np.array_equal(targets["optimal_les_strain_plus_force"], targets["optimal_les_strain"])
+    fitted = targets["optimal_les_strain"] > 0  # where the fit is not clipped at zero
+    assert 0 < fitted.sum() < mesh.num_nodes
+    remainder = np.einsum("nij,nij->n", stresses["optimal_les_strain_plus_force"], strain)
+    assert np.allclose(remainder[fitted], 0.0, atol=1e-12 * np.abs(np.einsum("nij,nij->n", a, strain)).max())
 
 
 def test_an_unknown_target_is_one_clear_error():
