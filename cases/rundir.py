@@ -64,10 +64,13 @@ def run_lock(out: str | Path):
     the holder dies, even by SIGKILL; no stale lock survives a killed run. Missing folders above
     `out` are made here."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     path = out.with_name(f".{out.name}.lock")
     while True:
-        handle = open(path, "a+")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+")
+        except OSError as err:
+            raise CaseError(f"cannot write {out}: {err.strerror} ({err.filename})") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
