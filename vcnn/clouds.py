@@ -204,6 +204,7 @@ class NodeIndex:
         self.dim = nodes.shape[1]
         self.images, self.source = _periodic_images(nodes, periods)
         self.tree = cKDTree(self.images)
+        self._members: dict = {}  # shape -> mean members of a cloud, sampled once (_check_memory)
 
     def clouds(self, queries: np.ndarray, shape: Shape, query_velocity=None, chunk: int = 4096) -> Clouds:
         """Clouds around `queries` (Q, dim); `query_velocity` (Q, dim) orients ellipse clouds.
@@ -244,19 +245,28 @@ class NodeIndex:
     BYTES_PER_MEMBER = 100
     """Memory per cloud member while the clouds are built and their features assembled (the
     search's lists, indices, relative positions, features): a bound, not a measurement of each."""
+    UNCHECKED_BYTES = 2**28
+    """Clouds needing less than this are not checked against the free memory (a system call)."""
 
     def _check_memory(self, queries: np.ndarray, shape: Shape, query_velocity) -> None:
         """Refuse clouds that would not fit in the memory free now (a radius as large as the
-        domain on a large mesh), estimated from the members of up to 32 of the clouds."""
+        domain on a large mesh), from the mean members of up to 32 clouds, sampled on the first
+        call with this shape (every training batch and coupled iteration queries the same index)."""
+        if shape not in self._members:
+            sample = np.linspace(0, len(queries) - 1, min(len(queries), 32)).astype(int)
+            velocity = None if query_velocity is None else query_velocity[sample]
+            if isinstance(shape, KNearest):
+                self._members[shape] = float(min(shape.k, self.tree.n))
+            else:
+                found = _search(self.tree, self.images, queries[sample], shape, velocity)[1]
+                self._members[shape] = float(np.mean(np.bincount(found, minlength=len(sample))))
+        members = self._members[shape]
+        need = members * len(queries) * self.BYTES_PER_MEMBER
+        if need < self.UNCHECKED_BYTES:
+            return
         import psutil
 
-        sample = np.linspace(0, len(queries) - 1, min(len(queries), 32)).astype(int)
-        velocity = None if query_velocity is None else query_velocity[sample]
-        if isinstance(shape, KNearest):
-            members = float(min(shape.k, self.tree.n))
-        else:
-            members = float(np.mean(np.bincount(_search(self.tree, self.images, queries[sample], shape, velocity)[1], minlength=len(sample))))
-        need, free = members * len(queries) * self.BYTES_PER_MEMBER, psutil.virtual_memory().available
+        free = psutil.virtual_memory().available
         if need > free:
             raise CloudError(f"{len(queries):,} clouds of about {members:,.0f} members each would need about {need / 1e9:.3g} GB of memory, "
                              f"and {free / 1e9:.3g} GB is free: choose a smaller cloud (radius, k) or fewer nodes per batch")

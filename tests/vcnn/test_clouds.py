@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from vcnn.clouds import Ball, Clouds, CloudError, Ellipse, KNearest, MeshGraph, build_clouds
+from vcnn.clouds import Ball, Clouds, CloudError, Ellipse, KNearest, MeshGraph, NodeIndex, build_clouds
 from vcnn.symmetry import random_orthogonal
 
 
@@ -124,6 +124,8 @@ def test_clouds_larger_than_the_free_memory_are_refused_before_they_are_built(po
     assert len(build_clouds(nodes, nodes, whole).members) == 500**2  # fits
     free = 500**2 * 100 / 2  # half of what 100 bytes per member of 500 clouds of 500 members need
     monkeypatch.setattr(psutil, "virtual_memory", lambda: type("Memory", (), {"available": free})())
+    build_clouds(nodes, nodes, whole)  # below NodeIndex.UNCHECKED_BYTES (256 MB): not checked
+    monkeypatch.setattr(NodeIndex, "UNCHECKED_BYTES", 0)
     with pytest.raises(CloudError, match="500 clouds of about 500 members each would need about 0.025 GB"):
         build_clouds(nodes, nodes, whole)
     build_clouds(nodes, nodes, Ball(0.3))  # small clouds still fit
