@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 
 from cases.errors import CaseError
+from cases.rundir import nearest_existing
 
 PROCESS_BYTES = 400e6
 """A solve's peak memory before its mesh (Python, FEniCSx, PETSc, gmsh): 356 MB measured at 5,000 cells."""
@@ -51,7 +52,7 @@ def check_count(what: str, count: int, force: bool, limit: int = MAX_CASES) -> N
 
 def check_disk(where: Path, cases: int, cells: int, force: bool) -> None:
     """Refuse `cases` solves of about `cells` cells each into `where` when the disk has not room for them."""
-    folder = next(p for p in (Path(where).absolute(), *Path(where).absolute().parents) if p.exists())
+    folder = nearest_existing(Path(where).absolute())
     need, free = cases * DISK_PER_CELL * cells, shutil.disk_usage(folder).free
     if need > free and not force:
         raise CaseError(f"{cases:,} cases of {cells:,} cells would need about {_size(need)} of disk in {folder}, and {_size(free)} is free; {FORCE}")

@@ -35,10 +35,15 @@ def check_output_directory(out: str | Path) -> Path:
     """Refuse, before any work, a directory that could not be made at the end: a file in its place
     or in place of a folder above it. Missing folders are made when the results are written."""
     out = Path(out)
-    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    existing = nearest_existing(out)
     if not existing.is_dir():
         raise CaseError(f"output path {out} exists and is not a directory" if existing == out else f"cannot make {out}: {existing} is a file")
     return out
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path`, or the nearest folder above it that exists."""
+    return next(p for p in (path, *path.absolute().parents) if p.exists())
 
 
 def check_output_file(path: str | Path) -> Path:
@@ -118,15 +123,15 @@ def remove_stale(out: Path) -> None:
 @contextlib.contextmanager
 def staged_output(out: str | Path, overwrite: bool, comm=None):
     """Yield a staging directory; on success it replaces `out`, on failure it is removed. `out`
-    is locked meanwhile (`run_lock`, held by rank 0 under MPI)."""
-    out = check_output(out, overwrite)
+    is locked meanwhile (`run_lock`, held by rank 0 under MPI), and checked (`check_output`) once held."""
+    out = check_output_directory(out)
     rank = 0 if comm is None else comm.rank
     with contextlib.ExitStack() as held:
         refused = None
         if rank == 0:
             try:
                 held.enter_context(run_lock(out))
-                check_output(out, overwrite)  # again, now that `out` is ours: a run may have ended meanwhile
+                check_output(out, overwrite)  # now that `out` is ours: a run may have ended since the callers' check
             except CaseError as err:
                 refused = str(err)
         if comm is not None:
