@@ -2,7 +2,9 @@
 
 Each iteration solves the momentum equations with nu + nu_t (Newton, `NavierStokes`), asks the
 closure for new turbulence fields, and relaxes nu_t towards the closure's value within limits
-(0 <= nu_t <= cap * nu), or, with `anderson`, Anderson-mixed. The closure's own pseudo-time step
+(0 <= nu_t <= cap * nu), or, with `anderson`, Anderson-mixed; a closure that also returns an
+extra stress (the `STRESS` components: a network's remainder of the Reynolds stress) has it
+relaxed or mixed with nu_t, as one vector, into the flow's frozen stress. The closure's own pseudo-time step
 grows from `dt` by `dt_growth` per iteration (continuation); with `momentum_pseudo_time` the
 momentum solve takes a pseudo-time step of the same length from the last velocity instead of
 jumping to the steady solution for the current nu_t (the steady momentum problem with an early,
@@ -69,6 +71,16 @@ class RansParameters:
             raise SolverError("RANS needs nu_t_cap > 0, dt > 0, dt_growth >= 1 and dt_max >= dt")
 
 
+STRESS = ("stress_xx", "stress_xy", "stress_yy")
+"""The node arrays of a frozen extra stress (`MeanFlow.freeze_stress`), in the order of `MeanFlow.stress`."""
+
+
+def stress_components(values) -> dict:
+    """{`STRESS` name: (N,) array} of node tensors (N, 2, 2), symmetrised."""
+    values = np.asarray(values, dtype=float)
+    return dict(zip(STRESS, (values[:, 0, 0], 0.5 * (values[:, 0, 1] + values[:, 1, 0]), values[:, 1, 1])))
+
+
 class Closure(Protocol):
     names: tuple[str, ...]
 
@@ -100,10 +112,10 @@ class MeanFlow:
         values = np.asarray(values, dtype=float)
         if self.stress is None:
             space = self.nu_t.function_space
-            self.stress = tuple(fem.Function(space, name=f"stress_{c}") for c in ("xx", "xy", "yy"))
+            self.stress = tuple(fem.Function(space, name=name) for name in STRESS)
             xx, xy, yy = self.stress
             self.solver = NavierStokes(self.domain, self.params, nu_t=self.nu_t, stress=ufl.as_matrix([[xx, xy], [xy, yy]]))
-        for function, component in zip(self.stress, (values[:, 0, 0], 0.5 * (values[:, 0, 1] + values[:, 1, 0]), values[:, 1, 1])):
+        for function, component in zip(self.stress, stress_components(values).values()):
             set_node_values(self.domain, component, function)
 
     def arrays(self) -> dict:
@@ -141,7 +153,12 @@ class MeanFlow:
 
 
 class NodeClosure:
-    """A closure on node arrays: `function(MeshFields) -> {name: (N,) array}`, called on rank 0."""
+    """A closure on node arrays: `function(MeshFields) -> {name: (N,) array}`, called on rank 0.
+
+    A "stress" (N, 2, 2) among the values (a network's remainder of the Reynolds stress beyond its
+    nu_t) is returned as the `STRESS` components, which the loop relaxes or mixes with nu_t into the
+    flow's frozen stress (`MeanFlow.freeze_stress` must have been called once before `start_from`).
+    """
 
     def __init__(self, function: Callable[[MeshFields], dict], names=("nu_t",)):
         self.function, self.names = function, tuple(names)
@@ -162,7 +179,13 @@ class NodeClosure:
         missing = [n for n in self.names if n not in values]
         if missing:
             raise SolverError(f"the closure returned no {', '.join(missing)}")
-        for name in self.names:
+        if "stress" in values:
+            if flow.stress is None:
+                raise SolverError("the closure returns a stress, but the flow has none (MeanFlow.freeze_stress before start_from)")
+            values = {**values, **stress_components(values["stress"])}
+        for name in (n for n in values if n in self.names or n in STRESS):
+            if name == "stress":
+                continue
             if name not in self._out:
                 self._out[name] = fem.Function(flow.nu_t.function_space, name=name)
             set_node_values(flow.domain, np.asarray(values[name], dtype=float), self._out[name])
@@ -214,7 +237,8 @@ class BlendedClosure:
 
 
 class AndersonMixing:
-    """Anderson acceleration of the fixed point nu_t = closure(velocity(nu_t)) (Walker & Ni 2011):
+    """Anderson acceleration of the fixed point nu_t = closure(velocity(nu_t)) (Walker & Ni 2011;
+    x holds a closure's extra stress after nu_t, where it returns one):
     the relaxed step x + b f, f = closure - x, corrected by the combination of the last `depth`
     steps that best cancels f. A network closure has no pseudo-time of its own, and plain
     relaxation can settle into a cycle (the hills at alpha 1.375); the mixing breaks it.
@@ -293,28 +317,32 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
         flow.velocity.x.array[:] = solution.velocity.x.array
         toc = time.perf_counter()
         fields = closure.update(flow)
-        new = fields["nu_t"].x.array
-        old = flow.nu_t.x.array.copy()
-        if not _all_finite(comm, new[:owned_nu_t]):
-            raise _failure(flow, f"RANS diverged at iteration {iteration}: non-finite nu_t", history, new[:owned_nu_t])
+        # nu_t, and a closure's extra stress where it has one, stepped together (owned dofs)
+        mixed = [(flow.nu_t, fields["nu_t"])] + [(frozen, fields[name]) for frozen, name in zip(flow.stress or (), STRESS) if name in fields]
+        old = np.concatenate([state.x.array[:owned_nu_t] for state, _ in mixed])
+        new = np.concatenate([value.x.array[:owned_nu_t] for _, value in mixed])
+        if not _all_finite(comm, new):
+            raise _failure(flow, f"RANS diverged at iteration {iteration}: non-finite nu_t or stress", history, new[:owned_nu_t])
         watch.add(old[:owned_nu_t], new[:owned_nu_t])
-        step = old + params.relaxation * (new[: len(old)] - old) if mixing is None else mixing.step(old, new[: len(old)], owned_nu_t)
-        relaxed = np.clip(step, 0.0, params.nu_t_cap * flow.nu)
-        flow.nu_t.x.array[:] = relaxed
-        flow.nu_t.x.scatter_forward()
+        step = old + params.relaxation * (new - old) if mixing is None else mixing.step(old, new, len(old))
+        step[:owned_nu_t] = np.clip(step[:owned_nu_t], 0.0, params.nu_t_cap * flow.nu)
+        for k, (state, _) in enumerate(mixed):
+            state.x.array[:owned_nu_t] = step[k * owned_nu_t : (k + 1) * owned_nu_t]
+            state.x.scatter_forward()
+        relaxed, old, new = step[:owned_nu_t], old[:owned_nu_t], new[:owned_nu_t]
         record = {
             "iteration": iteration,
             "dt": flow.dt,
             "newton_iterations": solution.stats.iterations,
             # the momentum residual of the new state with the last nu_t, before Newton: what is left to converge
             "momentum_residual": solution.stats.residuals[0] if solution.stats.residuals else None,
-            "nu_t_change": _relative_change(comm, relaxed[:owned_nu_t], old[:owned_nu_t]),
+            "nu_t_change": _relative_change(comm, relaxed, old),
             # the fixed-point residual |closure(nu_t) - nu_t| / |closure(nu_t)|, whatever the step taken
-            "nu_t_residual": _relative_change(comm, new[:owned_nu_t], old[:owned_nu_t]),
+            "nu_t_residual": _relative_change(comm, new, old),
             "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], previous_u),
             "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},
             "forcing": solution.forcing,
-            "capped": comm.allreduce(int(np.sum(relaxed[:owned_nu_t] >= params.nu_t_cap * flow.nu)), op=MPI.SUM),
+            "capped": comm.allreduce(int(np.sum(relaxed >= params.nu_t_cap * flow.nu)), op=MPI.SUM),
             "momentum_s": toc - tic,
             "closure_s": time.perf_counter() - toc,
         }
@@ -325,7 +353,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             iteration, flow.dt, record["nu_t_change"], record["velocity_change"], solution.forcing,
         )
         if max(record["nu_t_change"], record["velocity_change"]) < params.tolerance:
-            turbulence = {"nu_t": flow.nu_t, **{k: v for k, v in fields.items() if k != "nu_t"}}
+            turbulence = {"nu_t": flow.nu_t, **{k: v for k, v in fields.items() if k != "nu_t"}, **dict(zip(STRESS, flow.stress or ()))}
             return RansSolution(
                 flow, solution.pressure, turbulence, solution.forcing, solution.bulk_velocity, history,
                 time.perf_counter() - start,
@@ -337,7 +365,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
         f"(nu_t change {last['nu_t_change']:.2e}, velocity change {last['velocity_change']:.2e}, "
         f"tolerance {params.tolerance:.0e}): {watch.summary()}{_hint(watch.diagnosis(), params.anderson)}"
     )
-    raise _failure(flow, message, history, np.abs(relaxed - old)[:owned_nu_t], watch)
+    raise _failure(flow, message, history, np.abs(relaxed - old), watch)
 
 
 def _hint(diagnosis: dict, depth: int) -> str:

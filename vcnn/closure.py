@@ -9,6 +9,11 @@ network outputs:
 - `RATIO` = nu_t / nu, nu_t = nu max(q, 0): the loss weighs the errors as the relative L2 error
   of nu_t does, dominated by the shear layers, where nu_t is largest.
 
+A network may also predict `STRESS`, a symmetric tensor: the part of the Reynolds stress anisotropy
+that its eddy viscosity does not carry (a_perp = a + 2 nu_t S), returned as "stress" and frozen in
+the next momentum solve (`solvers.rans.NodeClosure`). It rotates with the frame (R a R^T) by
+construction of the network's tensor output.
+
 `NeuralClosure` is a plain callable on `MeshFields` (numpy in, numpy out), as the solver's
 `NodeClosure` expects: it computes the features from the current flow at every call and evaluates
 the network in batches of clouds of similar size on CPU or GPU, in float64 by default, float32,
@@ -38,6 +43,8 @@ from vcnn.inference import Batch, plan_batches, predict_fields
 
 LOG_RATIO = "log_nu_t_ratio"
 RATIO = "nu_t_ratio"
+STRESS = "remaining_stress"
+"""The optional tensor target beside a nu_t target: a_perp = a + 2 nu_t S, in velocity squared."""
 PRECISIONS = {"float32": torch.float32, "float64": torch.float64, "mixed": torch.float32}
 """The network's floating-point types by name (features are computed in float64 either way).
 "mixed": float32, and float64 for the calls in which the velocity moved by less than `SETTLED`."""
@@ -74,7 +81,8 @@ def closure_targets(fields: MeshFields) -> dict:
 
 
 class NeuralClosure:
-    """`fields -> {"nu_t": (N,) array}` from a checkpoint trained on one of the `INVERSES` targets.
+    """`fields -> {"nu_t": (N,) array}` from a checkpoint trained on one of the `INVERSES` targets
+    (and `{"stress": (N, 2, 2)}` too, if it was trained on `STRESS` beside it).
 
     `timings` accumulates the seconds spent building clouds and features and in the network.
     """
@@ -89,9 +97,12 @@ class NeuralClosure:
         dtype = PRECISIONS.get(dtype, dtype)
         trained = load_trained(checkpoint, map_location=device)
         self.model, self.state = trained.model, trained.state  # state: family, cloud, features, split, ...
-        if len(trained.targets) != 1 or trained.targets[0] not in INVERSES:
-            raise VcnnError(f"checkpoint {checkpoint} predicts {trained.targets}, not one closure target of {sorted(INVERSES)}")
-        self.target = trained.targets[0]
+        targets = trained.targets
+        if not (targets[0] in INVERSES and targets[1:] in ([], [STRESS])):
+            raise VcnnError(f"checkpoint {checkpoint} predicts {targets}, not one closure target of {sorted(INVERSES)} (and {STRESS!r})")
+        self.target, self.stress = targets[0], STRESS in targets
+        if self.stress:
+            self.names = ("nu_t", "stress")
         self.shape, self.spec = trained.shape, trained.spec
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
         self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0, "float64_calls": 0}
@@ -138,4 +149,5 @@ class NeuralClosure:
         self.timings["float64_calls"] += dtype == torch.float64
         # Non-finite outputs stay non-finite (NaN), so that the RANS loop reports them as a
         # divergence at those nodes.
-        return {"nu_t": INVERSES[self.target](predicted[self.target], float(fields.metadata["nu"]))}
+        nu_t = {"nu_t": INVERSES[self.target](predicted[self.target], float(fields.metadata["nu"]))}
+        return {**nu_t, "stress": predicted[STRESS]} if self.stress else nu_t

@@ -182,7 +182,17 @@ def remaining_stresses(sst: MeshFields, les: MeshFields, targets: dict) -> dict[
     eddy viscosity does not carry, a_perp = a + 2 nu_t S_LES, (N, 2, 2) on the nodes of `sst`."""
     a = anisotropic_stress(les["tauij_LES"], les["k_LES"])
     strain = strain_tensor(sst, les["U_LES"])
-    return {name: a + 2.0 * nu_t[:, None, None] * strain for name, nu_t in targets.items() if name in FORCES}
+    return {name: remaining_stress(a, strain, nu_t) for name, nu_t in targets.items() if name in FORCES}
+
+
+def remaining_stress(anisotropy, strain, nu_t, traceless: bool = False) -> np.ndarray:
+    """a_perp = a + 2 nu_t S: what of the anisotropic stress a the eddy viscosity nu_t does not
+    carry, (N, 2, 2). `traceless` drops its in-plane trace, whose divergence is a gradient that the
+    pressure absorbs (the velocity does not feel it): what a network needs to learn."""
+    remainder = np.asarray(anisotropy, float) + 2.0 * np.asarray(nu_t, float)[:, None, None] * np.asarray(strain, float)
+    if traceless:
+        remainder = remainder - 0.5 * np.trace(remainder, axis1=1, axis2=2)[:, None, None] * np.eye(2)
+    return remainder
 
 
 def _les_k_sst_omega(sst: MeshFields, les: MeshFields) -> np.ndarray:

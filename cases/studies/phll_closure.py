@@ -42,6 +42,13 @@ log = logging.getLogger("vcnn")
 
 FAMILY = "phll"
 TARGET = "nu_t_ratio"
+TARGETS = ("optimal_les_strain", "optimal_les_strain_plus_force")
+"""[study] target: nu_t* alone, or nu_t* and the traceless remainder a_perp of the LES stress (a
+tensor output, frozen in each momentum solve: `solvers.rans.NodeClosure`); les_targets says why."""
+INPUTS = ("les", "sst")
+"""[study] inputs: the mean flow the network reads in training, the LES's (for a closure in the
+Picard loop, whose fixed point approaches it) or the benchmark's SST (for a closure evaluated once
+on the SST solution and frozen: `phll_coupling.couple_geometry`)."""
 TEST = ("alpha_15_13929_4048", "alpha_15_13929_2024", "alpha_05_4071_4048", "alpha_05_4071_2024")
 """The benchmark's periodic-hill test cases: solved and scored, never learned from."""
 
@@ -59,25 +66,34 @@ class PhllStudy:
     resolution: str | None  # NXxNY of every solve; None: cases/phll_rans.toml's
     jobs: int
     regularisation: float
+    target: str
+    inputs: str  # the flow the network reads in training: "les", or "sst" (the benchmark's)
     cloud: dict
     features: object  # vcnn.features.FeatureSpec
     model: dict
     training: object  # vcnn.train.TrainingConfig
     coupling: dict
 
+    @property
+    def outputs(self) -> dict:
+        """What the network learns: {array name: kind}."""
+        from vcnn.closure import STRESS
+
+        return {TARGET: "scalar", **({STRESS: "tensor"} if self.target in les_targets.FORCES else {})}
+
     def model_config(self):
         from vcnn.nn import CloudNetConfig
 
         return CloudNetConfig(
             n_scalars=len(self.features.scalars), n_vectors=len(self.features.vectors), dim=2,
-            outputs=(TARGET,), output_kinds=("scalar",), **self.model,
+            outputs=tuple(self.outputs), output_kinds=tuple(self.outputs.values()), **self.model,
         )
 
     def checkpoint_extra(self) -> dict:
         from vcnn.checkpoint import data_config
 
         split = {"train": list(self.train), "validate": list(self.validate), "test": list(self.test)}
-        return data_config(self.cloud, self.features, (TARGET,), study=self.name, family=FAMILY, split=split, target="optimal_les_strain")
+        return data_config(self.cloud, self.features, tuple(self.outputs), study=self.name, family=FAMILY, split=split, target=self.target, inputs=self.inputs)
 
 
 def is_phll_study(path) -> bool:
@@ -95,7 +111,7 @@ def schema() -> dict:
     from cases.study_schema import keys_of
 
     names = tuple[str, ...]
-    study = {"directory": str, "phll29": str, "train": names, "validate": names, "test": names, "resolution": str, "jobs": int, "regularisation": float}
+    study = {"directory": str, "phll29": str, "train": names, "validate": names, "test": names, "resolution": str, "jobs": int, "regularisation": float, "target": str, "inputs": str}
     return {"study": study, **{k: SCHEMA[k] for k in ("cloud", "features", "training")}, "model": {k: v for k, v in SCHEMA["model"].items() if k != "targets"}, "coupling": keys_of(PhllCoupling)}
 
 
@@ -121,9 +137,12 @@ def load_phll_study(path) -> PhllStudy:
             phll29=Path(table.pop("phll29", les_targets.PHLL29)), train=tuple(table.pop("train", ())),
             validate=tuple(table.pop("validate", les_targets.VALIDATION)), test=tuple(table.pop("test", TEST)),
             resolution=table.pop("resolution", None), jobs=int(table.pop("jobs", 1)), regularisation=float(table.pop("regularisation", les_targets.REGULARISATION)),
+            target=table.pop("target", TARGETS[0]), inputs=table.pop("inputs", INPUTS[0]),
             cloud=dict(raw.get("cloud", {"shape": "ball", "radius": 0.5})), features=FeatureSpec(**raw.get("features", {})),
             model=dict(raw.get("model", {})), training=TrainingConfig(**raw.get("training", {})), coupling=dict(raw.get("coupling", {})),
         )
+        if study.target not in TARGETS or study.inputs not in INPUTS:
+            raise ValueError(f"[study] target {study.target!r} / inputs {study.inputs!r}: choose from {', '.join(TARGETS)} / {', '.join(INPUTS)}")
         shape_from(study.cloud)
         study.model_config()
         if study.resolution is not None:
@@ -192,6 +211,7 @@ def training_sample(study: PhllStudy, name: str):
     from cases.flows import phll_rans
     from meshes.fields import MeshFields
     from meshes.interpolate import interpolate
+    from vcnn.closure import STRESS
 
     if name in study.test:
         raise CaseError(f"{name} is a test case: no sample is made of it")
@@ -205,13 +225,16 @@ def training_sample(study: PhllStudy, name: str):
     a = les_targets.anisotropic_stress(les["tauij_LES"], les["k_LES"])
     nu_t = les_targets.optimal_eddy_viscosity(a, strain, prior, mesh.weights, study.regularisation)
     nu = float(mesh.metadata["nu"])
+    flow = les["U_LES"][:, :2] if study.inputs == "les" else les_targets.centres_on_mesh(bench, mesh, ["velocity"])["velocity"][:, :2]
+    read = strain if study.inputs == "les" else les_targets.strain_tensor(mesh, flow)
     data = {
-        "velocity": les["U_LES"][:, :2],
-        "strain_rate": np.sqrt(2.0 * np.einsum("nij,nij->n", strain, strain)),
+        "velocity": flow,
+        "strain_rate": np.sqrt(2.0 * np.einsum("nij,nij->n", read, read)),
         "wall_distance": mesh["wall_distance"],
         TARGET: nu_t / nu,
+        STRESS: les_targets.remaining_stress(a, strain, nu_t, traceless=True),
     }
-    metadata = {"nu": nu, "periods": mesh.metadata["periods"], "case": name, "target": "optimal_les_strain", "prior": "the benchmark's SST nu_t", "regularisation": study.regularisation}
+    metadata = {"nu": nu, "periods": mesh.metadata["periods"], "case": name, "inputs": study.inputs, "target": "optimal_les_strain", STRESS: "a + 2 nu_t* S of the LES, traceless", "prior": "the benchmark's SST nu_t", "regularisation": study.regularisation}
     return MeshFields(mesh.points, mesh.cells, mesh.cell_type, mesh.weights, data, metadata)
 
 
@@ -224,7 +247,10 @@ def ensure_samples(study: PhllStudy, names) -> list:
         where = study.directory / "samples" / name
         if not (where / "meta.json").is_file():
             training_sample(study, name).write(where)
-        cases.append(load_case(where, name))
+        case = load_case(where, name)
+        if case.fields.metadata.get("inputs", "les") != study.inputs:
+            raise CaseError(f"{where} holds the {case.fields.metadata.get('inputs', 'les')} flow, the study reads the {study.inputs}'s: give it another directory")
+        cases.append(case)
     return cases
 
 
@@ -247,7 +273,7 @@ def train_network(study: PhllStudy, out: Path, progress: bool = True) -> dict:
     started = time.perf_counter()
     torch.use_deterministic_algorithms(True, warn_only=True)
     config = study.training
-    batches = CloudBatches(ensure_samples(study, study.train), shape_from(study.cloud), study.features, (TARGET,), config.batch_size, config.n_points or None, batches_per_epoch=config.batches_per_epoch)
+    batches = CloudBatches(ensure_samples(study, study.train), shape_from(study.cloud), study.features, tuple(study.outputs), config.batch_size, config.n_points or None, batches_per_epoch=config.batches_per_epoch)
     torch.manual_seed(config.seed)
     model = build_model(study.model_config())
     model.set_normalization(feature_statistics(batches, seed=config.seed))

@@ -2,8 +2,10 @@
 of that hill, and its Closure Challenge score (`cases.studies.phll_closure`, `vcnn couple
 --geometry`).
 
-The coupled solve runs on the SST run's mesh from its velocity, body force and nu_t; the network
-replaces the SST equations from the first iteration, nu_t Anderson-mixed (`[coupling] anderson`).
+The coupled solve runs on the SST run's mesh from its velocity, body force and nu_t. A network
+trained on the LES flow replaces the SST equations from the first iteration, nu_t (and a network's
+remaining stress, from zero) Anderson-mixed (`[coupling] anderson`); one trained on the SST flow is
+evaluated once on the SST solution and its outputs frozen (the propagation test's solve).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def load_phll_closure(checkpoint, device: str = "cpu"):
 
 def from_sst(sst, network):
     """`make_closure(flow, pde)`: the flow started from the SST run `sst` (same mesh), the network
-    as the closure."""
+    as the closure; a network that predicts a remaining stress starts from none."""
     import numpy as np
 
     from solvers.export import set_node_values
@@ -63,10 +65,27 @@ def from_sst(sst, network):
         if not flow.domain.comm.bcast(same, root=0):
             raise CaseError("the coupled solve's mesh is not the SST run's (another resolution or geometry)")
         set_node_values(flow.domain, sst["nu_t"], flow.nu_t)
+        if getattr(network, "stress", False):
+            flow.freeze_stress(np.zeros((sst.num_nodes, 2, 2)))
         flow.start_from(sst["velocity"][:, :2], sst.metadata["statistics"]["forcing"])
-        return NodeClosure(network)
+        return NodeClosure(network, getattr(network, "names", ("nu_t",)))
 
     return build
+
+
+def once_from_sst(sst, network):
+    """`make_closure(flow, pde)` for a network trained on the SST flow (`inputs = "sst"`): evaluated
+    once on the SST run `sst`, its nu_t (and remaining stress) frozen in the momentum equations from
+    the SST state. Its inputs are what it was trained on; in the loop they would drift from them."""
+    from cases.studies.les_targets import frozen_closure
+
+    predicted = network(sst)
+    return frozen_closure(sst, predicted["nu_t"], 0, predicted.get("stress"))
+
+
+def closure_from_sst(sst, network):
+    """How a network closes the RANS equations: once (trained on the SST flow) or in the Picard loop."""
+    return once_from_sst(sst, network) if getattr(network, "state", {}).get("inputs") == "sst" else from_sst(sst, network)
 
 
 def couple_geometry(network, sst, out: Path, options: PhllCoupling, rotate: float = 0.0, checkpoint: str = ""):
@@ -92,7 +111,7 @@ def couple_geometry(network, sst, out: Path, options: PhllCoupling, rotate: floa
     comm = MPI.COMM_WORLD
     facts = {"checkpoint": checkpoint, "started_from": "our SST solution", "coupling": dataclasses.asdict(options)}
     try:
-        solution = phll_rans.solve(config, comm, None, from_sst(start, network))
+        solution = phll_rans.solve(config, comm, None, closure_from_sst(start, network))
     except RansFailure as err:
         from solvers.export import to_mesh_fields
 

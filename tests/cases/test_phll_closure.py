@@ -2,13 +2,14 @@
 study file's checks, the training samples, and the coupled solve's plumbing (a closure that returns
 SST's own nu_t must stay on the SST solution and give back its score)."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from cases.errors import CaseError
-from cases.studies.phll_closure import TARGET, load_phll_study, training_sample
+from cases.studies.phll_closure import TARGET, ensure_samples, load_phll_study, training_sample
 
 TRAIN, VALIDATE = "alpha_10_6000_4048", "alpha_15_7929_4048"
 
@@ -41,6 +42,8 @@ def test_the_shipped_study_file_splits_the_shared_cases(reference_dir):
         ({"epochs": 3}, "epochs"),  # a [training] key in [study]
         ({"jobs": "two"}, "jobs must be"),
         ({"resolution": "48by48"}, "resolution"),
+        ({"target": "nu_t"}, "target 'nu_t'"),
+        ({"inputs": "rans"}, "inputs 'rans'"),
     ],
 )
 def test_bad_study_files_are_refused_before_any_work(tmp_path, reference_dir, change, match):
@@ -75,7 +78,15 @@ def test_a_training_sample_carries_the_les_flow_and_the_target(solved):
     ratio = sample[TARGET]
     assert np.all(ratio >= 0.0) and np.isfinite(ratio).all() and 1.0 < ratio.max() < 1e3
     with pytest.raises(CaseError, match="test case"):
-        training_sample(solved.__class__(**{**solved.__dict__, "test": (TRAIN,)}), TRAIN)
+        training_sample(dataclasses.replace(solved, test=(TRAIN,)), TRAIN)
+    # read from the benchmark's SST instead: the same target, a flow nearer to our SST's than the LES is
+    from_sst = training_sample(dataclasses.replace(solved, inputs="sst"), TRAIN)
+    assert np.array_equal(from_sst[TARGET], ratio) and from_sst.metadata["inputs"] == "sst"
+    assert np.all(from_sst["velocity"][wall] == 0.0)
+    assert np.linalg.norm(from_sst["velocity"] - sst["velocity"]) / np.linalg.norm(sst["velocity"]) < difference / 2
+    ensure_samples(solved, [TRAIN])
+    with pytest.raises(CaseError, match="holds the les flow"):
+        ensure_samples(dataclasses.replace(solved, inputs="sst"), [TRAIN])
 
 
 def test_a_coupled_closure_that_returns_sst_s_nu_t_keeps_the_sst_solution(solved, tmp_path):
@@ -110,3 +121,37 @@ def test_our_sst_compared_with_the_benchmark_s(solved):
     assert row["benchmark_against_les"] == pytest.approx(0.0522, abs=2e-4)  # the benchmark's own, docs/results.md
     assert abs(row["reattachment"]["ours"] - row["reattachment"]["benchmark"]) < 0.5
     assert TRAIN in sst_table([solved.directory / "sst" / TRAIN], solved.phll29)
+
+
+def test_a_remaining_stress_in_the_loop_is_the_frozen_force_and_its_trace_does_not_count(solved, tmp_path):
+    """A closure that returns nu_t* and the traceless remainder a_perp of the LES (what the tensor
+    network learns) converges to the propagation test's solution with the whole remainder frozen:
+    an isotropic part c I adds grad c to the momentum, which the pressure takes."""
+    from cases.studies.les_targets import propagate
+    from cases.studies.phll_closure import read_sst
+    from cases.studies.phll_coupling import PhllCoupling, couple_geometry
+    from vcnn.closure import STRESS
+
+    sst, sample = read_sst(solved, VALIDATE), training_sample(solved, VALIDATE)
+    nu_t, remainder = sample[TARGET] * sample.metadata["nu"], sample[STRESS]
+    assert np.allclose(np.trace(remainder, axis1=1, axis2=2), 0.0, atol=1e-15)
+
+    class Frozen:
+        timings, stress, names, state = {"clouds": 0.0, "network": 0.0}, True, ("nu_t", "stress"), {"inputs": "les"}
+
+        def __call__(self, fields):
+            return {"nu_t": nu_t, "stress": remainder}
+
+    fields, _, statistics = couple_geometry(Frozen(), sst, tmp_path / "coupled", PhllCoupling(tolerance=1e-8))
+    Frozen.state = {"inputs": "sst"}  # evaluated once on the SST solution, then frozen: the same solution
+    once, _, once_statistics = couple_geometry(Frozen(), sst, tmp_path / "once", PhllCoupling(tolerance=1e-8))
+    period = sst.metadata["periods"][0][0]
+    isotropic = 0.02 * np.cos(2 * np.pi * sst.points[:, 0] / period)[:, None, None] * np.eye(2)
+    frozen, _, _ = propagate(sst, nu_t, stress=remainder + isotropic)
+
+    def difference(u, v):
+        return np.linalg.norm(u["velocity"] - v["velocity"]) / np.linalg.norm(v["velocity"])
+
+    assert statistics["rans_iterations"] < 20 and once_statistics["rans_iterations"] < 10
+    assert difference(fields, frozen) < 1e-5 and difference(once, frozen) < 1e-5
+    assert difference(fields, sst) > 1e-2  # the force did move the flow

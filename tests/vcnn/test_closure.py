@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vcnn.checkpoint import save
-from vcnn.closure import INVERSES, LOG_RATIO, RATIO, NeuralClosure, closure_targets, eddy_viscosity, log_ratio
+from vcnn.closure import INVERSES, LOG_RATIO, RATIO, STRESS, NeuralClosure, closure_targets, eddy_viscosity, log_ratio
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.nn import CloudNetConfig, build_model
@@ -19,9 +19,9 @@ NU = 1e-3
 SPEC = FeatureSpec(vectors=("position", "relative_velocity"), scalars=("strain_rate", "wall_distance", "relative_speed", "proximity"))
 
 
-def checkpoint(path, spec=SPEC, targets=(LOG_RATIO,)):
+def checkpoint(path, spec=SPEC, targets=(LOG_RATIO,), kinds=()):
     torch.manual_seed(0)
-    config = CloudNetConfig(n_scalars=len(spec.scalars), n_vectors=len(spec.vectors), embedding=(16, 16), m_prime=4, fitting=(32,), outputs=targets)
+    config = CloudNetConfig(n_scalars=len(spec.scalars), n_vectors=len(spec.vectors), embedding=(16, 16), m_prime=4, fitting=(32,), outputs=targets, output_kinds=kinds)
     model = build_model(config)
     return save(path, model, cloud={"shape": "ball", "radius": 0.4}, features=dataclasses.asdict(spec), targets=list(targets))
 
@@ -58,6 +58,23 @@ def test_neural_closure_is_invariant_to_the_frame_and_to_galilean_boosts(tmp_pat
     boosted = flow()
     boosted.point_data["velocity"] = boosted["velocity"] + np.array([5.0, -2.0])
     assert np.allclose(closure(boosted)["nu_t"], nu_t, rtol=1e-12, atol=0)
+
+
+def test_a_remaining_stress_turns_with_the_frame_and_nu_t_does_not(tmp_path):
+    closure = NeuralClosure(checkpoint(tmp_path / "s.pt", targets=(RATIO, STRESS), kinds=("scalar", "tensor")))
+    assert closure.names == ("nu_t", "stress")
+    fields = flow()
+    out = closure(fields)
+    assert out["stress"].shape == (fields.num_nodes, 2, 2) and np.abs(out["stress"]).max() > 0
+
+    def predict(f, periods):
+        f.metadata["periods"] = periods.tolist()
+        return closure(f)
+
+    report = check_field_model(predict, fields, {"nu_t": "scalar", "stress": "tensor"}, np.array([[3.0, 0.0]]), trials=2)
+    assert max(report.deviations.values()) < 1e-12, report.deviations
+    with pytest.raises(VcnnError, match="not one closure target"):
+        NeuralClosure(checkpoint(tmp_path / "c.pt", targets=(RATIO, "concentration")))
 
 
 def test_absolute_velocities_break_galilean_invariance(tmp_path):
