@@ -46,9 +46,9 @@ TARGETS = ("optimal_les_strain", "optimal_les_strain_plus_force")
 """[study] target: nu_t* alone, or nu_t* and the traceless remainder a_perp of the LES stress (a
 tensor output, frozen in each momentum solve: `solvers.rans.NodeClosure`); les_targets says why."""
 INPUTS = ("les", "sst")
-"""[study] inputs: the mean flow the network reads in training, the LES's (for a closure in the
-Picard loop, whose fixed point approaches it) or the benchmark's SST (for a closure evaluated once
-on the SST solution and frozen: `phll_coupling.couple_geometry`)."""
+"""[study] inputs: the mean flow the network reads in training, the LES's (a closure in the Picard
+loop reads a flow that approaches it) or the benchmark's SST (a closure evaluated once on the SST
+solution and frozen reads SST's). How a trained network is used: `phll_coupling.reads_once`."""
 TEST = ("alpha_15_13929_4048", "alpha_15_13929_2024", "alpha_05_4071_4048", "alpha_05_4071_2024")
 """The benchmark's periodic-hill test cases: solved and scored, never learned from."""
 
@@ -263,10 +263,10 @@ def train_network(study: PhllStudy, out: Path, progress: bool = True) -> dict:
     import torch
 
     from cases.study import shape_from
-    from vcnn.checkpoint import fingerprint, load
+    from vcnn.checkpoint import fingerprint, load, load_trained
     from vcnn.data import CloudBatches, feature_statistics
     from vcnn.nn import build_model
-    from vcnn.train import train
+    from vcnn.train import relative_errors, train
 
     if (out / "training.json").is_file():
         return json.loads((out / "training.json").read_text())
@@ -279,9 +279,12 @@ def train_network(study: PhllStudy, out: Path, progress: bool = True) -> dict:
     model.set_normalization(feature_statistics(batches, seed=config.seed))
     history = train(model, batches, ensure_samples(study, study.validate), config, out, (out / "last.pt").is_file(), progress, study.checkpoint_extra())
     best = min(history, key=lambda h: h["validation_rel_l2"])
+    trained = load_trained(out / "best.pt")
     summary = {
-        "epochs": len(history), "best_epoch": best["epoch"], "best_validation_rel_l2": best["validation_rel_l2"],
+        "epochs": len(history), "best_epoch": best["epoch"], "best_validation_rel_l2": best["validation_rel_l2"], "targets": list(study.outputs),
+        "validation_errors": relative_errors(trained.model, ensure_samples(study, study.validate), trained.shape, trained.spec, "cpu"),
         "parameters": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads(),
+        "training_s": sum(h["seconds"] for h in history),  # the epochs, over every resumed run
         "wall_s": time.perf_counter() - started, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "best_weights_sha256": fingerprint(load(out / "best.pt")[0]),
     }
@@ -291,7 +294,7 @@ def train_network(study: PhllStudy, out: Path, progress: bool = True) -> dict:
 
 def run_phll_study(study: PhllStudy, out: Path, progress: bool = True) -> Path:
     """Every step of the study into `out` (resumable); the path of report.md."""
-    from cases.studies.phll_coupling import PhllCoupling, load_phll_closure
+    from cases.studies.phll_coupling import PhllCoupling, load_phll_closure, reads_once
 
     options = PhllCoupling.of(study.coupling)  # checked before any work
     out = Path(out)
@@ -303,7 +306,10 @@ def run_phll_study(study: PhllStudy, out: Path, progress: bool = True) -> Path:
     if options.rotate_deg and study.validate:
         rows.append(coupled_row(study, network, study.validate[0], "validation", out, options, options.rotate_deg))
     rows += [coupled_row(study, network, name, "test", out, options) for name in study.test]
-    report = {"study": study.name, "training": training, "coupling": dataclasses.asdict(options), "rows": rows}
+    report = {
+        "study": study.name, "target": study.target, "inputs": study.inputs, "network_read": "once" if reads_once(network, options) else "every iteration",
+        "training": training, "coupling": dataclasses.asdict(options), "rows": rows,
+    }
     write_json(out / "report.json", report)
     from cases.reports.phll import report_markdown
 

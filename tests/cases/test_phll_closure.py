@@ -142,9 +142,8 @@ def test_a_remaining_stress_in_the_loop_is_the_frozen_force_and_its_trace_does_n
         def __call__(self, fields):
             return {"nu_t": nu_t, "stress": remainder}
 
-    fields, _, statistics = couple_geometry(Frozen(), sst, tmp_path / "coupled", PhllCoupling(tolerance=1e-8))
-    Frozen.state = {"inputs": "sst"}  # evaluated once on the SST solution, then frozen: the same solution
-    once, _, once_statistics = couple_geometry(Frozen(), sst, tmp_path / "once", PhllCoupling(tolerance=1e-8))
+    fields, _, statistics = couple_geometry(Frozen(), sst, tmp_path / "coupled", PhllCoupling(tolerance=1e-8, stress_in_loop=True))
+    once, _, once_statistics = couple_geometry(Frozen(), sst, tmp_path / "once", PhllCoupling(tolerance=1e-8))  # read once: the same solution
     period = sst.metadata["periods"][0][0]
     isotropic = 0.02 * np.cos(2 * np.pi * sst.points[:, 0] / period)[:, None, None] * np.eye(2)
     frozen, _, _ = propagate(sst, nu_t, stress=remainder + isotropic)
@@ -155,3 +154,25 @@ def test_a_remaining_stress_in_the_loop_is_the_frozen_force_and_its_trace_does_n
     assert statistics["rans_iterations"] < 20 and once_statistics["rans_iterations"] < 10
     assert difference(fields, frozen) < 1e-5 and difference(once, frozen) < 1e-5
     assert difference(fields, sst) > 1e-2  # the force did move the flow
+
+
+def test_the_study_end_to_end_with_a_tensor_network_read_once(solved, tmp_path):
+    """`vcnn run` on a study that learns nu_t* and a_perp from the SST flow: a network with a scalar
+    and a tensor output, evaluated once on the SST solution of the validation hill, scored, reported."""
+    from cases.studies.phll_closure import run_phll_study
+    from cases.studies.phll_coupling import load_phll_closure
+    from vcnn.closure import STRESS
+
+    directory = tmp_path / "study"
+    directory.mkdir()
+    (directory / "sst").symlink_to(solved.directory / "sst")  # the SST solves are reused, not repeated
+    study = dataclasses.replace(solved, directory=directory, target="optimal_les_strain_plus_force", inputs="sst")
+    report = run_phll_study(study, tmp_path / "out", progress=False)
+    assert "evaluated once on SST" in report.read_text() and STRESS in report.read_text()
+    network = load_phll_closure(tmp_path / "out" / "network" / "best.pt")
+    assert network.names == ("nu_t", "stress") and network.state["inputs"] == "sst"
+    (row,) = json.loads((tmp_path / "out" / "report.json").read_text())["rows"]
+    assert row["case"] == VALIDATE and row["closure"]["status"] == "converged"
+    assert row["closure"]["iterations"] < 10 and 0.0 < row["closure"]["score"] < 1.0
+    training = json.loads((tmp_path / "out" / "network" / "training.json").read_text())
+    assert set(training["validation_errors"][VALIDATE]) == {TARGET, STRESS}
