@@ -321,8 +321,9 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
         mixed = [(flow.nu_t, fields["nu_t"])] + [(frozen, fields[name]) for frozen, name in zip(flow.stress or (), STRESS) if name in fields]
         old = np.concatenate([state.x.array[:owned_nu_t] for state, _ in mixed])
         new = np.concatenate([value.x.array[:owned_nu_t] for _, value in mixed])
-        if not _all_finite(comm, new):
-            raise _failure(flow, f"RANS diverged at iteration {iteration}: non-finite nu_t or stress", history, new[:owned_nu_t])
+        for what, part in zip(("nu_t", "stress", "stress", "stress"), np.split(new, len(mixed))):
+            if not _all_finite(comm, part):
+                raise _failure(flow, f"RANS diverged at iteration {iteration}: non-finite {what}", history, part)
         watch.add(old[:owned_nu_t], new[:owned_nu_t])
         step = old + params.relaxation * (new - old) if mixing is None else mixing.step(old, new, len(old))
         step[:owned_nu_t] = np.clip(step[:owned_nu_t], 0.0, params.nu_t_cap * flow.nu)
