@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from cases.cli.common import progress_option, rank
@@ -56,6 +57,7 @@ def run_study(args) -> int:
         out = args.out or Path("runs") / study.name
         with _held(out, True):
             print(f"report: {run_phll_study(study, out, progress=not args.quiet)}")
+            _against_record(args.study, out)
         return 0
     study = load_study(args.study)
     out = args.out or Path("runs") / study.name
@@ -63,9 +65,21 @@ def run_study(args) -> int:
     run = run_closure_study if study.family.derived else run_surrogate_study  # closure studies couple the network
     with _held(out, rank() == 0):
         report = run(study, out, progress=not args.quiet)
+        if rank() == 0:
+            _against_record(args.study, out)
     if report is not None:
         print(f"report: {report}")
     return 0
+
+
+def _against_record(study: Path, out: Path) -> None:
+    """OUT/record.json, compared with the study's kept record (`cases.records`): a rerun that does
+    not reproduce it says so on stderr."""
+    from cases.records import check
+
+    differences = check(study, out)
+    if differences:
+        print(f"vcnn: this run differs from its record {study.with_suffix('.record.json')} in {len(differences)} values (see the log above)", file=sys.stderr)
 
 
 def _held(out: Path, lead: bool):

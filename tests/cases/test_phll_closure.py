@@ -156,23 +156,34 @@ def test_a_remaining_stress_in_the_loop_is_the_frozen_force_and_its_trace_does_n
     assert difference(fields, sst) > 1e-2  # the force did move the flow
 
 
-def test_the_study_end_to_end_with_a_tensor_network_read_once(solved, tmp_path):
+def test_the_study_end_to_end_with_a_tensor_network_read_once(solved, tmp_path, reference_dir):
     """`vcnn run` on a study that learns nu_t* and a_perp from the SST flow: a network with a scalar
-    and a tensor output, evaluated once on the SST solution of the validation hill, scored, reported."""
-    from cases.studies.phll_closure import run_phll_study
+    and a tensor output, evaluated once on the SST solution of the validation hill, scored, reported;
+    rerun against a record it does not match, it says so."""
+    from cases.records import record_path
     from cases.studies.phll_coupling import load_phll_closure
+    from tests.cases.test_cli import vcnn
     from vcnn.closure import STRESS
 
     directory = tmp_path / "study"
     directory.mkdir()
     (directory / "sst").symlink_to(solved.directory / "sst")  # the SST solves are reused, not repeated
-    study = dataclasses.replace(solved, directory=directory, target="optimal_les_strain_plus_force", inputs="sst")
-    report = run_phll_study(study, tmp_path / "out", progress=False)
+    path = study_file(tmp_path, reference_dir, directory=str(directory), target="optimal_les_strain_plus_force", inputs="sst")
+    out = tmp_path / "out"
+    result = vcnn("run", path, "--out", out, "-q")
+    assert result.returncode == 0, result.stderr
+    report = out / "report.md"
     assert "evaluated once on SST" in report.read_text() and STRESS in report.read_text()
-    network = load_phll_closure(tmp_path / "out" / "network" / "best.pt")
+    network = load_phll_closure(out / "network" / "best.pt")
     assert network.names == ("nu_t", "stress") and network.state["inputs"] == "sst"
-    (row,) = json.loads((tmp_path / "out" / "report.json").read_text())["rows"]
+    (row,) = json.loads((out / "report.json").read_text())["rows"]
     assert row["case"] == VALIDATE and row["closure"]["status"] == "converged"
     assert row["closure"]["iterations"] < 10 and 0.0 < row["closure"]["score"] < 1.0
-    training = json.loads((tmp_path / "out" / "network" / "training.json").read_text())
+    training = json.loads((out / "network" / "training.json").read_text())
     assert set(training["validation_errors"][VALIDATE]) == {TARGET, STRESS}
+    record = json.loads((out / "record.json").read_text())
+    assert record["numbers"]["rows.0.closure.score"] == row["closure"]["score"]
+    record["numbers"]["rows.0.closure.score"] += 0.01  # a record this run does not reproduce
+    record_path(path).write_text(json.dumps(record))
+    again = vcnn("run", path, "--out", out, "-q")  # everything reused
+    assert again.returncode == 0 and "differs from its record" in again.stderr and "rows.0.closure.score" in again.stderr
