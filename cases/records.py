@@ -12,6 +12,7 @@ then name the recorded and the present machine.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import math
@@ -37,7 +38,7 @@ def collect(out: Path) -> dict:
 
     out = Path(out)
     weights = {}
-    for summary in sorted(out.rglob("training.json")):
+    for summary in sorted(Path(p) for p in glob.glob(str(out / "**" / "training.json"), recursive=True)):  # through links too
         sha = json.loads(summary.read_text()).get("best_weights_sha256")
         if sha:
             weights[summary.parent.relative_to(out).as_posix()] = sha

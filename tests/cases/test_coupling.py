@@ -115,7 +115,11 @@ def test_the_coupled_solve_in_a_turned_frame_is_the_turned_solution(study_run):
     difference = np.linalg.norm(turned["velocity"] @ rotation - plain["velocity"]) / np.linalg.norm(plain["velocity"])
     print("turned by 30 degrees: velocity differs by", difference)
     assert difference < 1e-6
-    assert np.allclose(turned["nu_t"], plain["nu_t"], rtol=1e-6, atol=1e-12 * plain["nu_t"].max())
+    # Both solves stop at a change of 1e-8 per iteration, one iteration apart at most: nu_t agrees
+    # to that in norm, and node by node except where it is a millionth of its maximum (next to the
+    # walls, where 2 of 625 nodes differed by 6e-5 of their 7e-8 on one machine).
+    assert np.linalg.norm(turned["nu_t"] - plain["nu_t"]) < 1e-7 * np.linalg.norm(plain["nu_t"])
+    assert np.allclose(turned["nu_t"], plain["nu_t"], rtol=1e-6, atol=1e-6 * plain["nu_t"].max())
     assert turned.metadata["comparison"]["velocity_rel_l2"] == pytest.approx(plain.metadata["comparison"]["velocity_rel_l2"], rel=1e-5)
     assert "Frame invariance of the coupled solve" in (out / "report.md").read_text()
 
