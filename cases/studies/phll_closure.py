@@ -9,6 +9,9 @@ The network reads the mean flow around each node, and it is trained on the LES m
 SST's: in the coupled loop it reads the loop's own velocity, which approaches the LES's where the
 closure is right, so the data it learned from and the fixed point it is asked for agree (trained
 on SST's flow, only the first Picard iteration would see what it was trained on).
+With `[study] target = "optimal_les_strain_plus_force"` (`cases/phll_closure_stress.toml`) the
+network also learns the traceless remainder a_perp of the LES stress (a tensor output), and it is
+read once on the SST solution: in the loop, the explicit stress made the solves stall.
 
 The steps, each reused when its output is already there (a killed study resumes):
 1. training samples (training and validation cases only; nothing is read of a test case but its
@@ -17,7 +20,8 @@ The steps, each reused when its output is already there (a killed study resumes)
 2. the network: DIR/network/ (`vcnn.train`), the best epoch chosen on the validation cases;
 3. our SST solution of every validation and test geometry: DIR/sst/<case>/;
 4. coupled solves from the SST solution (velocity and nu_t), the network in the Picard loop
-   with Anderson mixing: DIR/coupled/<case>/ (validation and test geometries);
+   with Anderson mixing, or read once on the SST solution and frozen (a network with a remaining
+   stress: `phll_coupling.reads_once`): DIR/coupled/<case>/ (validation and test geometries);
 5. scores: validation cases against the LES at the shared cases' 1,000 centres, test cases
    through the benchmark's package, each scored once and logged to DIR/scores.jsonl;
 6. DIR/report.md and DIR/report.json.

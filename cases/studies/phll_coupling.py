@@ -76,9 +76,8 @@ def from_sst(sst, network):
 
 
 def once_from_sst(sst, network):
-    """`make_closure(flow, pde)` for a network trained on the SST flow (`inputs = "sst"`): evaluated
-    once on the SST run `sst`, its nu_t (and remaining stress) frozen in the momentum equations from
-    the SST state. Its inputs are what it was trained on; in the loop they would drift from them."""
+    """`make_closure(flow, pde)` for a network read once (`reads_once`): evaluated on the SST run
+    `sst`, its nu_t (and remaining stress) frozen in the momentum equations from the SST state."""
     from cases.studies.les_targets import frozen_closure
 
     predicted = network(sst)
