@@ -45,6 +45,8 @@ LOG_RATIO = "log_nu_t_ratio"
 RATIO = "nu_t_ratio"
 STRESS = "remaining_stress"
 """The optional tensor target beside a nu_t target: a_perp = a + 2 nu_t S, in velocity squared."""
+BASIS = "stress_coefficient"
+"""Or a scalar beta instead, with a_perp = beta T of the flow read (`stress_basis`)."""
 PRECISIONS = {"float32": torch.float32, "float64": torch.float64, "mixed": torch.float32}
 """The network's floating-point types by name (features are computed in float64 either way).
 "mixed": float32, and float64 for the calls in which the velocity moved by less than `SETTLED`."""
@@ -53,6 +55,20 @@ SETTLED = 1e-6
 float64. float32's rounding leaves the Picard iteration a floor near 5e-8 in the relative nu_t
 residual (hills, alpha 1.125: 43 iterations to a change of 1e-8 against float64's 37); float64
 for the last iterations converges to float64's fixed point."""
+
+
+def stress_basis(fields: MeshFields, velocity=None) -> np.ndarray:
+    """T = (SW - WS) / (S:S + W:W) at the nodes, (N, 2, 2), of `velocity` (default the fields' own),
+    S and W its strain and rotation rates. SW - WS is symmetric and traceless, and in 2-D every
+    traceless symmetric tensor orthogonal to S is a multiple of it; the denominator makes it
+    dimensionless and bounded (T:T <= 1/2, the maximum in simple shear), so that its multiple
+    needs no wall-dominated scale. It turns as R T R^T with the frame."""
+    from meshes.gradients import node_gradients
+
+    grad = node_gradients(fields, fields["velocity"][:, :2] if velocity is None else velocity)
+    strain, rotation = 0.5 * (grad + grad.transpose(0, 2, 1)), 0.5 * (grad - grad.transpose(0, 2, 1))
+    size = np.einsum("nij,nij->n", strain, strain) + np.einsum("nij,nij->n", rotation, rotation)
+    return (strain @ rotation - rotation @ strain) / np.where(size > 0, size, 1.0)[:, None, None]
 
 
 def log_ratio(nu_t: np.ndarray, nu: float) -> np.ndarray:
@@ -82,7 +98,7 @@ def closure_targets(fields: MeshFields) -> dict:
 
 class NeuralClosure:
     """`fields -> {"nu_t": (N,) array}` from a checkpoint trained on one of the `INVERSES` targets
-    (and `{"stress": (N, 2, 2)}` too, if it was trained on `STRESS` beside it).
+    (and `{"stress": (N, 2, 2)}` too, if it was trained on `STRESS` or `BASIS` beside it).
 
     `timings` accumulates the seconds spent building clouds and features and in the network.
     """
@@ -98,9 +114,9 @@ class NeuralClosure:
         trained = load_trained(checkpoint, map_location=device)
         self.model, self.state = trained.model, trained.state  # state: family, cloud, features, split, ...
         targets = trained.targets
-        if not (targets[0] in INVERSES and targets[1:] in ([], [STRESS])):
-            raise VcnnError(f"checkpoint {checkpoint} predicts {targets}, not one closure target of {sorted(INVERSES)} (and {STRESS!r})")
-        self.target, self.stress = targets[0], STRESS in targets
+        if not (targets[0] in INVERSES and targets[1:] in ([], [STRESS], [BASIS])):
+            raise VcnnError(f"checkpoint {checkpoint} predicts {targets}, not one closure target of {sorted(INVERSES)} (and {STRESS!r} or {BASIS!r})")
+        self.target, self.stress = targets[0], targets[1] if len(targets) > 1 else None
         if self.stress:
             self.names = ("nu_t", "stress")
         self.shape, self.spec = trained.shape, trained.spec
@@ -150,4 +166,8 @@ class NeuralClosure:
         # Non-finite outputs stay non-finite (NaN), so that the RANS loop reports them as a
         # divergence at those nodes.
         nu_t = {"nu_t": INVERSES[self.target](predicted[self.target], float(fields.metadata["nu"]))}
-        return {**nu_t, "stress": predicted[STRESS]} if self.stress else nu_t
+        if self.stress == STRESS:
+            return {**nu_t, "stress": predicted[STRESS]}
+        if self.stress == BASIS:
+            return {**nu_t, "stress": predicted[BASIS][:, None, None] * stress_basis(fields)}
+        return nu_t

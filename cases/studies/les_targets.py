@@ -195,6 +195,12 @@ def remaining_stress(anisotropy, strain, nu_t, traceless: bool = False) -> np.nd
     return remainder
 
 
+def basis_coefficient(remainder, basis, regularisation: float = REGULARISATION) -> np.ndarray:
+    """beta = (a_perp:T) / (T:T + t0), t0 = `regularisation`: the least-squares multiple of the
+    dimensionless basis T (`vcnn.closure.stress_basis`, T:T <= 1/2), towards 0 where T vanishes."""
+    return np.einsum("nij,nij->n", remainder, basis) / (np.einsum("nij,nij->n", basis, basis) + regularisation)
+
+
 def _les_k_sst_omega(sst: MeshFields, les: MeshFields) -> np.ndarray:
     if "omega" not in sst.point_data:
         raise CaseError("the SST solution has no omega (solve it with --model k-omega-sst)")

@@ -46,9 +46,11 @@ log = logging.getLogger("vcnn")
 
 FAMILY = "phll"
 TARGET = "nu_t_ratio"
-TARGETS = ("optimal_les_strain", "optimal_les_strain_plus_force")
-"""[study] target: nu_t* alone, or nu_t* and the traceless remainder a_perp of the LES stress (a
-tensor output, frozen in each momentum solve: `solvers.rans.NodeClosure`); les_targets says why."""
+TARGETS = ("optimal_les_strain", "optimal_les_strain_plus_force", "optimal_les_strain_plus_basis")
+"""[study] target: nu_t* alone; nu_t* and the traceless remainder a_perp of the LES stress (a
+tensor output, frozen in the momentum solves); or nu_t* and beta, a_perp = beta T with T the
+dimensionless SW - WS of the flow the network reads (a scalar output: `vcnn.closure.stress_basis`).
+les_targets says why."""
 INPUTS = ("les", "sst")
 """[study] inputs: the mean flow the network reads in training, the LES's (a closure in the Picard
 loop reads a flow that approaches it) or the benchmark's SST (a closure evaluated once on the SST
@@ -81,9 +83,9 @@ class PhllStudy:
     @property
     def outputs(self) -> dict:
         """What the network learns: {array name: kind}."""
-        from vcnn.closure import STRESS
+        from vcnn.closure import BASIS, STRESS
 
-        return {TARGET: "scalar", **({STRESS: "tensor"} if self.target in les_targets.FORCES else {})}
+        return {TARGET: "scalar", **{TARGETS[1]: {STRESS: "tensor"}, TARGETS[2]: {BASIS: "scalar"}}.get(self.target, {})}
 
     def model_config(self):
         from vcnn.nn import CloudNetConfig
@@ -215,7 +217,7 @@ def training_sample(study: PhllStudy, name: str):
     from cases.flows import phll_rans
     from meshes.fields import MeshFields
     from meshes.interpolate import interpolate
-    from vcnn.closure import STRESS
+    from vcnn.closure import BASIS, STRESS, stress_basis
 
     if name in study.test:
         raise CaseError(f"{name} is a test case: no sample is made of it")
@@ -238,6 +240,7 @@ def training_sample(study: PhllStudy, name: str):
         TARGET: nu_t / nu,
         STRESS: les_targets.remaining_stress(a, strain, nu_t, traceless=True),
     }
+    data[BASIS] = les_targets.basis_coefficient(data[STRESS], stress_basis(mesh, flow), study.regularisation)
     metadata = {"nu": nu, "periods": mesh.metadata["periods"], "case": name, "inputs": study.inputs, "target": "optimal_les_strain", STRESS: "a + 2 nu_t* S of the LES, traceless", "prior": "the benchmark's SST nu_t", "regularisation": study.regularisation}
     return MeshFields(mesh.points, mesh.cells, mesh.cell_type, mesh.weights, data, metadata)
 

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from cases.errors import CaseError
+from cases.studies.les_targets import CONTINUATION
 
 log = logging.getLogger("vcnn")
 
@@ -75,13 +76,14 @@ def from_sst(sst, network):
     return build
 
 
-def once_from_sst(sst, network):
+def once_from_sst(sst, network, blend: int = 0):
     """`make_closure(flow, pde)` for a network read once (`reads_once`): evaluated on the SST run
-    `sst`, its nu_t (and remaining stress) frozen in the momentum equations from the SST state."""
+    `sst`, its nu_t (and remaining stress) frozen in the momentum equations from the SST state, or
+    with `blend` > 0 handed over from SST's nu_t (and no stress) in that many iterations."""
     from cases.studies.les_targets import frozen_closure
 
     predicted = network(sst)
-    return frozen_closure(sst, predicted["nu_t"], 0, predicted.get("stress"))
+    return frozen_closure(sst, predicted["nu_t"], blend, predicted.get("stress"))
 
 
 def reads_once(network, options: PhllCoupling) -> bool:
@@ -121,7 +123,15 @@ def couple_geometry(network, sst, out: Path, options: PhllCoupling, rotate: floa
     comm = MPI.COMM_WORLD
     facts = {"checkpoint": checkpoint, "started_from": "our SST solution", "coupling": dataclasses.asdict(options), "network_read": "once" if reads_once(network, options) else "every iteration"}
     try:
-        solution = phll_rans.solve(config, comm, None, closure_from_sst(start, network, options))
+        try:
+            solution = phll_rans.solve(config, comm, None, closure_from_sst(start, network, options))
+        except RansFailure as err:
+            if not reads_once(network, options) or len(err.history) > 1:
+                raise
+            # One Newton solve from the SST state to the frozen values failed: approach them instead
+            # (the propagation test's continuation). A solve that converges directly is not changed.
+            log.info("%s: %s; again with the network's values handed over in %d iterations", config.geometry, err, CONTINUATION)
+            solution = phll_rans.solve(config, comm, None, once_from_sst(start, network, CONTINUATION))
     except RansFailure as err:
         from solvers.export import to_mesh_fields
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vcnn.checkpoint import save
-from vcnn.closure import INVERSES, LOG_RATIO, RATIO, STRESS, NeuralClosure, closure_targets, eddy_viscosity, log_ratio
+from vcnn.closure import BASIS, INVERSES, LOG_RATIO, RATIO, STRESS, NeuralClosure, closure_targets, eddy_viscosity, log_ratio
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.nn import CloudNetConfig, build_model
@@ -60,8 +60,9 @@ def test_neural_closure_is_invariant_to_the_frame_and_to_galilean_boosts(tmp_pat
     assert np.allclose(closure(boosted)["nu_t"], nu_t, rtol=1e-12, atol=0)
 
 
-def test_a_remaining_stress_turns_with_the_frame_and_nu_t_does_not(tmp_path):
-    closure = NeuralClosure(checkpoint(tmp_path / "s.pt", targets=(RATIO, STRESS), kinds=("scalar", "tensor")))
+@pytest.mark.parametrize("stress, kind", [(STRESS, "tensor"), (BASIS, "scalar")])  # a tensor output, or a scalar times SW - WS
+def test_a_remaining_stress_turns_with_the_frame_and_nu_t_does_not(tmp_path, stress, kind):
+    closure = NeuralClosure(checkpoint(tmp_path / "s.pt", targets=(RATIO, stress), kinds=("scalar", kind)))
     assert closure.names == ("nu_t", "stress")
     fields = flow()
     out = closure(fields)
@@ -75,6 +76,20 @@ def test_a_remaining_stress_turns_with_the_frame_and_nu_t_does_not(tmp_path):
     assert max(report.deviations.values()) < 1e-12, report.deviations
     with pytest.raises(VcnnError, match="not one closure target"):
         NeuralClosure(checkpoint(tmp_path / "c.pt", targets=(RATIO, "concentration")))
+
+
+def test_the_stress_basis_is_bounded_traceless_and_orthogonal_to_the_strain():
+    from meshes.gradients import node_gradients
+    from vcnn.closure import stress_basis
+
+    fields = flow()
+    basis = stress_basis(fields)
+    grad = node_gradients(fields, fields["velocity"])
+    strain = 0.5 * (grad + grad.transpose(0, 2, 1))
+    strain -= 0.5 * np.trace(strain, axis1=1, axis2=2)[:, None, None] * np.eye(2)
+    assert np.allclose(basis, basis.transpose(0, 2, 1)) and np.allclose(np.trace(basis, axis1=1, axis2=2), 0.0)
+    assert np.allclose(np.einsum("nij,nij->n", basis, strain), 0.0, atol=1e-12 * np.abs(strain).max())
+    assert np.einsum("nij,nij->n", basis, basis).max() <= 0.5 + 1e-12
 
 
 def test_absolute_velocities_break_galilean_invariance(tmp_path):
