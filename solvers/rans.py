@@ -179,13 +179,12 @@ class NodeClosure:
         missing = [n for n in self.names if n not in values]
         if missing:
             raise SolverError(f"the closure returned no {', '.join(missing)}")
+        names = [n for n in self.names if n != "stress"]
         if "stress" in values:
             if flow.stress is None:
                 raise SolverError("the closure returns a stress, but the flow has none (MeanFlow.freeze_stress before start_from)")
-            values = {**values, **stress_components(values["stress"])}
-        for name in (n for n in values if n in self.names or n in STRESS):
-            if name == "stress":
-                continue
+            values, names = {**values, **stress_components(values["stress"])}, names + list(STRESS)
+        for name in names:
             if name not in self._out:
                 self._out[name] = fem.Function(flow.nu_t.function_space, name=name)
             set_node_values(flow.domain, np.asarray(values[name], dtype=float), self._out[name])

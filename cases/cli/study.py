@@ -75,11 +75,11 @@ def run_study(args) -> int:
 def _against_record(study: Path, out: Path) -> None:
     """OUT/record.json, compared with the study's kept record (`cases.records`): a rerun that does
     not reproduce it says so on stderr."""
-    from cases.records import check
+    from cases.records import check, record_path
 
     differences = check(study, out)
     if differences:
-        print(f"vcnn: this run differs from its record {study.with_suffix('.record.json')} in {len(differences)} values (see the log above)", file=sys.stderr)
+        print(f"vcnn: this run differs from its record {record_path(study)} in {len(differences)} values (see the log above)", file=sys.stderr)
 
 
 def _held(out: Path, lead: bool):

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from cases.errors import CaseError
-from cases.studies.les_targets import CONTINUATION
+from cases.studies.les_targets import CONTINUATION, frozen_closure
 
 log = logging.getLogger("vcnn")
 
@@ -76,16 +76,6 @@ def from_sst(sst, network):
     return build
 
 
-def once_from_sst(sst, network, blend: int = 0):
-    """`make_closure(flow, pde)` for a network read once (`reads_once`): evaluated on the SST run
-    `sst`, its nu_t (and remaining stress) frozen in the momentum equations from the SST state, or
-    with `blend` > 0 handed over from SST's nu_t (and no stress) in that many iterations."""
-    from cases.studies.les_targets import frozen_closure
-
-    predicted = network(sst)
-    return frozen_closure(sst, predicted["nu_t"], blend, predicted.get("stress"))
-
-
 def reads_once(network, options: PhllCoupling) -> bool:
     """Whether a network is evaluated once on the SST solution rather than in the Picard loop: when
     it was trained on the SST flow, or when it predicts a remaining stress (read in the loop, the
@@ -93,11 +83,6 @@ def reads_once(network, options: PhllCoupling) -> bool:
     docs/results.md), unless `stress_in_loop`."""
     trained_on_sst = getattr(network, "state", {}).get("inputs") == "sst"
     return trained_on_sst or (getattr(network, "stress", False) and not options.stress_in_loop)
-
-
-def closure_from_sst(sst, network, options: PhllCoupling):
-    """How a network closes the RANS equations from the SST run `sst`: once or in the Picard loop."""
-    return once_from_sst(sst, network) if reads_once(network, options) else from_sst(sst, network)
 
 
 def couple_geometry(network, sst, out: Path, options: PhllCoupling, rotate: float = 0.0, checkpoint: str = ""):
@@ -122,16 +107,22 @@ def couple_geometry(network, sst, out: Path, options: PhllCoupling, rotate: floa
     start = moved(sst, planar_rotation(rotate)) if rotate else sst
     comm = MPI.COMM_WORLD
     facts = {"checkpoint": checkpoint, "started_from": "our SST solution", "coupling": dataclasses.asdict(options), "network_read": "once" if reads_once(network, options) else "every iteration"}
+    once = facts["network_read"] == "once"
+    predicted = network(start) if once else None  # read once: its nu_t (and stress) frozen from the SST state
+
+    def closure(blend: int = 0):
+        return frozen_closure(start, predicted["nu_t"], blend, predicted.get("stress")) if once else from_sst(start, network)
+
     try:
         try:
-            solution = phll_rans.solve(config, comm, None, closure_from_sst(start, network, options))
+            solution = phll_rans.solve(config, comm, None, closure())
         except RansFailure as err:
-            if not reads_once(network, options) or len(err.history) > 1:
+            if not once or len(err.history) > 1:
                 raise
             # One Newton solve from the SST state to the frozen values failed: approach them instead
             # (the propagation test's continuation). A solve that converges directly is not changed.
             log.info("%s: %s; again with the network's values handed over in %d iterations", config.geometry, err, CONTINUATION)
-            solution = phll_rans.solve(config, comm, None, once_from_sst(start, network, CONTINUATION))
+            solution = phll_rans.solve(config, comm, None, closure(CONTINUATION))
     except RansFailure as err:
         from solvers.export import to_mesh_fields
 
