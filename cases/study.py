@@ -202,12 +202,14 @@ class CouplingOptions:
     tolerance: float = 1e-8  # of the coupled solves: relative change per iteration at convergence
     max_iterations: int = 400  # of the coupled solves, before a stall is declared
     anderson: int = 0  # Anderson acceleration of nu_t in the coupled solves (depth; 0: plain relaxation)
+    newton_krylov: float = 0.0  # Newton-Krylov steps once the relative nu_t residual is below this (0: never)
 
     @classmethod
     def of(cls, study: Study) -> "CouplingOptions":
         options = _table(cls, "coupling", study.coupling)
-        if options.blend < 0 or options.anderson < 0 or options.invariance_trials < 1 or not options.tolerance > 0 or options.max_iterations < 1:
-            raise CaseError("[coupling]: blend and anderson must be >= 0, invariance_trials and max_iterations >= 1, tolerance > 0")
+        if (options.blend < 0 or options.anderson < 0 or options.newton_krylov < 0 or options.invariance_trials < 1
+                or not options.tolerance > 0 or options.max_iterations < 1):
+            raise CaseError("[coupling]: blend, anderson and newton_krylov must be >= 0, invariance_trials and max_iterations >= 1, tolerance > 0")
         _check_held_out(study, "coupling", options.alphas or ())
         return options
 

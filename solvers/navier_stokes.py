@@ -124,14 +124,24 @@ class NavierStokes:
         self.state.x.scatter_forward()
         self.forcing.value = forcing
 
+    def snapshot(self) -> tuple:
+        """The state (u, p) and body force, for `restore`: a Newton-Krylov loop evaluates its map
+        at several nu_t from the same start, so that the map is a function of nu_t alone."""
+        return self.state.x.array.copy(), float(self.forcing.value)
+
+    def restore(self, snapshot: tuple) -> None:
+        self.state.x.array[:] = snapshot[0]
+        self.forcing.value = snapshot[1]
+
     def bulk(self, function: fem.Function | None = None) -> float:
         """Volume-averaged streamwise velocity of the state (or of a correction)."""
         form = self._bulk if function is None else self._bulk_of[id(function)]
         return _assemble(form, self.domain.comm)
 
-    def solve(self, dt: float = math.inf) -> FlowSolution:
+    def solve(self, dt: float = math.inf, rtol: float | None = None) -> FlowSolution:
         """Newton on (u, p, f) from the current state, steady (dt infinite) or one pseudo-time step
-        of length dt; raises ConvergenceError if it fails."""
+        of length dt, to a residual reduction of `rtol` (default: the parameters'); raises
+        ConvergenceError if it fails."""
         if not dt > 0:
             raise SolverError(f"the pseudo-time step must be positive, got {dt}")
         start = time.perf_counter()
@@ -171,7 +181,7 @@ class NavierStokes:
 
         rhs_holder: list = []
         try:
-            stats = newton(step, "navier-stokes", rtol=self.params.rtol, max_iterations=self.params.max_iterations)
+            stats = newton(step, "navier-stokes", rtol=self.params.rtol if rtol is None else rtol, max_iterations=self.params.max_iterations)
         finally:
             for vec in rhs_holder:
                 vec.destroy()

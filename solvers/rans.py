@@ -8,7 +8,11 @@ relaxed or mixed with nu_t, as one vector, into the flow's frozen stress. The cl
 grows from `dt` by `dt_growth` per iteration (continuation); with `momentum_pseudo_time` the
 momentum solve takes a pseudo-time step of the same length from the last velocity instead of
 jumping to the steady solution for the current nu_t (the steady momentum problem with an early,
-far-from-converged nu_t can have no solution near the last one). The loop stops when nu_t and the
+far-from-converged nu_t can have no solution near the last one). With `newton_krylov`, a closure
+whose fields are a function of the flow alone (`memoryless`: a network, not a PDE model with its
+own pseudo-time) is converged by Newton-Krylov steps (`solvers.newton_krylov`) once its relative
+nu_t residual falls below that threshold: relaxation and Anderson mixing stall where more modes of
+the map repel the iteration than the mixing holds. The loop stops when nu_t and the
 velocity change by less than `tolerance` (relative, L2) in one iteration, and raises
 `RansFailure` (a `ConvergenceError` with the history and the worst nodes) when it diverges
 (non-finite fields or a failed momentum solve) or stalls (`max_iterations`); the flow then still
@@ -39,6 +43,7 @@ from meshes.fields import MeshFields
 from solvers.errors import ConvergenceError, RansFailure, SolverError
 from solvers.export import set_node_values, to_mesh_fields
 from solvers.navier_stokes import FlowParameters, NavierStokes
+from solvers.newton_krylov import NewtonKrylov
 from solvers.stall import StallWatch
 from solvers.transport import strain_rate_magnitude
 from solvers.wall_distance import wall_distance
@@ -59,6 +64,8 @@ class RansParameters:
     dt_max: float = 1e6
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many past iterations
     momentum_pseudo_time: bool = False  # the momentum solve as one pseudo-time step of length dt
+    newton_krylov: float = 0.0  # > 0: Newton-Krylov steps once the relative nu_t residual is below this
+    krylov: int = 30  # GMRES directions per Newton-Krylov step at most
 
     def __post_init__(self):
         if self.max_iterations < 1 or not (self.tolerance > 0):
@@ -69,6 +76,10 @@ class RansParameters:
             raise SolverError(f"Anderson depth must be 0 (off) or more, got {self.anderson}")
         if not (self.nu_t_cap > 0 and self.dt > 0 and self.dt_growth >= 1 and self.dt_max >= self.dt):
             raise SolverError("RANS needs nu_t_cap > 0, dt > 0, dt_growth >= 1 and dt_max >= dt")
+        if not (self.newton_krylov >= 0 and self.krylov >= 1):
+            raise SolverError(f"Newton-Krylov needs a threshold >= 0 (0: off) and krylov >= 1, got {self.newton_krylov}, {self.krylov}")
+        if self.newton_krylov and self.momentum_pseudo_time:
+            raise SolverError("Newton-Krylov needs the steady momentum solve (momentum_pseudo_time off): its map must depend on nu_t alone")
 
 
 STRESS = ("stress_xx", "stress_xy", "stress_yy")
@@ -160,9 +171,16 @@ class NodeClosure:
     flow's frozen stress (`MeanFlow.freeze_stress` must have been called once before `start_from`).
     """
 
+    memoryless = True  # its fields are a function of the flow alone (Newton-Krylov may difference them)
+
     def __init__(self, function: Callable[[MeshFields], dict], names=("nu_t",)):
         self.function, self.names = function, tuple(names)
         self._out: dict = {}
+
+    def full_precision(self) -> None:
+        """From now on exact to rounding (a network in mixed precision switches to float64): a
+        Newton-Krylov step differentiates the loop's map by differences."""
+        getattr(self.function, "full_precision", lambda: None)()
 
     def update(self, flow: MeanFlow) -> dict:
         fields = flow.mesh_fields()
@@ -221,6 +239,13 @@ class BlendedClosure:
     @property
     def residuals(self) -> dict:
         return getattr(self.closure, "residuals", {})
+
+    @property
+    def memoryless(self) -> bool:
+        return getattr(self.closure, "memoryless", False)
+
+    def full_precision(self) -> None:
+        getattr(self.closure, "full_precision", lambda: None)()
 
     def update(self, flow: MeanFlow) -> dict:
         weight = max(0.0, 1.0 - self.updates / self.iterations)
@@ -294,6 +319,8 @@ class RansSolution:
 
 def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansParameters()) -> RansSolution:
     """The Picard loop from the flow's current state (laminar if nu_t is zero)."""
+    if params.newton_krylov and not getattr(closure, "memoryless", False):
+        raise SolverError(f"Newton-Krylov needs a closure whose fields are a function of the flow (a network), not {type(closure).__name__} with a state of its own")
     start = time.perf_counter()
     comm = flow.domain.comm
     history: list = []
@@ -304,7 +331,13 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     velocity_map = flow.velocity.function_space.dofmap
     owned_u = velocity_map.index_map.size_local * velocity_map.index_map_bs
     mixing = AndersonMixing(comm, params.anderson, params.relaxation) if params.anderson else None
+    newton = NewtonKrylov(comm, params.krylov) if params.newton_krylov else None
     watch = StallWatch(comm, window=25)
+
+    def project(x: np.ndarray) -> np.ndarray:  # nu_t within its limits; a stress as it is
+        x = x.copy()
+        x[:owned_nu_t] = np.clip(x[:owned_nu_t], 0.0, params.nu_t_cap * flow.nu)
+        return x
     for iteration in range(1, params.max_iterations + 1):
         tic = time.perf_counter()
         try:
@@ -314,21 +347,37 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
         if not _all_finite(comm, solution.velocity.x.array):
             raise _failure(flow, f"RANS diverged at iteration {iteration}: non-finite velocity", history, None)
         flow.velocity.x.array[:] = solution.velocity.x.array
+        velocity = flow.velocity.x.array[:owned_u].copy()
         toc = time.perf_counter()
         fields = closure.update(flow)
         # nu_t, and a closure's extra stress where it has one, stepped together (owned dofs)
-        mixed = [(flow.nu_t, fields["nu_t"])] + [(frozen, fields[name]) for frozen, name in zip(flow.stress or (), STRESS) if name in fields]
-        old = np.concatenate([state.x.array[:owned_nu_t] for state, _ in mixed])
-        new = np.concatenate([value.x.array[:owned_nu_t] for _, value in mixed])
-        for what, part in zip(("nu_t", "stress", "stress", "stress"), np.split(new, len(mixed))):
+        names = ["nu_t"] + [name for name in STRESS[: len(flow.stress or ())] if name in fields]
+        states = [flow.nu_t, *(flow.stress or ())][: len(names)]
+        old = np.concatenate([state.x.array[:owned_nu_t] for state in states])
+        new = np.concatenate([fields[name].x.array[:owned_nu_t] for name in names])
+        for what, part in zip(("nu_t", "stress", "stress", "stress"), np.split(new, len(names))):
             if not _all_finite(comm, part):
                 raise _failure(flow, f"RANS diverged at iteration {iteration}: non-finite {what}", history, part)
         watch.add(old[:owned_nu_t], new[:owned_nu_t])
-        step = old + params.relaxation * (new - old) if mixing is None else mixing.step(old, new, len(old))
-        step[:owned_nu_t] = np.clip(step[:owned_nu_t], 0.0, params.nu_t_cap * flow.nu)
-        for k, (state, _) in enumerate(mixed):
-            state.x.array[:owned_nu_t] = step[k * owned_nu_t : (k + 1) * owned_nu_t]
-            state.x.scatter_forward()
+        step, newton_step, tac = None, None, time.perf_counter()
+        if newton is not None and (newton.steps or _relative_change(comm, new[:owned_nu_t], old[:owned_nu_t]) < params.newton_krylov):
+            if not newton.steps:
+                log.info("RANS %d: Newton-Krylov steps from here on", iteration)
+                getattr(closure, "full_precision", lambda: None)()  # differences of the map need it exact
+            loop_map = LoopMap(flow, closure, states, names)
+            exact = newton.image_at(old)  # the last step's point: known from its line search
+            if exact is None:
+                exact = loop_map(old)  # this iterate again, its momentum solved to LoopMap.RTOL
+            loop_map.rebase()
+            if exact is not None:
+                step = newton.step(old, exact, loop_map, project)
+                newton_step = newton.steps[-1]
+            if step is None:  # no fraction of the Newton direction helped: the loop's own step
+                flow.solver.restore(loop_map.base)
+        newton_taken = step is not None
+        if step is None:
+            step = project(old + params.relaxation * (new - old) if mixing is None else mixing.step(old, new, len(old)))
+        _set(states, step, owned_nu_t)
         relaxed, old, new = step[:owned_nu_t], old[:owned_nu_t], new[:owned_nu_t]
         record = {
             "iteration": iteration,
@@ -339,20 +388,23 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             "nu_t_change": _relative_change(comm, relaxed, old),
             # the fixed-point residual |closure(nu_t) - nu_t| / |closure(nu_t)|, whatever the step taken
             "nu_t_residual": _relative_change(comm, new, old),
-            "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], previous_u),
+            "velocity_change": _relative_change(comm, velocity, previous_u),
             "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},
             "forcing": solution.forcing,
             "capped": comm.allreduce(int(np.sum(relaxed >= params.nu_t_cap * flow.nu)), op=MPI.SUM),
             "momentum_s": toc - tic,
-            "closure_s": time.perf_counter() - toc,
+            "closure_s": tac - toc,
+            **({} if newton_step is None else {"newton": dataclasses.asdict(newton_step), "newton_s": time.perf_counter() - tac}),
         }
         history.append(record)
-        previous_u = flow.velocity.x.array[:owned_u].copy()
+        previous_u = velocity
         log.info(
             "RANS %d: dt %.3g, nu_t change %.2e, velocity change %.2e, forcing %.6g",
             iteration, flow.dt, record["nu_t_change"], record["velocity_change"], solution.forcing,
         )
         if max(record["nu_t_change"], record["velocity_change"]) < params.tolerance:
+            if newton_taken:  # the flow is at the Newton step's point, solved there
+                solution = loop_map.solution
             turbulence = {"nu_t": flow.nu_t, **{k: v for k, v in fields.items() if k != "nu_t"}, **dict(zip(STRESS, flow.stress or ()))}
             return RansSolution(
                 flow, solution.pressure, turbulence, solution.forcing, solution.bulk_velocity, history,
@@ -366,6 +418,48 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
         f"tolerance {params.tolerance:.0e}): {watch.summary()}{_hint(watch.diagnosis(), params.anderson)}"
     )
     raise _failure(flow, message, history, np.abs(relaxed - old), watch)
+
+
+def _set(states: list, x: np.ndarray, owned: int) -> None:
+    """The owned dofs of `states` (nu_t, then a frozen stress) from one vector, ghosts updated."""
+    for k, state in enumerate(states):
+        state.x.array[:owned] = x[k * owned : (k + 1) * owned]
+        state.x.scatter_forward()
+
+
+class LoopMap:
+    """x -> G(x), the loop's map for Newton-Krylov: the closure's fields (`names`, owned dofs) after
+    the steady momentum solve with `states` set to x. Every evaluation starts from the same
+    momentum state (`base`, the flow's at construction or at `rebase`) and solves to `rtol`, far
+    below the loop's own inexact solves, so that G depends on x alone and its differences over
+    1e-7 |x| are not noise. None where the momentum solve or the closure gives no finite values."""
+
+    RTOL = 1e-8
+
+    def __init__(self, flow: MeanFlow, closure: Closure, states: list, names: list):
+        self.flow, self.closure, self.states, self.names = flow, closure, states, names
+        self.solution = None  # of the last evaluation
+        self.owned = flow.nu_t.function_space.dofmap.index_map.size_local
+        self.rebase()
+
+    def rebase(self) -> None:
+        self.base = self.flow.solver.snapshot()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray | None:
+        flow, comm, owned = self.flow, self.flow.domain.comm, self.owned
+        flow.solver.restore(self.base)
+        _set(self.states, x, owned)
+        try:
+            solution = flow.solver.solve(math.inf, rtol=self.RTOL)
+        except ConvergenceError:
+            return None
+        if not _all_finite(comm, solution.velocity.x.array):
+            return None
+        flow.velocity.x.array[:] = solution.velocity.x.array
+        self.solution = solution
+        fields = self.closure.update(flow)
+        image = np.concatenate([fields[name].x.array[:owned] for name in self.names])
+        return image if _all_finite(comm, image) else None
 
 
 def _hint(diagnosis: dict, depth: int) -> str:

@@ -138,6 +138,10 @@ class NeuralClosure:
             self._batches = self._velocity = None
         return self._index
 
+    def full_precision(self) -> None:
+        """float64 from now on (a Newton-Krylov loop differences the network's outputs)."""
+        self.dtype, self.settled = torch.float64, 0.0
+
     def dtype_for(self, fields: MeshFields) -> torch.dtype:
         """The network's type for this call: `dtype`, or float64 once the flow has settled ("mixed")."""
         if not self.settled:

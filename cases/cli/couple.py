@@ -22,6 +22,8 @@ def add_parsers(sub) -> None:
     couple.add_argument("--relaxation", type=float, help="under-relaxation of nu_t per iteration (default from the case file: 0.7)")
     couple.add_argument("--max-iterations", type=int, help="Picard iterations before a stall is declared (default from the case file: 400)")
     couple.add_argument("--anderson", type=int, help="Anderson acceleration of nu_t over M iterations (default from the case file: 0, off)")
+    couple.add_argument("--newton-krylov", type=float, metavar="R",
+                        help="Newton-Krylov steps once the relative nu_t residual is below R (default from the case file: 0, off)")
     couple.add_argument("--device", default="cpu", help="where the network runs: cpu or cuda (default cpu)")
     couple.add_argument("--precision", choices=["mixed", "float32", "float64"], default="mixed",
                         help="the network's floating-point type in the loop; mixed: float32 until the flow settles, then float64 (default)")
@@ -47,6 +49,7 @@ def run(args) -> int:
     config, network, reference = prepare(
         args.model, args.alpha, args.device, args.resolution, args.config, args.reference, args.rotate, args.precision,
         tolerance=args.tolerance, relaxation=args.relaxation, max_iterations=args.max_iterations, anderson=args.anderson,
+        newton_krylov=args.newton_krylov,
     )
     check_output(args.out, args.overwrite)  # every check before any work
     check_solve(hills_rans, config, args.force)
@@ -58,7 +61,8 @@ def run(args) -> int:
 def run_phll(args) -> int:
     from cases.studies.phll_coupling import PhllCoupling, couple_command
 
-    settings = {"anderson": args.anderson, "tolerance": args.tolerance, "relaxation": args.relaxation, "max_iterations": args.max_iterations}
+    settings = {"anderson": args.anderson, "tolerance": args.tolerance, "relaxation": args.relaxation, "max_iterations": args.max_iterations,
+                "newton_krylov": args.newton_krylov}
     options = PhllCoupling.of({k: v for k, v in settings.items() if v is not None})
     couple_command(args.model, args.geometry, args.out, options, sst_run=args.reference, resolution=args.resolution,
                    rotate=args.rotate, device=args.device, overwrite=args.overwrite, quiet=args.quiet, force=args.force)

@@ -121,7 +121,8 @@ def couple(checkpoint: Path, reference: Path, alpha: float, out: Path, options: 
     one-line error of a failed solve."""
     if not (out / "meta.json").is_file():
         log.info("coupled solve at alpha %g%s", alpha, f", turned by {rotate:g} degrees" if rotate else "")
-        settings = {"tolerance": options.tolerance, "max_iterations": options.max_iterations, "anderson": options.anderson}
+        settings = {"tolerance": options.tolerance, "max_iterations": options.max_iterations, "anderson": options.anderson,
+                    "newton_krylov": options.newton_krylov}
         job = {"checkpoint": str(checkpoint), "alpha": alpha, "reference": str(reference), "out": str(out), "blend": options.blend, "rotate": rotate, **settings}
         error = start({"couple": job})
         if error is not None and not (out / "meta.json").is_file():

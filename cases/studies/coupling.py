@@ -137,14 +137,18 @@ def prepare(checkpoint: Path, alpha: float, device: str = "cpu", resolution: str
             reference: Path | None = None, rotate: float = 0.0, precision: str = "mixed", **settings):
     """(configuration, network, reference) of a coupled solve, all checked before any work: the
     checkpoint's family gives the PDE model, its dataset the resolution unless given; `settings`
-    are Picard settings (None: the case file's)."""
+    are Picard settings of the coupled solve (None: the case file's). The reference is the PDE-model
+    solution read from `reference`, or without one the PDE model's own configuration (the case
+    file's settings, as `vcnn solve hills-rans` takes them), for `couple_into` to solve first."""
     from cases.flows import hills_rans
 
     network, state = load_closure(checkpoint, device, precision)
     nx, ny = hills_rans.cells(resolution or state.get("resolution"))
     model = FAMILIES[state["family"]].model
     config = hills_rans.configure(case_file, alpha=alpha, model=model, nx=nx, ny=ny, rotate=rotate, **settings)
-    return config, network, None if reference is None else read_reference(Path(reference), alpha)
+    if reference is None:
+        return config, network, hills_rans.configure(case_file, alpha=alpha, model=model, nx=nx, ny=ny)
+    return config, network, read_reference(Path(reference), alpha)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +163,8 @@ class CoupledRun:
     quiet: bool = False
 
 
-def couple_into(run: CoupledRun, config, network, reference=None) -> None:
-    """The PDE-model solve (unless `reference` is given), the coupled solve, the comparison, into
+def couple_into(run: CoupledRun, config, network, reference) -> None:
+    """The PDE-model solve (when `reference` is its configuration, not its solution: `prepare`), the coupled solve, the comparison, into
     `run.out` (collective under MPI). On a divergence or stall the last finite state and the
     diagnosis are kept there, and CaseError says so."""
     from mpi4py import MPI
@@ -172,8 +176,8 @@ def couple_into(run: CoupledRun, config, network, reference=None) -> None:
     failure = None
     with staged_output(run.out, run.overwrite, comm) as stage:
         setup_logging(stage / "run.log" if comm.rank == 0 else None, run.quiet, stderr=comm.rank == 0)
-        if reference is None:
-            reference = _pde_reference(config, comm, stage)
+        if not isinstance(reference, tuple):
+            reference = _pde_reference(reference, comm, stage)
         facts = {"case": "couple", "checkpoint": str(run.checkpoint), "blend": run.blend, "precision": network.precision}
         try:
             solution = hills_rans.solve(config, comm, stage / "mesh.msh", make_closure(network, run.blend))
@@ -196,7 +200,7 @@ def _pde_reference(config, comm, stage: Path):
     from cases.flows import hills_rans
 
     log.info("solving the PDE model (%s) for comparison", config.model)
-    pde = hills_rans.solve(dataclasses.replace(config, rotate=0.0), comm)
+    pde = hills_rans.solve(config, comm)
     pde_fields = pde.mesh_fields(run_metadata(hills_rans.NAME, config, pde.statistics(), comm))
     reference = (pde_fields, hills_rans.separation(pde), pde.rans.seconds)
     if comm.rank == 0:

@@ -29,6 +29,7 @@ class PhllCoupling:
     tolerance: float = 1e-6
     max_iterations: int = 200
     relaxation: float = 0.7
+    newton_krylov: float = 0.0  # Newton-Krylov steps once the relative nu_t residual is below this (0: never)
     stress_in_loop: bool = False  # a network with a remaining stress read in the loop, not once (stalls: docs/results.md)
     rotate_deg: float = 30.0  # one validation case again, the whole problem turned (0: skip)
 
@@ -38,8 +39,8 @@ class PhllCoupling:
             options = cls(**table)
         except TypeError as err:
             raise CaseError(f"[coupling]: {err}") from None
-        if options.anderson < 0 or not options.tolerance > 0 or options.max_iterations < 1 or not 0 < options.relaxation <= 1:
-            raise CaseError("[coupling]: anderson >= 0, tolerance > 0, max_iterations >= 1 and relaxation in (0, 1] are needed")
+        if options.anderson < 0 or options.newton_krylov < 0 or not options.tolerance > 0 or options.max_iterations < 1 or not 0 < options.relaxation <= 1:
+            raise CaseError("[coupling]: anderson >= 0, newton_krylov >= 0, tolerance > 0, max_iterations >= 1 and relaxation in (0, 1] are needed")
         return options
 
 
@@ -102,6 +103,7 @@ def couple_geometry(network, sst, out: Path, options: PhllCoupling, rotate: floa
     config = phll_rans.PhllRansConfig(**{
         **sst.metadata["config"], "anderson": options.anderson, "tolerance": options.tolerance,
         "max_iterations": options.max_iterations, "relaxation": options.relaxation, "rotate": rotate,
+        "newton_krylov": options.newton_krylov,
         "start_model": "",  # the coupled solve starts from the SST solution itself
     })
     start = moved(sst, planar_rotation(rotate)) if rotate else sst

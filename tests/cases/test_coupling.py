@@ -143,6 +143,39 @@ def test_a_stalled_coupled_solve_keeps_its_last_state_and_says_where(study_run, 
     assert (target / "convergence.png").is_file()
 
 
+def test_newton_krylov_steps_reach_the_anderson_solution(study_run, tmp_path):
+    """The study's network coupled with Newton-Krylov steps once the nu_t residual is below 1e-2:
+    the converged velocity of the study's Anderson solve (both stop at a change of 1e-8)."""
+    root, out = study_run
+    target = tmp_path / "newton"
+    result = vcnn(
+        "couple", "--model", out / "vcnn" / "best.pt", "--alpha", "1.125", "--reference", root / "data" / "cases" / "alpha_1.1250",
+        "--anderson", "3", "--newton-krylov", "1e-2", "--tolerance", "1e-8", "--max-iterations", "60", "--no-figures", "--out", target, "-q",
+    )
+    assert result.returncode == 0, result.stderr
+    newton, anderson = MeshFields.read(target), MeshFields.read(out / "couple" / "alpha_1.1250")
+    steps = [h["newton"] for h in newton.metadata["statistics"]["history"] if "newton" in h]
+    print([(s["krylov"], s["step_length"], s["residual"]) for s in steps])
+    assert steps and newton.metadata["config"]["newton_krylov"] == 1e-2
+    difference = np.linalg.norm(newton["velocity"] - anderson["velocity"]) / np.linalg.norm(anderson["velocity"])
+    print("Newton-Krylov against Anderson: velocity", difference)
+    assert difference < 1e-6
+
+
+def test_the_pde_model_solved_first_keeps_the_case_file_settings(study_run, tmp_path):
+    """`vcnn couple` without --reference: --anderson and --tolerance set the coupled solve only (k-omega
+    with Anderson mixing at 1e-8 stalled on the 64 x 64 hills and was taken for the network's stall)."""
+    root, out = study_run
+    config = tmp_path / "coarse.toml"
+    config.write_text("[mesh]\nny = 24\nnx = 24\nwall_ratio = 100.0\n")
+    target = tmp_path / "solved_first"
+    result = vcnn("couple", "--model", out / "vcnn" / "best.pt", "--alpha", "1.125", "--config", config, "--anderson", "3",
+                  "--tolerance", "1e-7", "--no-figures", "--out", target, "-q")
+    assert result.returncode == 0, result.stderr
+    pde, coupled = MeshFields.read(target / "pde").metadata["config"], MeshFields.read(target).metadata["config"]
+    assert (pde["anderson"], pde["tolerance"]) == (0, 1e-6) and (coupled["anderson"], coupled["tolerance"]) == (3, 1e-7)
+
+
 def test_a_reference_without_the_recirculation_end_gets_it_from_its_crossings(study_run, tmp_path):
     """References solved before `recirculation_end` was recorded stay usable."""
     from cases.studies.coupling import read_reference
