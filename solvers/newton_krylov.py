@@ -91,15 +91,16 @@ class NewtonKrylov:
     def norm(self, a: np.ndarray) -> float:
         return math.sqrt(self.dot(a, a))
 
-    def _forcing(self, residual: float) -> float:
-        """Eisenstat-Walker choice 2 (gamma 0.9, exponent 2) with its safeguard, in [1e-3, forcing_max]."""
+    def _forcing(self, residual: float, target: float) -> float:
+        """Eisenstat-Walker choice 2 (gamma 0.9, exponent 2) with its safeguard, in [1e-3, forcing_max],
+        and no tighter than half the residual `target` needs (Eisenstat & Walker's last safeguard)."""
         if self.last_residual is None:
             return self.forcing_max
         eta = 0.9 * (residual / self.last_residual) ** 2
         safeguard = 0.9 * self.forcing**2
         if safeguard > 0.1:
             eta = max(eta, safeguard)
-        return min(self.forcing_max, max(eta, 1e-3))
+        return min(self.forcing_max, max(eta, 1e-3, 0.5 * target / residual))
 
     def image_at(self, x: np.ndarray) -> np.ndarray | None:
         """G(x) if x is the point the last step accepted (evaluated by its line search), else None."""
@@ -107,10 +108,12 @@ class NewtonKrylov:
             return self._accepted[1]
         return None
 
-    def step(self, x: np.ndarray, g: np.ndarray, evaluate: Callable, project: Callable) -> np.ndarray | None:
+    def step(self, x: np.ndarray, g: np.ndarray, evaluate: Callable, project: Callable, target: float = 0.0) -> np.ndarray | None:
+        """The next iterate from x and g = G(x) (None: see the class); `target`: the residual
+        |G(x) - x| that counts as converged, which bounds how exactly GMRES solves."""
         f = g - x
         residual = self.norm(f)
-        self.forcing = self._forcing(residual)
+        self.forcing = self._forcing(residual, target)
         scale = self.difference * (self.norm(x) or 1.0)
         evaluations = 0
 

@@ -370,7 +370,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
                 exact = loop_map(old)  # this iterate again, its momentum solved to LoopMap.RTOL
             loop_map.rebase()
             if exact is not None:
-                step = newton.step(old, exact, loop_map, project)
+                step = newton.step(old, exact, loop_map, project, target=params.tolerance * newton.norm(exact))
                 newton_step = newton.steps[-1]
             if step is None:  # no fraction of the Newton direction helped: the loop's own step
                 flow.solver.restore(loop_map.base)
@@ -388,7 +388,8 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             "nu_t_change": _relative_change(comm, relaxed, old),
             # the fixed-point residual |closure(nu_t) - nu_t| / |closure(nu_t)|, whatever the step taken
             "nu_t_residual": _relative_change(comm, new, old),
-            "velocity_change": _relative_change(comm, velocity, previous_u),
+            # after a Newton step, the change it made (its point is solved already); else since the last iteration
+            "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], velocity) if newton_taken else _relative_change(comm, velocity, previous_u),
             "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},
             "forcing": solution.forcing,
             "capped": comm.allreduce(int(np.sum(relaxed >= params.nu_t_cap * flow.nu)), op=MPI.SUM),
@@ -397,7 +398,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             **({} if newton_step is None else {"newton": dataclasses.asdict(newton_step), "newton_s": time.perf_counter() - tac}),
         }
         history.append(record)
-        previous_u = velocity
+        previous_u = flow.velocity.x.array[:owned_u].copy() if newton_taken else velocity
         log.info(
             "RANS %d: dt %.3g, nu_t change %.2e, velocity change %.2e, forcing %.6g",
             iteration, flow.dt, record["nu_t_change"], record["velocity_change"], solution.forcing,
