@@ -53,6 +53,7 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
     best = min(history, key=lambda h: h["validation_rel_l2"])
     summary = {
         "epochs": len(history),
+        "stopped_by": stopped_by(history, study.training),
         "best_epoch": best["epoch"],
         "best_validation_rel_l2": best["validation_rel_l2"],
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -65,6 +66,16 @@ def train_study(study: Study, out: Path, resume: bool = False, progress: bool = 
         summary["best_weights_sha256"] = fingerprint(load(out / "best.pt")[0])
         write_json(out / "training.json", summary)
     return summary
+
+
+def stopped_by(history: list, config) -> str:
+    """Why a training ended: "epochs" (all it planned), "patience" (no improvement for that many
+    epochs) or "max_minutes" (its time budget: where it stops depends on the machine's speed and
+    load, so a rerun of the study need not give the same weights)."""
+    last, best = history[-1]["epoch"], min(history, key=lambda h: h["validation_rel_l2"])["epoch"]
+    if last + 1 >= config.epochs:
+        return "epochs"
+    return "patience" if last - best >= config.patience else "max_minutes"
 
 
 def _network(study: Study):

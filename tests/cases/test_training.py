@@ -282,6 +282,7 @@ def test_the_same_study_trains_the_same_network_bitwise(trained, tmp_path):
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout.strip().splitlines()[-1])
     assert second["best_weights_sha256"] == summary["best_weights_sha256"] and summary["torch_threads"] >= 1
+    assert summary["stopped_by"] == "epochs"  # not by its time budget, which no rerun need reproduce
     first_history = json.loads((run / "metrics.json").read_text())[:2]
     assert [h["train_loss"] for h in json.loads((tmp_path / "again" / "metrics.json").read_text())] == [h["train_loss"] for h in first_history]
     resolved = vcnn("dataset", "hills-transport", "--alphas", "0.8", "--resolution", "20x12", "--out", tmp_path / "data", "-q")
@@ -289,3 +290,15 @@ def test_the_same_study_trains_the_same_network_bitwise(trained, tmp_path):
     a, b = (MeshFields.read(d / "cases" / "alpha_0.8000") for d in (study_dir / "data", tmp_path / "data"))
     for name in a.point_data:
         assert np.array_equal(a[name], b[name]), name
+
+
+def test_a_training_says_what_stopped_it():
+    from types import SimpleNamespace
+
+    from cases.studies.train import stopped_by
+
+    config = SimpleNamespace(epochs=10, patience=3)
+    history = lambda errors: [{"epoch": k, "validation_rel_l2": e} for k, e in enumerate(errors)]  # noqa: E731
+    assert stopped_by(history([5, 4, 3, 2, 1, 1, 1, 1, 1, 1]), config) == "epochs"
+    assert stopped_by(history([5, 1, 2, 2, 2]), config) == "patience"
+    assert stopped_by(history([5, 4, 3]), config) == "max_minutes"
