@@ -202,7 +202,7 @@ class CouplingOptions:
     tolerance: float = 1e-8  # of the coupled solves: relative change per iteration at convergence
     max_iterations: int = 400  # of the coupled solves, before a stall is declared
     anderson: int = 0  # Anderson acceleration of nu_t in the coupled solves (depth; 0: plain relaxation)
-    newton_krylov: float = 0.0  # Newton-Krylov steps once the relative nu_t residual is below this (0: never)
+    newton_krylov: float = 0.0  # Newton-Krylov steps while the relative nu_t residual is below this (0: never)
 
     @classmethod
     def of(cls, study: Study) -> "CouplingOptions":

@@ -10,8 +10,8 @@ momentum solve takes a pseudo-time step of the same length from the last velocit
 jumping to the steady solution for the current nu_t (the steady momentum problem with an early,
 far-from-converged nu_t can have no solution near the last one). With `newton_krylov`, a closure
 whose fields are a function of the flow alone (`memoryless`: a network, not a PDE model with its
-own pseudo-time) is converged by Newton-Krylov steps (`solvers.newton_krylov`) once its relative
-nu_t residual falls below that threshold: relaxation and Anderson mixing stall where more modes of
+own pseudo-time) is converged by Newton-Krylov steps (`solvers.newton_krylov`) while its relative
+nu_t residual is below that threshold: relaxation and Anderson mixing stall where more modes of
 the map repel the iteration than the mixing holds. The loop stops when nu_t and the
 velocity change by less than `tolerance` (relative, L2) in one iteration, and raises
 `RansFailure` (a `ConvergenceError` with the history and the worst nodes) when it diverges
@@ -64,7 +64,7 @@ class RansParameters:
     dt_max: float = 1e6
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many past iterations
     momentum_pseudo_time: bool = False  # the momentum solve as one pseudo-time step of length dt
-    newton_krylov: float = 0.0  # > 0: Newton-Krylov steps once the relative nu_t residual is below this
+    newton_krylov: float = 0.0  # > 0: Newton-Krylov steps while the relative nu_t residual is below this
     krylov: int = 30  # GMRES directions per Newton-Krylov step at most
 
     def __post_init__(self):
@@ -360,9 +360,11 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
                 raise _failure(flow, f"RANS diverged at iteration {iteration}: non-finite {what}", history, part)
         watch.add(old[:owned_nu_t], new[:owned_nu_t])
         step, newton_step, tac = None, None, time.perf_counter()
-        if newton is not None and (newton.steps or _relative_change(comm, new[:owned_nu_t], old[:owned_nu_t]) < params.newton_krylov):
+        # the fixed-point residual |closure(nu_t) - nu_t| / |closure(nu_t)|, whatever the step taken
+        residual = _relative_change(comm, new[:owned_nu_t], old[:owned_nu_t])
+        if newton is not None and residual < params.newton_krylov:  # Newton's model holds close to the fixed point only
             if not newton.steps:
-                log.info("RANS %d: Newton-Krylov steps from here on", iteration)
+                log.info("RANS %d: Newton-Krylov steps while the nu_t residual stays below %g", iteration, params.newton_krylov)
                 getattr(closure, "full_precision", lambda: None)()  # differences of the map need it exact
             loop_map = LoopMap(flow, closure, states, names)
             exact = newton.image_at(old)  # the last step's point: known from its line search
@@ -386,8 +388,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             # the momentum residual of the new state with the last nu_t, before Newton: what is left to converge
             "momentum_residual": solution.stats.residuals[0] if solution.stats.residuals else None,
             "nu_t_change": _relative_change(comm, relaxed, old),
-            # the fixed-point residual |closure(nu_t) - nu_t| / |closure(nu_t)|, whatever the step taken
-            "nu_t_residual": _relative_change(comm, new, old),
+            "nu_t_residual": residual,
             # after a Newton step, the change it made (its point is solved already); else since the last iteration
             "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], velocity) if newton_taken else _relative_change(comm, velocity, previous_u),
             "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},

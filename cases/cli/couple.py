@@ -23,7 +23,7 @@ def add_parsers(sub) -> None:
     couple.add_argument("--max-iterations", type=int, help="Picard iterations before a stall is declared (default from the case file: 400)")
     couple.add_argument("--anderson", type=int, help="Anderson acceleration of nu_t over M iterations (default from the case file: 0, off)")
     couple.add_argument("--newton-krylov", type=float, metavar="R",
-                        help="Newton-Krylov steps once the relative nu_t residual is below R (default from the case file: 0, off)")
+                        help="Newton-Krylov steps while the relative nu_t residual is below R (default from the case file: 0, off)")
     couple.add_argument("--device", default="cpu", help="where the network runs: cpu or cuda (default cpu)")
     couple.add_argument("--precision", choices=["mixed", "float32", "float64"], default="mixed",
                         help="the network's floating-point type in the loop; mixed: float32 until the flow settles, then float64 (default)")

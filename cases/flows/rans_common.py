@@ -29,7 +29,7 @@ class RansSettings:
     dt_growth: float = 1.3
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (network closures)
-    newton_krylov: float = 0.0  # > 0: Newton-Krylov steps once the relative nu_t residual is below this (network closures)
+    newton_krylov: float = 0.0  # > 0: Newton-Krylov steps while the relative nu_t residual is below this (network closures)
     momentum_pseudo_time: bool = False  # each momentum solve one pseudo-time step of the loop's dt
     tables = ("mesh", "rans")  # the case file's tables that set fields
     parts = ("rans_parameters",)  # properties built on construction: their errors become CaseErrors

@@ -29,7 +29,7 @@ class PhllCoupling:
     tolerance: float = 1e-6
     max_iterations: int = 200
     relaxation: float = 0.7
-    newton_krylov: float = 0.0  # Newton-Krylov steps once the relative nu_t residual is below this (0: never)
+    newton_krylov: float = 0.0  # Newton-Krylov steps while the relative nu_t residual is below this (0: never)
     stress_in_loop: bool = False  # a network with a remaining stress read in the loop, not once (stalls: docs/results.md)
     rotate_deg: float = 30.0  # one validation case again, the whole problem turned (0: skip)
 
