@@ -22,8 +22,9 @@ from pathlib import Path
 log = logging.getLogger("vcnn")
 
 CLOCKS = ("seconds", "_s", "_mb")
-MEASURED = ("rss", "memory", "timings", "threads")
-"""Key endings and key parts of measurements that vary from run to run (time, memory, threads)."""
+MEASURED = ("rss", "memory", "timings", "threads", "shares", "ratio_to")
+"""Key endings and key parts of measurements that vary from run to run (time, memory, threads, and
+shares and ratios of wall times)."""
 RELATIVE = 1e-9
 """Numbers this close are the same: a reproduced run agrees to rounding of their printing."""
 

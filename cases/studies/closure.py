@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from cases.reports.closure import write_report
-from cases.rundir import cached_json
+from cases.rundir import cached_json, write_json
 from cases.studies.dataset import ensure_dataset, load_cases
 from cases.studies.evaluate import check_checkpoint_invariance
 from cases.studies.train import ensure_trained
@@ -54,6 +54,7 @@ def run_closure_study(study: Study, out: Path, progress: bool = True) -> Path:
             results["turned"]["velocity_vs_unturned"] = turned_difference(out / "couple" / name, turned, options.rotate_deg)
     if robust.seeds:
         results["robustness"] = robustness(study, out, alphas, options, robust.seeds, results, progress)
+    write_json(out / "report.json", results)  # the numbers a rerun is compared with (`cases.records`)
     return write_report(study, out, results)
 
 

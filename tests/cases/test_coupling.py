@@ -79,6 +79,9 @@ def test_the_robustness_study_trains_another_seed_and_couples_it(study_run):
     assert seeded.metadata["status"] == "converged"
     report = (out / "report.md").read_text()
     assert "## Robustness" in report and "Converged: 2 of 2 coupled solves." in report
+    record = json.loads((out / "record.json").read_text())  # what a rerun of the study is compared with
+    assert set(record["weights"]) == {"vcnn", "robustness/seed_1/vcnn"}
+    assert record["numbers"]["robustness.1.coupled.alpha_1.1250.iterations"] == json.loads((out / "report.json").read_text())["robustness"]["1"]["coupled"]["alpha_1.1250"]["iterations"]
     assert f"| 1 | {100 * other['best_validation_rel_l2']:.2f} | {other['best_weights_sha256'][:12]} | alpha_1.1250 | converged" in report
 
 

@@ -40,6 +40,16 @@ def test_a_rerun_that_differs_from_its_record_says_so(tmp_path, caplog):
     assert "differs from its record" in caplog.text and "torch_threads" in caplog.text
 
 
+def test_wall_time_shares_and_ratios_are_not_in_the_record(tmp_path):
+    run = finished_run(tmp_path / "run")
+    report = json.loads((run / "report.json").read_text())
+    report["coupled"] = {"alpha_1.1250": {"iterations": 41, "cost": {"network_calls": 41, "ratio_to_pde_model": 1.2, "shares": {"network": 0.3}}}}
+    (run / "report.json").write_text(json.dumps(report))
+    numbers = collect(run)["numbers"]
+    assert numbers["coupled.alpha_1.1250.iterations"] == 41 and numbers["coupled.alpha_1.1250.cost.network_calls"] == 41
+    assert not any("shares" in key or "ratio_to" in key for key in numbers)
+
+
 def test_values_on_one_side_only_are_differences():
     assert differences({"numbers": {"x": 1.0}}, {"numbers": {"y": 1.0}}) == [
         "numbers x: recorded, absent now", "numbers y: not recorded, present now",
