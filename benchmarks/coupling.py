@@ -11,11 +11,15 @@ float32 and in float64, the converged velocities of the first two against float6
 1e-4); and in mixed precision with Newton-Krylov steps below a nu_t residual of 1e-5 (issue 22),
 its wall time over Anderson mixing's alone and its velocity against float64's. And the Anderson
 depth (issue 22) where both depths converge, alpha = 0.625: depth 20 (the shipped setting)
-against depth 5, iterations, wall time and the difference of the converged velocities."""
+against depth 5, iterations, wall time and the difference of the converged velocities. And the
+float64 run again under `mpirun -n 2` (issue 20: each rank evaluates the network on its own nodes
+and a halo of the other's): its velocity against the serial one (goal: within 1e-8), wall time
+(goal: at most 0.65 times serial) and peak memory of the largest rank (goal: at most 0.6 times)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -90,8 +94,35 @@ def precisions(tmp: Path, measured, alpha: float) -> dict:
     if "cost" in runs["newton_krylov"] and "cost" in runs["mixed"]:  # the new solver against Anderson mixing alone
         result["newton_krylov_over_anderson_wall"] = runs["newton_krylov"]["cost"]["total_s"] / runs["mixed"]["cost"]["total_s"]
     if "cost" in runs["float64"]:
+        result["two_ranks"] = two_ranks(tmp, measured, alpha, pde, runs["float64"])
         double = MeshFields.read(tmp / "couple_float64")
         for variant in (v for v in VARIANTS if v != "float64" and "cost" in runs[v]):
             velocity = MeshFields.read(tmp / f"couple_{variant}")["velocity"]
             result[f"{variant}_vs_float64_velocity_rel_diff"] = relative_l2(double, {"velocity": velocity})["velocity"]
     return result
+
+
+def two_ranks(tmp: Path, measured, alpha: float, pde: Path, serial: dict) -> dict:
+    """The float64 coupled solve under `mpirun -n 2` against the serial one."""
+    from meshes.fields import MeshFields
+    from vcnn.inference import relative_l2
+
+    if shutil.which("mpirun") is None:
+        return {"skipped": "mpirun not installed"}
+    out = tmp / "couple_float64_2_ranks"
+    cmd = [shutil.which("mpirun"), "-n", "2", sys.executable, "-m", "cases.cli", "couple", "--model", str(FIXTURE / "best.pt"), "--alpha", str(alpha),
+           "--reference", str(pde), *VARIANTS["float64"], *COUPLING, *SETTINGS, "--out", str(out)]
+    try:
+        record = measured(cmd)
+    except SystemExit as failed:
+        return {"failed": str(failed).splitlines()[-1]}
+    meta = json.loads((out / "meta.json").read_text())["metadata"]
+    record.update(iterations=meta["statistics"]["rans_iterations"], cost=meta["cost"])
+    record.update(
+        wall_over_serial=record["wall_s"] / serial["wall_s"],
+        coupled_over_serial=record["cost"]["total_s"] / serial["cost"]["total_s"],
+        peak_memory_over_serial=record["peak_rss_mb"] / serial["peak_rss_mb"],
+        velocity_rel_diff=relative_l2(MeshFields.read(tmp / "couple_float64"), {"velocity": MeshFields.read(out)["velocity"]})["velocity"],
+    )
+    print(json.dumps(record), flush=True)
+    return record

@@ -41,7 +41,8 @@ from scipy.spatial import cKDTree
 
 from meshes.fields import MeshFields
 from solvers.errors import ConvergenceError, RansFailure, SolverError
-from solvers.export import set_node_values, to_mesh_fields
+from solvers.export import node_values, set_node_values, to_mesh_fields
+from solvers.halo import NodeHalo, summed_over_ranks
 from solvers.navier_stokes import FlowParameters, NavierStokes
 from solvers.newton_krylov import NewtonKrylov
 from solvers.stall import StallWatch
@@ -164,7 +165,13 @@ class MeanFlow:
 
 
 class NodeClosure:
-    """A closure on node arrays: `function(MeshFields) -> {name: (N,) array}`, called on rank 0.
+    """A closure on node arrays: `function(MeshFields) -> {name: (N,) array}`.
+
+    In serial, and for a function without a `reach`, it is called on rank 0 with the whole mesh's
+    nodes gathered there. A function with a `reach` (how far from a node its inputs lie: a network
+    on ball clouds) that takes `function(fields, nodes=..., total=...)` is called on every rank
+    under MPI, on the rank's own nodes and its halo (`solvers.halo.NodeHalo`, found once per
+    mesh), for its own nodes only; `total` adds sums over nodes across ranks.
 
     A "stress" (N, 2, 2) among the values (a network's remainder of the Reynolds stress beyond its
     nu_t) is returned as the `STRESS` components, which the loop relaxes or mixes with nu_t into the
@@ -176,13 +183,38 @@ class NodeClosure:
     def __init__(self, function: Callable[[MeshFields], dict], names=("nu_t",)):
         self.function, self.names = function, tuple(names)
         self._out: dict = {}
+        self.halo: NodeHalo | None = None  # under MPI, for a function with a reach
+
+    def distributed(self, flow: MeanFlow) -> bool:
+        """Whether each rank evaluates its own nodes (MPI, and a function with a bounded reach)."""
+        return flow.domain.comm.size > 1 and getattr(self.function, "reach", None) is not None
+
+    def _evaluate_distributed(self, flow: MeanFlow) -> dict:
+        """The function on this rank's nodes and halo; values at the owned nodes (every rank
+        raises if any failed, so that none is left waiting in a collective call)."""
+        comm = flow.domain.comm
+        metadata = flow.metadata()
+        if self.halo is None:
+            self.halo = NodeHalo(flow.nu_t.function_space, self.function.reach, metadata.get("periods"))
+        owned = {name: node_values(flow.domain, value)[self.halo.rows] for name, value in flow.arrays().items()}
+        fields = self.halo.fields(owned, metadata)
+        try:
+            values = self.function(fields, nodes=np.arange(self.halo.owned), total=summed_over_ranks(comm))
+            failure = None
+        except Exception as err:
+            values, failure = None, f"the closure failed: {err}"
+        failures = [f for f in comm.allgather(failure) if f]
+        if failures:
+            raise SolverError(failures[0])
+        return values
 
     def full_precision(self) -> None:
         """From now on exact to rounding (a network in mixed precision switches to float64): a
         Newton-Krylov step differentiates the loop's map by differences."""
         getattr(self.function, "full_precision", lambda: None)()
 
-    def update(self, flow: MeanFlow) -> dict:
+    def _evaluate_on_rank_0(self, flow: MeanFlow) -> dict:
+        """The function on the whole mesh, gathered on rank 0; its values broadcast to every rank."""
         fields = flow.mesh_fields()
         comm = flow.domain.comm
         values = None
@@ -194,6 +226,11 @@ class NodeClosure:
         values = comm.bcast(values, root=0)
         if isinstance(values, Exception):
             raise values
+        return values
+
+    def update(self, flow: MeanFlow) -> dict:
+        distributed = self.distributed(flow)
+        values = self._evaluate_distributed(flow) if distributed else self._evaluate_on_rank_0(flow)
         missing = [n for n in self.names if n not in values]
         if missing:
             raise SolverError(f"the closure returned no {', '.join(missing)}")
@@ -205,7 +242,12 @@ class NodeClosure:
         for name in names:
             if name not in self._out:
                 self._out[name] = fem.Function(flow.nu_t.function_space, name=name)
-            set_node_values(flow.domain, np.asarray(values[name], dtype=float), self._out[name])
+            out = self._out[name]
+            if distributed:  # the owned nodes are the owned dofs, in order
+                out.x.array[: self.halo.owned] = np.asarray(values[name], dtype=float)
+                out.x.scatter_forward()
+            else:
+                set_node_values(flow.domain, np.asarray(values[name], dtype=float), out)
         return self._out
 
 

@@ -37,7 +37,7 @@ import torch
 
 from meshes.fields import MeshFields
 from vcnn.checkpoint import load_trained
-from vcnn.clouds import NodeIndex
+from vcnn.clouds import Ball, NodeIndex
 from vcnn.errors import VcnnError
 from vcnn.inference import Batch, plan_batches, predict_fields
 
@@ -126,6 +126,16 @@ class NeuralClosure:
         self._mesh: tuple | None = None  # the points and periods the index was built for
         self._batches: list[Batch] | None = None  # the clouds of every node, kept for this mesh
         self._velocity: np.ndarray | None = None  # at the last call on this mesh ("mixed")
+        self._queries: np.ndarray | None = None  # the nodes the kept batches evaluate (None: all)
+
+    @property
+    def reach(self) -> float | None:
+        """How far from a node the inputs of its output lie: a process that evaluates its own nodes
+        needs the nodes of others this close (its halo). None where that is not bounded (k nearest,
+        ellipses that grow with the speed) or the network needs the whole mesh (mesh graphs, the
+        stress basis's gradients)."""
+        local = isinstance(self.shape, Ball) and self.model.config.graph != "mesh" and self.stress != BASIS
+        return self.shape.radius if local else None
 
     def index(self, fields: MeshFields) -> NodeIndex:
         """The KD-tree of the nodes, rebuilt only when the mesh (nodes or periods) changes."""
@@ -142,28 +152,41 @@ class NeuralClosure:
         """float64 from now on (a Newton-Krylov loop differences the network's outputs)."""
         self.dtype, self.settled = torch.float64, 0.0
 
-    def dtype_for(self, fields: MeshFields) -> torch.dtype:
-        """The network's type for this call: `dtype`, or float64 once the flow has settled ("mixed")."""
+    def dtype_for(self, fields: MeshFields, nodes: np.ndarray | None = None, total=None) -> torch.dtype:
+        """The network's type for this call: `dtype`, or float64 once the flow has settled ("mixed"),
+        judged on the velocity at `nodes` (default all), its sums combined by `total`."""
         if not self.settled:
             return self.dtype
         self.spec.check_fields(fields)
         velocity, last = fields[self.spec.velocity_field], self._velocity
+        velocity = velocity if nodes is None else velocity[nodes]
         self._velocity = velocity.copy()
-        settled = last is not None and np.linalg.norm(velocity - last) < self.settled * np.linalg.norm(velocity)
-        return torch.float64 if settled else self.dtype
+        if last is None:
+            return self.dtype
+        sums = np.array([np.sum((velocity - last) ** 2), np.sum(velocity**2)])
+        change, size = np.sqrt(sums if total is None else total(sums))
+        return torch.float64 if change < self.settled * size else self.dtype
 
-    def __call__(self, fields: MeshFields) -> dict:
+    def __call__(self, fields: MeshFields, nodes: np.ndarray | None = None, total=None) -> dict:
+        """nu_t (and the stress) at every node of `fields`, or at the nodes `nodes` indexes, the
+        others serving as cloud members only: a process's halo (networks with a `reach`). `total`
+        combines sums over nodes across processes (an MPI allreduce), for the "mixed" switch."""
         if "nu" not in fields.metadata:
             raise VcnnError("the flow carries no viscosity (metadata 'nu')")
+        if nodes is not None and self.reach is None:
+            raise VcnnError("this network reads the whole mesh (no bounded reach): it cannot evaluate a subset of nodes")
         start = time.perf_counter()
         index = self.index(fields)
+        same = (nodes is None and self._queries is None) or (nodes is not None and self._queries is not None and np.array_equal(nodes, self._queries))
+        if not same:
+            self._batches, self._queries = None, None if nodes is None else np.array(nodes)
         if self._batches is None and not self.shape.follows_flow:
-            self._batches = plan_batches(self.model, fields.points, index, self.shape, batch_size=self.batch_size)
+            self._batches = plan_batches(self.model, fields.points, index, self.shape, batch_size=self.batch_size, queries=nodes)
         self.timings["clouds"] += time.perf_counter() - start
-        dtype = self.dtype_for(fields)
+        dtype = self.dtype_for(fields, nodes, total)
         predicted = predict_fields(
             self.model, fields, self.shape, self.spec, batch_size=self.batch_size, device=self.device, dtype=dtype,
-            index=index, timings=self.timings, batches=self._batches,
+            index=index, timings=self.timings, batches=self._batches, queries=nodes,
         )
         self.timings["calls"] += 1
         self.timings["float64_calls"] += dtype == torch.float64

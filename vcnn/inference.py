@@ -42,14 +42,17 @@ def plan_batches(
     batch_size: int = 2048,
     max_elements: int = 2**26,
     group: int = GROUP,
+    queries: np.ndarray | None = None,
 ) -> list[Batch]:
-    """The clouds around every point, searched `batch_size` queries at a time (memory grows with
-    that, not with the field), each search sorted by cloud size and cut into batches of at most
-    `group` clouds whose largest intermediate tensor in `model` stays within `max_elements`
-    (pairwise networks on large clouds). `velocity` (N, dim) orients ellipse clouds."""
+    """The clouds around every point (or the points `queries` index), searched `batch_size`
+    queries at a time (memory grows with that, not with the field), each search sorted by cloud
+    size and cut into batches of at most `group` clouds whose largest intermediate tensor in
+    `model` stays within `max_elements` (pairwise networks on large clouds). `velocity` (N, dim)
+    orients ellipse clouds."""
+    queries = np.arange(len(points)) if queries is None else np.asarray(queries, dtype=np.int64)
     batches = []
-    for start in range(0, len(points), batch_size):
-        nodes = np.arange(start, min(start + batch_size, len(points)))
+    for start in range(0, len(queries), batch_size):
+        nodes = queries[start : start + batch_size]
         clouds = index.clouds(points[nodes], shape, None if velocity is None else velocity[nodes])
         order = np.argsort(clouds.sizes, kind="stable")
         sizes = clouds.sizes[order]
@@ -75,21 +78,24 @@ def predict_fields(
     index: NodeIndex | None = None,
     timings: dict | None = None,
     batches: list[Batch] | None = None,
+    queries: np.ndarray | None = None,
 ) -> dict:
-    """Outputs of `model` at every node of `fields`: {name: (N,), (N, dim) or (N, dim, dim) array}.
+    """Outputs of `model` at every node of `fields`: {name: (N,), (N, dim) or (N, dim, dim) array},
+    or at the nodes `queries` indexes (Q,...), the other nodes serving only as cloud members (a
+    process's own nodes, beside the halo of its neighbours' nodes).
 
-    `batches`: the plan of `plan_batches` for this mesh, if kept from an earlier call (clouds that
-    do not follow the flow); otherwise planned here with `batch_size` and `max_elements`, on
-    `index` (the nodes' KD-tree) if already built. The features are computed in float64 and the
-    network runs in `dtype`. `timings`: seconds added to its "clouds" (search and features) and
-    "network" entries.
+    `batches`: the plan of `plan_batches` for this mesh and these queries, if kept from an earlier
+    call (clouds that do not follow the flow); otherwise planned here with `batch_size` and
+    `max_elements`, on `index` (the nodes' KD-tree) if already built. The features are computed in
+    float64 and the network runs in `dtype`. `timings`: seconds added to its "clouds" (search and
+    features) and "network" entries.
     """
     spec.check_fields(fields)  # FeatureError, not KeyError, on a missing input array
     velocity = fields[spec.velocity_field]
     tic = time.perf_counter()
     if batches is None:
         index = NodeIndex(fields.points, periods) if index is None else index
-        batches = plan_batches(model, fields.points, index, shape, velocity, batch_size, max_elements)
+        batches = plan_batches(model, fields.points, index, shape, velocity, batch_size, max_elements, queries=queries)
     seconds = {"clouds": time.perf_counter() - tic, "network": 0.0}
     graph = MeshGraph(fields.cells, fields.num_nodes) if model.config.graph == "mesh" else None
     parameter = next(model.parameters())
@@ -107,6 +113,7 @@ def predict_fields(
             seconds["clouds"] += toc - tic
             seconds["network"] += time.perf_counter() - toc
     model.to(device=parameter.device, dtype=parameter.dtype)
+    outputs = outputs if queries is None else outputs[queries]
     if timings is not None:
         for key, value in seconds.items():
             timings[key] = timings.get(key, 0.0) + value

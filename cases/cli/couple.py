@@ -24,7 +24,7 @@ def add_parsers(sub) -> None:
     couple.add_argument("--anderson", type=int, help="Anderson acceleration of nu_t over M iterations (default from the case file: 0, off)")
     couple.add_argument("--newton-krylov", type=float, metavar="R",
                         help="Newton-Krylov steps while the relative nu_t residual is below R (default from the case file: 0, off)")
-    couple.add_argument("--device", default="cpu", help="where the network runs: cpu or cuda (default cpu)")
+    couple.add_argument("--device", default="cpu", help="where the network runs: cpu or cuda (default cpu; under mpirun, cuda is each rank's own GPU, rank mod their number)")
     couple.add_argument("--precision", choices=["mixed", "float32", "float64"], default="mixed",
                         help="the network's floating-point type in the loop; mixed: float32 until the flow settles, then float64 (default)")
     couple.add_argument("--config", type=Path, default=None, help="case file (default cases/hills_rans.toml)")

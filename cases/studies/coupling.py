@@ -31,12 +31,24 @@ STATIONS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
 """x/H from the hill crest of the compared profiles."""
 
 
+def rank_device(device: str) -> str:
+    """"cuda" without an index means, under MPI, this rank's GPU: rank mod the GPUs there are (each
+    rank evaluates the network on its own nodes, `solvers.rans.NodeClosure`)."""
+    if device != "cuda":
+        return device
+    import torch
+    from mpi4py import MPI
+
+    count = torch.cuda.device_count()
+    return f"cuda:{MPI.COMM_WORLD.rank % count}" if count > 1 else device
+
+
 def load_closure(checkpoint: Path, device: str = "cpu", precision: str = "mixed"):
     """(NeuralClosure, checkpoint dict) for a closure checkpoint, the network in `precision`
     ("mixed": float32 until the flow settles, then float64, `vcnn.closure.SETTLED`); CaseError otherwise."""
     from vcnn.closure import NeuralClosure
 
-    closure = NeuralClosure(checkpoint, device=device, dtype=precision)
+    closure = NeuralClosure(checkpoint, device=rank_device(device), dtype=precision)
     kind = FAMILIES.get(closure.state.get("family"))
     if kind is None or kind.model is None:
         raise CaseError(f"checkpoint {checkpoint} was not trained on RANS solutions (family {closure.state.get('family')!r})")
@@ -82,7 +94,7 @@ def cost(history: list, network_timings: dict, rans_seconds: float, reference_se
     momentum = sum(h["momentum_s"] for h in history)
     closure = sum(h["closure_s"] for h in history)
     parts = {"momentum": momentum, "clouds": network_timings.get("clouds", 0.0), "network": network_timings.get("network", 0.0)}
-    parts["exchange"] = closure - parts["clouds"] - parts["network"]  # node arrays gathered and scattered, |S| projected
+    parts["exchange"] = closure - parts["clouds"] - parts["network"]  # node arrays gathered and scattered (or a halo exchanged), |S| projected
     result = {
         "total_s": rans_seconds,
         "network_calls": network_timings.get("calls", 0),

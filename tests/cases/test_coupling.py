@@ -205,3 +205,14 @@ def test_bad_input_is_refused_before_any_work(study_run, tmp_path):
     for args, match in cases:
         assert_one_line_error(vcnn("couple", *args, "--out", target), match)
         assert not target.exists()
+
+
+def test_each_rank_takes_its_own_gpu(monkeypatch):
+    import torch
+
+    from cases.studies.coupling import rank_device
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert rank_device("cuda") == "cuda:0" and rank_device("cpu") == "cpu" and rank_device("cuda:2") == "cuda:2"  # rank 0 here
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert rank_device("cuda") == "cuda"

@@ -105,3 +105,37 @@ def test_mixed_precision_turns_to_float64_once_the_flow_has_settled(tmp_path):
     with pytest.raises(VcnnError, match="unknown precision 'half'"):
         NeuralClosure(path, dtype="half")
 
+
+
+def test_a_subset_of_nodes_gets_the_whole_fields_values_and_sums_are_combined(tmp_path):
+    """What one MPI rank does: its own nodes evaluated, the others read as cloud members only; the
+    "mixed" switch judged on the sums over every rank's nodes (`total`), not on its own alone."""
+    path = checkpoint(tmp_path / "c.pt")  # ball clouds
+    fields = flow()
+    whole = NeuralClosure(path)(fields)["nu_t"]
+    nodes = np.flatnonzero(fields.points[:, 0] < 1.2)
+    part = NeuralClosure(path)
+    # (to rounding: other batches, padded otherwise)
+    assert part.reach == 0.4 and np.allclose(part(fields, nodes=nodes)["nu_t"], whole[nodes], rtol=1e-12, atol=0)
+    assert np.allclose(part(fields, nodes=nodes[::2])["nu_t"], whole[nodes[::2]], rtol=1e-12, atol=0)  # planned again
+
+    mixed, rest = NeuralClosure(path, dtype="mixed"), np.setdiff1d(np.arange(fields.num_nodes), nodes)
+    velocity = fields["velocity"].copy()
+
+    def others(moved):  # the sums of the other rank, whose nodes moved by `moved`
+        return lambda sums: sums + np.array([np.sum((moved * velocity[rest]) ** 2), np.sum(((1 + moved) * velocity[rest]) ** 2)])
+
+    mixed(fields, nodes=nodes, total=others(0.0))
+    fields.point_data["velocity"] = velocity * np.where(fields.points[:, 0] < 1.2, 1.0, 1.01)[:, None]
+    mixed(fields, nodes=nodes, total=others(0.01))  # these nodes did not move, the others did
+    assert mixed.timings["float64_calls"] == 0
+
+
+def test_a_network_that_reads_beyond_a_radius_refuses_a_subset(tmp_path):
+    spec = SPEC
+    config = CloudNetConfig(n_scalars=len(spec.scalars), n_vectors=len(spec.vectors), embedding=(16, 16), fitting=(32,), outputs=(LOG_RATIO,))
+    path = save(tmp_path / "k.pt", build_model(config), cloud={"shape": "knn", "k": 8}, features=dataclasses.asdict(spec), targets=[LOG_RATIO])
+    closure = NeuralClosure(path)
+    assert closure.reach is None
+    with pytest.raises(VcnnError, match="cannot evaluate a subset"):
+        closure(flow(), nodes=np.arange(3))
