@@ -4,8 +4,10 @@ point against cloud size of the vector-cloud and graph kernel networks, the RANS
 trained closure network in the RANS loop against its PDE model.
 
 Writes BENCH_OUT/hills_transport.json, BENCH_OUT/cloud_scaling.json, BENCH_OUT/graph_scaling.json,
-BENCH_OUT/rans.json and BENCH_OUT/coupling.json (the fixed closure network of ../shared/fixtures
-coupled at alpha = 1.125 with the network in mixed, float32 and float64 precision). Goals: transport
+BENCH_OUT/rans.json, BENCH_OUT/coupling.json (the fixed closure network of ../shared/fixtures
+coupled at alpha = 1.125 with the network in mixed, float32 and float64 precision, and under
+mpirun -n 2) and BENCH_OUT/scale.json (halo sizes measured up to 8 ranks, and the distributed
+closure's table for 10^5 to 10^7 nodes on 1 to 1024 ranks). Goals: transport
 solve under 2 minutes and 4 GB at alpha = 1; cost exponents about 1 (vector cloud), 2 (graph kernel
 on the cloud graph) and 1 (pairwise networks on the mesh graph); hills RANS at alpha = 1 under 10
 minutes and 8 GB; the coupled solve at most as long as the PDE-model solve, its velocity within
@@ -29,6 +31,7 @@ from benchmarks.cloud_scaling import scaling
 from benchmarks.coupling import coupling
 from benchmarks.graph_scaling import scaling as graph_scaling
 from benchmarks.rans import rans
+from benchmarks.scale import scale
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "hills_transport"
@@ -154,6 +157,7 @@ def main() -> None:
         write(args.out / "hills_transport.json", results)
         write(args.out / "rans.json", rans(tmp, measured, agreement))
         write(args.out / "coupling.json", coupling(tmp, measured))
+        write(args.out / "scale.json", scale(tmp))
     write(args.out / "cloud_scaling.json", scaling())
     write(args.out / "graph_scaling.json", graph_scaling())
 
