@@ -19,6 +19,7 @@ from cases.flows.hills_transport import HILLS
 from cases.study_schema import Chosen, Named, check_table, keys_of
 from vcnn import clouds
 from vcnn.checkpoint import data_config
+from vcnn.closure import PATIENCE, SMOOTHING
 from vcnn.errors import VcnnError
 from vcnn.features import DERIVED_SCALARS, FeatureSpec
 from vcnn.nn import CloudNetConfig
@@ -203,13 +204,16 @@ class CouplingOptions:
     max_iterations: int = 400  # of the coupled solves, before a stall is declared
     anderson: int = 0  # Anderson acceleration of nu_t in the coupled solves (depth; 0: plain relaxation)
     newton_krylov: float = 0.0  # Newton-Krylov steps while the relative nu_t residual is below this (0: never)
+    smoothing: float = SMOOTHING  # the network's clip at 0 rounded over this width when a solve stagnates, until it settles (0: never)
+    patience: int = PATIENCE  # iterations without a tenfold fall of the velocity change that make a stagnation (0: round from the start)
 
     @classmethod
     def of(cls, study: Study) -> "CouplingOptions":
         options = _table(cls, "coupling", study.coupling)
         if (options.blend < 0 or options.anderson < 0 or options.newton_krylov < 0 or options.invariance_trials < 1
-                or not options.tolerance > 0 or options.max_iterations < 1):
-            raise CaseError("[coupling]: blend, anderson and newton_krylov must be >= 0, invariance_trials and max_iterations >= 1, tolerance > 0")
+                or not options.tolerance > 0 or options.max_iterations < 1 or not options.smoothing >= 0
+                or options.patience < 0):
+            raise CaseError("[coupling]: blend, anderson, newton_krylov, smoothing and patience must be >= 0, invariance_trials and max_iterations >= 1, tolerance > 0")
         _check_held_out(study, "coupling", options.alphas or ())
         return options
 

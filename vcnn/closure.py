@@ -71,21 +71,46 @@ def stress_basis(fields: MeshFields, velocity=None) -> np.ndarray:
     return (strain @ rotation - rotation @ strain) / np.where(size > 0, size, 1.0)[:, None, None]
 
 
+SMOOTHING = 0.05
+"""Default width over which the clip of the network's output at q = 0 is rounded when a coupled
+solve stagnates (`NeuralClosure` `smoothing`). With the hard clip max(q, 0), nodes whose q crosses 0
+between iterations make the loop's map piecewise smooth, and Anderson mixing, a secant method, can
+wander: the k-omega study's seed-0 network at alpha 1.125 wandered between 2e-5 and 8e-5 for 100
+iterations (136 in all). With the clip rounded (q -> width log(1 + exp(q / width))) the same solve
+converges in 40 iterations, to a solution 6e-4 from the hard clip's (velocity); rounded until the
+flow settles and hard after, to the hard clip's solution, at the cost of 15 to 25 iterations more
+after the switch (docs/results.md)."""
+PATIENCE = 15
+"""Calls without a tenfold fall of the velocity change (below its smallest before them) after which
+a closure with `smoothing` rounds its clip until the flow settles (a stagnating solve). With this
+default, none of the other eight coupled solves of that study rounds it (they are bit for bit those
+of the hard clip), and the seed-0 solve at 1.125 rounds it from iteration 37 and converges in 105
+iterations; rounded from the first call (patience 0) it converges in 52, but solves that converge
+anyway take 15 to 20 iterations more."""
+
+
+def clipped(q: np.ndarray, width: float = 0.0) -> np.ndarray:
+    """max(q, 0), or for width > 0 its rounding width log(1 + exp(q / width)): smooth, >= 0, above
+    max(q, 0) by at most width log 2 (at q = 0). NaN stays NaN."""
+    return np.maximum(q, 0.0) if width == 0 else width * np.logaddexp(0.0, q / width)
+
+
 def log_ratio(nu_t: np.ndarray, nu: float) -> np.ndarray:
     """The training target: log(1 + nu_t / nu), nu_t clipped at 0."""
     return np.log1p(np.maximum(nu_t, 0.0) / nu)
 
 
-def eddy_viscosity(q: np.ndarray, nu: float) -> np.ndarray:
-    """The inverse of `log_ratio`, admissible for any finite q: nu (exp(max(q, 0)) - 1) >= 0 (NaN stays NaN)."""
-    return nu * np.expm1(np.maximum(q, 0.0))
+def eddy_viscosity(q: np.ndarray, nu: float, width: float = 0.0) -> np.ndarray:
+    """The inverse of `log_ratio`, admissible for any finite q: nu (exp(max(q, 0)) - 1) >= 0 (NaN
+    stays NaN; the clip rounded over `width`, `clipped`)."""
+    return nu * np.expm1(clipped(q, width))
 
 
 INVERSES = {
     LOG_RATIO: eddy_viscosity,
-    RATIO: lambda q, nu: nu * np.maximum(q, 0.0),
+    RATIO: lambda q, nu, width=0.0: nu * clipped(q, width),
 }
-"""target -> (network output, nu) -> nu_t >= 0."""
+"""target -> (network output, nu[, width of the clip's rounding]) -> nu_t >= 0."""
 
 
 def closure_targets(fields: MeshFields) -> dict:
@@ -101,15 +126,28 @@ class NeuralClosure:
     (and `{"stress": (N, 2, 2)}` too, if it was trained on `STRESS` or `BASIS` beside it).
 
     `timings` accumulates the seconds spent building clouds and features and in the network.
+    `smoothing` > 0: when the solve stagnates (the velocity change has not fallen tenfold below its
+    smallest in `patience` calls; 0: from the first call), the clip at q = 0 is rounded over that
+    width (`clipped`) until the flow settles (the velocity moves by less than `SETTLED` between
+    calls), and hard from then on, so that the coupled solve converges to the hard clip's solution
+    (default 0: hard throughout).
     """
 
     names = ("nu_t",)
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: torch.dtype | str = torch.float64, batch_size: int = 4096):
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype: torch.dtype | str = torch.float64, batch_size: int = 4096,
+                 smoothing: float = 0.0, patience: int = PATIENCE):
         if isinstance(dtype, str) and dtype not in PRECISIONS:
             raise VcnnError(f"unknown precision {dtype!r}; choose from {sorted(PRECISIONS)}")
+        if not (np.isfinite(smoothing) and smoothing >= 0):
+            raise VcnnError(f"the clip's smoothing must be a width >= 0, got {smoothing}")
+        if int(patience) != patience or patience < 0:
+            raise VcnnError(f"the patience before the clip is rounded must be a number of calls >= 0, got {patience}")
         self.precision = dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
-        self.settled = SETTLED if dtype == "mixed" else 0.0
+        self.mixed, self.smoothing = dtype == "mixed", float(smoothing)
+        self.patience = int(patience)
+        self.rounded = self.smoothing > 0 and self.patience == 0  # the clip rounded now (until the flow settles)
+        self._watching = self.smoothing > 0  # for a stagnation (once: after it, the clip stays hard)
         dtype = PRECISIONS.get(dtype, dtype)
         trained = load_trained(checkpoint, map_location=device)
         self.model, self.state = trained.model, trained.state  # state: family, cloud, features, split, ...
@@ -121,11 +159,12 @@ class NeuralClosure:
             self.names = ("nu_t", "stress")
         self.shape, self.spec = trained.shape, trained.spec
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
-        self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0, "float64_calls": 0}
+        self.timings = {"clouds": 0.0, "network": 0.0, "calls": 0, "float64_calls": 0, "rounded_calls": 0}
         self._index: NodeIndex | None = None
         self._mesh: tuple | None = None  # the points and periods the index was built for
         self._batches: list[Batch] | None = None  # the clouds of every node, kept for this mesh
-        self._velocity: np.ndarray | None = None  # at the last call on this mesh ("mixed")
+        self._velocity: np.ndarray | None = None  # at the last call on this mesh ("mixed", smoothing)
+        self._changes: list[float] = []  # the velocity's relative change at every call (smoothing)
         self._queries: np.ndarray | None = None  # the nodes the kept batches evaluate (None: all)
 
     @property
@@ -149,23 +188,36 @@ class NeuralClosure:
         return self._index
 
     def full_precision(self) -> None:
-        """float64 from now on (a Newton-Krylov loop differences the network's outputs)."""
-        self.dtype, self.settled = torch.float64, 0.0
+        """float64 and the hard clip from now on (a Newton-Krylov loop differences the outputs)."""
+        self.dtype, self.mixed, self.rounded, self._watching = torch.float64, False, False, False
 
-    def dtype_for(self, fields: MeshFields, nodes: np.ndarray | None = None, total=None) -> torch.dtype:
-        """The network's type for this call: `dtype`, or float64 once the flow has settled ("mixed"),
-        judged on the velocity at `nodes` (default all), its sums combined by `total`."""
-        if not self.settled:
-            return self.dtype
+    def velocity_change(self, fields: MeshFields, nodes: np.ndarray | None = None, total=None) -> float | None:
+        """The relative change (L2) of the velocity at `nodes` (default all) since the last call,
+        its sums combined by `total` (across processes); None at the first call, and when neither
+        "mixed" precision nor smoothing watches it."""
+        if not (self.mixed or self._watching):
+            return None
         self.spec.check_fields(fields)
         velocity, last = fields[self.spec.velocity_field], self._velocity
         velocity = velocity if nodes is None else velocity[nodes]
         self._velocity = velocity.copy()
         if last is None:
-            return self.dtype
+            return None
         sums = np.array([np.sum((velocity - last) ** 2), np.sum(velocity**2)])
         change, size = np.sqrt(sums if total is None else total(sums))
-        return torch.float64 if change < self.settled * size else self.dtype
+        return float(change / size) if size > 0 else 0.0
+
+    def _watch(self, change: float | None) -> None:
+        """Round the clip when the solve stagnates; clip hard for good once it has settled."""
+        if change is None or not self._watching:
+            return
+        self._changes.append(change)
+        if self.rounded:
+            if change < SETTLED:
+                self.rounded = self._watching = False
+        elif len(self._changes) >= 2 * self.patience:
+            before, recent = min(self._changes[: -self.patience]), min(self._changes[-self.patience :])
+            self.rounded = recent > before / 10
 
     def __call__(self, fields: MeshFields, nodes: np.ndarray | None = None, total=None) -> dict:
         """nu_t (and the stress) at every node of `fields`, or at the nodes `nodes` indexes, the
@@ -183,16 +235,20 @@ class NeuralClosure:
         if self._batches is None and not self.shape.follows_flow:
             self._batches = plan_batches(self.model, fields.points, index, self.shape, batch_size=self.batch_size, queries=nodes)
         self.timings["clouds"] += time.perf_counter() - start
-        dtype = self.dtype_for(fields, nodes, total)
+        change = self.velocity_change(fields, nodes, total)
+        self._watch(change)
+        dtype = torch.float64 if self.mixed and change is not None and change < SETTLED else self.dtype
         predicted = predict_fields(
             self.model, fields, self.shape, self.spec, batch_size=self.batch_size, device=self.device, dtype=dtype,
             index=index, timings=self.timings, batches=self._batches, queries=nodes,
         )
         self.timings["calls"] += 1
         self.timings["float64_calls"] += dtype == torch.float64
+        self.timings["rounded_calls"] += self.rounded
+        width = self.smoothing if self.rounded else 0.0
         # Non-finite outputs stay non-finite (NaN), so that the RANS loop reports them as a
         # divergence at those nodes.
-        nu_t = {"nu_t": INVERSES[self.target](predicted[self.target], float(fields.metadata["nu"]))}
+        nu_t = {"nu_t": INVERSES[self.target](predicted[self.target], float(fields.metadata["nu"]), width)}
         if self.stress == STRESS:
             return {**nu_t, "stress": predicted[STRESS]}
         if self.stress == BASIS:

@@ -43,12 +43,17 @@ def rank_device(device: str) -> str:
     return f"cuda:{MPI.COMM_WORLD.rank % count}" if count > 1 else device
 
 
-def load_closure(checkpoint: Path, device: str = "cpu", precision: str = "mixed"):
+def load_closure(checkpoint: Path, device: str = "cpu", precision: str = "mixed", smoothing: float | None = None,
+                 patience: int | None = None):
     """(NeuralClosure, checkpoint dict) for a closure checkpoint, the network in `precision`
-    ("mixed": float32 until the flow settles, then float64, `vcnn.closure.SETTLED`); CaseError otherwise."""
-    from vcnn.closure import NeuralClosure
+    ("mixed": float32 until the flow settles, then float64, `vcnn.closure.SETTLED`), its clip at 0
+    rounded over `smoothing` when the solve stagnates for `patience` calls, until it settles (None:
+    `vcnn.closure.SMOOTHING`, `PATIENCE`); CaseError otherwise."""
+    from vcnn.closure import PATIENCE, SMOOTHING, NeuralClosure
 
-    closure = NeuralClosure(checkpoint, device=rank_device(device), dtype=precision)
+    smoothing = SMOOTHING if smoothing is None else smoothing
+    patience = PATIENCE if patience is None else patience
+    closure = NeuralClosure(checkpoint, device=rank_device(device), dtype=precision, smoothing=smoothing, patience=patience)
     kind = FAMILIES.get(closure.state.get("family"))
     if kind is None or kind.model is None:
         raise CaseError(f"checkpoint {checkpoint} was not trained on RANS solutions (family {closure.state.get('family')!r})")
@@ -99,6 +104,7 @@ def cost(history: list, network_timings: dict, rans_seconds: float, reference_se
         "total_s": rans_seconds,
         "network_calls": network_timings.get("calls", 0),
         "float64_calls": network_timings.get("float64_calls", 0),
+        "rounded_calls": network_timings.get("rounded_calls", 0),  # the clip rounded: a stagnation (vcnn.closure.PATIENCE)
         "closure_s": closure,
         **{f"{k}_s": v for k, v in parts.items()},
         "shares": {k: v / rans_seconds for k, v in parts.items()},
@@ -146,7 +152,7 @@ def profiles(fields, stations=STATIONS, samples: int = 120) -> dict:
 
 
 def prepare(checkpoint: Path, alpha: float, device: str = "cpu", resolution: str | None = None, case_file: Path | None = None,
-            reference: Path | None = None, rotate: float = 0.0, precision: str = "mixed", **settings):
+            reference: Path | None = None, rotate: float = 0.0, precision: str = "mixed", smoothing: float | None = None, patience: int | None = None, **settings):
     """(configuration, network, reference) of a coupled solve, all checked before any work: the
     checkpoint's family gives the PDE model, its dataset the resolution unless given; `settings`
     are Picard settings of the coupled solve (None: the case file's). The reference is the PDE-model
@@ -154,7 +160,7 @@ def prepare(checkpoint: Path, alpha: float, device: str = "cpu", resolution: str
     file's settings, as `vcnn solve hills-rans` takes them), for `couple_into` to solve first."""
     from cases.flows import hills_rans
 
-    network, state = load_closure(checkpoint, device, precision)
+    network, state = load_closure(checkpoint, device, precision, smoothing, patience)
     nx, ny = hills_rans.cells(resolution or state.get("resolution"))
     model = FAMILIES[state["family"]].model
     config = hills_rans.configure(case_file, alpha=alpha, model=model, nx=nx, ny=ny, rotate=rotate, **settings)
@@ -190,7 +196,8 @@ def couple_into(run: CoupledRun, config, network, reference) -> None:
         setup_logging(stage / "run.log" if comm.rank == 0 else None, run.quiet, stderr=comm.rank == 0)
         if not isinstance(reference, tuple):
             reference = _pde_reference(reference, comm, stage)
-        facts = {"case": "couple", "checkpoint": str(run.checkpoint), "blend": run.blend, "precision": network.precision}
+        facts = {"case": "couple", "checkpoint": str(run.checkpoint), "blend": run.blend, "precision": network.precision,
+                 "smoothing": network.smoothing, "patience": network.patience}
         try:
             solution = hills_rans.solve(config, comm, stage / "mesh.msh", make_closure(network, run.blend))
         except RansFailure as err:

@@ -370,3 +370,10 @@ def test_couple_on_a_benchmark_hill_refuses_a_checkpoint_of_another_family_or_ta
     other = save_network(tmp_path / "other.pt", family=family, target=target)
     refused(capsys, ["couple", "--model", other, "--geometry", "alpha_10_9000_3036", "--out", tmp_path / "out"], match)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, match", [(["--smoothing", "-0.1"], "smoothing must be a width"), (["--patience", "-1"], "patience")])
+def test_couple_refuses_a_negative_smoothing_or_patience_before_any_solve(tmp_path, capsys, args, match):
+    good = save_network(tmp_path / "closure.pt", family="hills-rans", target="nu_t_ratio")
+    refused(capsys, ["couple", "--model", good, "--alpha", "1", *args, "--out", tmp_path / "out"], match)
+    assert not (tmp_path / "out").exists()

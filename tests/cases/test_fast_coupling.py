@@ -1,7 +1,8 @@
 """The network of shared/fixtures/stalling-closure (trained on 64 x 64 k-omega hills) coupled on a
 24 x 24 mesh with the network in float64, float32 and "mixed" precision: the converged velocities
 agree within 1e-4 (the precision changes the cost, not the solution), and the whole problem turned
-by 30 degrees in float32 gives the turned solution within the float32 tolerance."""
+by 30 degrees in float32 gives the turned solution within the float32 tolerance. A solve that
+rounds the clip at 0 for a while converges to the hard clip's solution."""
 
 import functools
 
@@ -19,8 +20,9 @@ tests/cases/test_coupling.py; measured here: see the printout)."""
 
 
 @functools.cache
-def coupled(precision: str, rotate: float = 0.0):
-    """(velocity dofs as (M, 2), iterations, the closure's timings) of the converged coupled solve."""
+def coupled(precision: str, rotate: float = 0.0, smoothing: float | None = None, patience: int | None = None):
+    """(velocity dofs as (M, 2), iterations, the closure's timings) of the converged coupled solve
+    (`smoothing`: of the clip when the solve stagnates, default `vcnn.closure.SMOOTHING`)."""
     from mpi4py import MPI
 
     from cases.flows import hills_rans
@@ -30,7 +32,7 @@ def coupled(precision: str, rotate: float = 0.0):
         pytest.skip(f"fixture not found at {FIXTURE}")
     # A tolerance below vcnn.closure.SETTLED (1e-6), so that "mixed" reaches its float64 calls: at
     # 1e-6 the loop could stop just before (it did on one machine, and mixed was float32 throughout).
-    config, network, _ = prepare(FIXTURE / "best.pt", 1.125, resolution="24x24", precision=precision, rotate=rotate,
+    config, network, _ = prepare(FIXTURE / "best.pt", 1.125, resolution="24x24", precision=precision, rotate=rotate, smoothing=smoothing, patience=patience,
                                  tolerance=1e-7, max_iterations=60, anderson=20)
     solution = hills_rans.solve(config, MPI.COMM_WORLD, None, make_closure(network, 0))
     return solution.rans.flow.velocity.x.array.reshape(-1, 2).copy(), solution.rans.iterations, dict(network.timings)
@@ -57,3 +59,11 @@ def test_the_turned_problem_gives_the_turned_solution_in_float32():
     print("float32, turned by 30 degrees:", relative(turned @ rotation, plain))
     assert relative(turned @ rotation, plain) < FLOAT32
     assert relative(turned, plain) > 0.1  # the velocities do turn
+
+
+def test_a_solve_that_rounds_its_clip_converges_to_the_hard_clips_solution():
+    hard, hard_iterations, _ = coupled("float64", smoothing=0.0)
+    rescued, iterations, timings = coupled("float64", smoothing=0.02, patience=0)  # rounded from the start
+    print("rounded clip, then hard, against the hard clip throughout:", relative(rescued, hard), "iterations", iterations,
+          "hard", hard_iterations, timings)
+    assert timings["rounded_calls"] > 0 and relative(rescued, hard) < 1e-6

@@ -11,7 +11,7 @@ import torch
 
 from tests.vcnn.test_closure import SPEC, checkpoint, flow
 from vcnn.checkpoint import save
-from vcnn.closure import INVERSES, LOG_RATIO, SETTLED, NeuralClosure
+from vcnn.closure import INVERSES, LOG_RATIO, PATIENCE, RATIO, SETTLED, NeuralClosure, clipped
 from vcnn.clouds import Ball, NodeIndex
 from vcnn.errors import VcnnError
 from vcnn.inference import plan_batches, predict_fields
@@ -139,3 +139,42 @@ def test_a_network_that_reads_beyond_a_radius_refuses_a_subset(tmp_path):
     assert closure.reach is None
     with pytest.raises(VcnnError, match="cannot evaluate a subset"):
         closure(flow(), nodes=np.arange(3))
+
+
+def test_the_clip_rounded_over_a_width_lies_within_width_log_2_above_the_hard_clip():
+    q = np.array([-1.0, -0.05, 0.0, 0.01, 0.5, 3.0, np.nan])
+    hard, soft = clipped(q), clipped(q, 0.05)
+    assert np.array_equal(hard[:-1], np.maximum(q[:-1], 0.0)) and np.isnan(soft[-1])
+    assert np.all(soft[:-1] >= hard[:-1]) and np.all(soft[:4] > hard[:4]) and np.all(soft[:-1] - hard[:-1] <= 0.05 * np.log(2) + 1e-15)
+    assert soft[2] == pytest.approx(0.05 * np.log(2)) and soft[0] < 1e-9 and soft[5] == pytest.approx(3.0, abs=1e-15)
+    for target, inverse in INVERSES.items():  # both targets: rounded where asked, and never below 0
+        assert np.all(inverse(q[:-1], 2.0, 0.05) >= inverse(q[:-1], 2.0)) and inverse(q[:-1], 2.0, 0.05).min() > 0
+
+
+def test_a_stagnating_solve_rounds_the_clip_until_it_settles_then_clips_hard_for_good(tmp_path):
+    path = checkpoint(tmp_path / "c.pt", targets=(RATIO,))
+    watched, hard = NeuralClosure(path, smoothing=0.05), NeuralClosure(path)
+    fields = flow()
+    velocity = fields["velocity"].copy()
+
+    def call(factor):
+        fields.point_data["velocity"] = velocity * factor
+        return watched(fields)["nu_t"], hard(fields)["nu_t"]
+
+    for k in range(2 * PATIENCE + 1):  # the velocity keeps moving by about 1e-3: no tenfold fall
+        ours, theirs = call(1 + 1e-3 * k)
+        assert watched.rounded == (k == 2 * PATIENCE) and np.array_equal(ours, theirs) != watched.rounded
+    assert np.all(ours > theirs)  # rounded: above the hard clip everywhere
+    ours, theirs = call(1 + 1e-3 * 2 * PATIENCE)  # settled: hard from now on
+    assert not watched.rounded and np.array_equal(ours, theirs)
+    for k in range(3 * PATIENCE):  # stagnating again: the clip stays hard
+        assert np.array_equal(*call(1 + 1e-3 * k))
+    assert watched.timings["rounded_calls"] == 1
+
+    converging = NeuralClosure(path, smoothing=0.05)
+    for k in range(4 * PATIENCE):  # a tenfold fall every 5 calls: never rounded
+        fields.point_data["velocity"] = velocity * (1 + 10 ** (-k / 5))
+        converging(fields)
+    assert converging.timings["rounded_calls"] == 0
+    with pytest.raises(VcnnError, match="smoothing must be a width"):
+        NeuralClosure(path, smoothing=-1.0)
