@@ -72,21 +72,19 @@ def stress_basis(fields: MeshFields, velocity=None) -> np.ndarray:
 
 
 SMOOTHING = 0.05
-"""Default width over which the clip of the network's output at q = 0 is rounded when a coupled
-solve stagnates (`NeuralClosure` `smoothing`). With the hard clip max(q, 0), nodes whose q crosses 0
+"""Default width over which the clip of the network's output at q = 0 is rounded until the coupled
+solve settles (`NeuralClosure` `smoothing`). With the hard clip max(q, 0), nodes whose q crosses 0
 between iterations make the loop's map piecewise smooth, and Anderson mixing, a secant method, can
-wander: the k-omega study's seed-0 network at alpha 1.125 wandered between 2e-5 and 8e-5 for 100
-iterations (136 in all). With the clip rounded (q -> width log(1 + exp(q / width))) the same solve
-converges in 40 iterations, to a solution 6e-4 from the hard clip's (velocity); rounded until the
-flow settles and hard after, to the hard clip's solution, at the cost of 15 to 25 iterations more
-after the switch (docs/results.md)."""
-PATIENCE = 15
+wander or stall: the k-omega study's seed-0 network at alpha 1.125 wandered between 2e-5 and 8e-5
+for 100 iterations (136 in all), the one-equation study's at 0.625 stalled near 1e-3. Rounded
+(q -> width log(1 + exp(q / width))) until the velocity moves by less than `SETTLED` per
+iteration, then hard, they converge in 52 and 110 iterations, to the hard clip's solution; solves
+that converge anyway take 15 to 20 iterations more (docs/results.md)."""
+PATIENCE = 0
 """Calls without a tenfold fall of the velocity change (below its smallest before them) after which
-a closure with `smoothing` rounds its clip until the flow settles (a stagnating solve). With this
-default, none of the other eight coupled solves of that study rounds it (they are bit for bit those
-of the hard clip), and the seed-0 solve at 1.125 rounds it from iteration 37 and converges in 105
-iterations; rounded from the first call (patience 0) it converges in 52, but solves that converge
-anyway take 15 to 20 iterations more."""
+a closure with `smoothing` rounds its clip until the flow settles; 0 (the default): rounded from
+the first call. With 15, solves that converge anyway are those of the hard clip bit for bit, but
+rounding that starts in a stalled solve came too late for the one-equation network at 0.625."""
 
 
 def clipped(q: np.ndarray, width: float = 0.0) -> np.ndarray:

@@ -28,9 +28,9 @@ def add_parsers(sub) -> None:
     couple.add_argument("--precision", choices=["mixed", "float32", "float64"], default="mixed",
                         help="the network's floating-point type in the loop; mixed: float32 until the flow settles, then float64 (default)")
     couple.add_argument("--smoothing", type=float, metavar="W",
-                        help="when the solve stagnates, round the clip of the network's output at 0 over W until the flow settles, then clip hard (0: hard throughout; default 0.05)")
+                        help="round the clip of the network's output at 0 over W until the flow settles, then clip hard (0: hard throughout; default 0.05)")
     couple.add_argument("--patience", type=int, metavar="N",
-                        help="iterations without a tenfold fall of the velocity change that make a stagnation (0: round from the start; default 15)")
+                        help="iterations without a tenfold fall of the velocity change that make a stagnation (default 0: rounded from the start)")
     couple.add_argument("--config", type=Path, default=None, help="case file (default cases/hills_rans.toml)")
     output_options(couple)
     couple.set_defaults(run=run)

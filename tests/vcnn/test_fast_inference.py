@@ -11,7 +11,7 @@ import torch
 
 from tests.vcnn.test_closure import SPEC, checkpoint, flow
 from vcnn.checkpoint import save
-from vcnn.closure import INVERSES, LOG_RATIO, PATIENCE, RATIO, SETTLED, NeuralClosure, clipped
+from vcnn.closure import INVERSES, LOG_RATIO, RATIO, SETTLED, NeuralClosure, clipped
 from vcnn.clouds import Ball, NodeIndex
 from vcnn.errors import VcnnError
 from vcnn.inference import plan_batches, predict_fields
@@ -151,9 +151,12 @@ def test_the_clip_rounded_over_a_width_lies_within_width_log_2_above_the_hard_cl
         assert np.all(inverse(q[:-1], 2.0, 0.05) >= inverse(q[:-1], 2.0)) and inverse(q[:-1], 2.0, 0.05).min() > 0
 
 
+PATIENCE = 15  # calls before a stagnation is declared, here
+
+
 def test_a_stagnating_solve_rounds_the_clip_until_it_settles_then_clips_hard_for_good(tmp_path):
     path = checkpoint(tmp_path / "c.pt", targets=(RATIO,))
-    watched, hard = NeuralClosure(path, smoothing=0.05), NeuralClosure(path)
+    watched, hard = NeuralClosure(path, smoothing=0.05, patience=PATIENCE), NeuralClosure(path)
     fields = flow()
     velocity = fields["velocity"].copy()
 
@@ -171,10 +174,11 @@ def test_a_stagnating_solve_rounds_the_clip_until_it_settles_then_clips_hard_for
         assert np.array_equal(*call(1 + 1e-3 * k))
     assert watched.timings["rounded_calls"] == 1
 
-    converging = NeuralClosure(path, smoothing=0.05)
+    converging = NeuralClosure(path, smoothing=0.05, patience=PATIENCE)
     for k in range(4 * PATIENCE):  # a tenfold fall every 5 calls: never rounded
         fields.point_data["velocity"] = velocity * (1 + 10 ** (-k / 5))
         converging(fields)
     assert converging.timings["rounded_calls"] == 0
     with pytest.raises(VcnnError, match="smoothing must be a width"):
         NeuralClosure(path, smoothing=-1.0)
+    assert NeuralClosure(path, smoothing=0.05, patience=0).rounded and not NeuralClosure(path, patience=0).rounded
