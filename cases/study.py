@@ -205,7 +205,7 @@ class CouplingOptions:
     anderson: int = 0  # Anderson acceleration of nu_t in the coupled solves (depth; 0: plain relaxation)
     newton_krylov: float = 0.0  # Newton-Krylov steps while the relative nu_t residual is below this (0: never)
     smoothing: float = SMOOTHING  # the network's clip at 0 rounded over this width until the solve settles (0: never)
-    patience: int = PATIENCE  # iterations without a tenfold fall of the velocity change that make a stagnation (0: round from the start)
+    patience: int = PATIENCE  # round only after this many iterations without a tenfold fall of the velocity change (0: from the start)
 
     @classmethod
     def of(cls, study: Study) -> "CouplingOptions":

@@ -47,8 +47,8 @@ def load_closure(checkpoint: Path, device: str = "cpu", precision: str = "mixed"
                  patience: int | None = None):
     """(NeuralClosure, checkpoint dict) for a closure checkpoint, the network in `precision`
     ("mixed": float32 until the flow settles, then float64, `vcnn.closure.SETTLED`), its clip at 0
-    rounded over `smoothing` when the solve stagnates for `patience` calls, until it settles (None:
-    `vcnn.closure.SMOOTHING`, `PATIENCE`); CaseError otherwise."""
+    rounded over `smoothing` until then (after `patience` calls without progress; 0: from the start;
+    None: `vcnn.closure.SMOOTHING`, `PATIENCE`); CaseError otherwise."""
     from vcnn.closure import PATIENCE, SMOOTHING, NeuralClosure
 
     smoothing = SMOOTHING if smoothing is None else smoothing
@@ -104,7 +104,7 @@ def cost(history: list, network_timings: dict, rans_seconds: float, reference_se
         "total_s": rans_seconds,
         "network_calls": network_timings.get("calls", 0),
         "float64_calls": network_timings.get("float64_calls", 0),
-        "rounded_calls": network_timings.get("rounded_calls", 0),  # the clip rounded: a stagnation (vcnn.closure.PATIENCE)
+        "rounded_calls": network_timings.get("rounded_calls", 0),  # with the clip at 0 rounded (vcnn.closure.SMOOTHING)
         "closure_s": closure,
         **{f"{k}_s": v for k, v in parts.items()},
         "shares": {k: v / rans_seconds for k, v in parts.items()},
