@@ -77,14 +77,15 @@ solve settles (`NeuralClosure` `smoothing`). With the hard clip max(q, 0), nodes
 between iterations make the loop's map piecewise smooth, and Anderson mixing, a secant method, can
 wander or stall: the k-omega study's seed-0 network at alpha 1.125 wandered between 2e-5 and 8e-5
 for 100 iterations (136 in all), the one-equation study's at 0.625 stalled near 1e-3. Rounded
-(q -> width log(1 + exp(q / width))) until the velocity moves by less than `SETTLED` per
-iteration, then hard, they converge in 52 and 110 iterations, to the hard clip's solution; solves
-that converge anyway take 15 to 20 iterations more (docs/results.md)."""
-PATIENCE = 0
+(q -> width log(1 + exp(q / width))) from the first iteration until the velocity moves by less
+than `SETTLED` per iteration, then hard, they converge in 52 and 110 iterations, to the hard
+clip's solution; but the fixture network at 1.125, 37 iterations hard, then stalls (150), and
+solves that converge anyway take 15 to 20 iterations more (docs/results.md)."""
+PATIENCE = 15
 """Calls without a tenfold fall of the velocity change (below its smallest before them) after which
-a closure with `smoothing` rounds its clip until the flow settles; 0 (the default): rounded from
-the first call. With 15, solves that converge anyway are those of the hard clip bit for bit, but
-rounding that starts in a stalled solve came too late for the one-equation network at 0.625."""
+a closure with `smoothing` rounds its clip until the flow settles (0: from the first call). With
+15, solves that do not stagnate are those of the hard clip bit for bit, and the k-omega seed-0
+solve at 1.125 converges in 105 iterations; the one-equation network at 0.625 needs 0."""
 
 
 def clipped(q: np.ndarray, width: float = 0.0) -> np.ndarray:

@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
     couple.add_argument("--smoothing", type=float, metavar="W",
                         help="round the clip of the network's output at 0 over W until the flow settles, then clip hard (0: hard throughout; default 0.05)")
     couple.add_argument("--patience", type=int, metavar="N",
-                        help="round the clip only after N iterations without a tenfold fall of the velocity change (default 0: from the start)")
+                        help="round the clip only after N iterations without a tenfold fall of the velocity change (0: from the start; default 15)")
     couple.add_argument("--config", type=Path, default=None, help="case file (default cases/hills_rans.toml)")
     output_options(couple)
     couple.set_defaults(run=run)

@@ -151,7 +151,7 @@ def test_the_clip_rounded_over_a_width_lies_within_width_log_2_above_the_hard_cl
         assert np.all(inverse(q[:-1], 2.0, 0.05) >= inverse(q[:-1], 2.0)) and inverse(q[:-1], 2.0, 0.05).min() > 0
 
 
-PATIENCE = 15  # calls before a stagnation is declared, here
+PATIENCE = 15  # calls before a stagnation is declared, as by default
 
 
 def test_a_stagnating_solve_rounds_the_clip_until_it_settles_then_clips_hard_for_good(tmp_path):
