@@ -7,7 +7,7 @@ Measured here:
   whose radius holds the cloud at the same number of members (0.5 H at 64 x 64, halved with the
   spacing): each rank's owned nodes, halo nodes and mean cloud members (`solvers.halo.NodeHalo`);
 - the network's cost per cloud and per member (the closure's network size, one process, float32
-  and float64) at the measured cloud size.
+  and float64) at the closure study's 147 members (MEMBERS).
 Model, with no fitted constant: a rank owning n nodes of a compact (square) subdomain, with clouds
 of m members (a disc of radius w = sqrt(m / pi) node spacings), has a halo of the nodes within w
 of its boundary: 4 w sqrt(n) + 4 w^2; it evaluates n clouds per closure call and keeps their
