@@ -315,11 +315,19 @@ class AndersonMixing:
     iteration (Jacobian eigenvalues outside the unit circle, counted by `solvers.stall` when a
     solve stalls): a network sensitive to the flow near the crest gave the hills 8 or more such
     modes at alpha 1.125, where a depth of 5 stalled at a residual of 1e-4 and a depth of 20
-    converged in 37 iterations. Inner products run over owned dofs (all ranks take the same
-    combination)."""
+    converged in 37 iterations.
+    Each restart also shrinks the damping b by `shrink` (not below `floor`): the step after a
+    restart is the relaxed one, which amplifies every oscillating mode with an eigenvalue below
+    1 - 2 / b (-1.9 at b = 0.7), so a map with such modes restarts again and again. Measured on the
+    hills (one-equation networks, Anderson depth 20): seed 2 stalled at alpha 1.125 and 1.375 with
+    31 and 42 restarts at b = 0.7; at b = 0.3 throughout both converged, but seed 0 at 0.625 (an
+    eigenvalue of -6.2) stalled where 0.7 converged; with the shrink all three converge.
+    A solve that never restarts keeps b throughout. Inner products run over owned dofs (all ranks
+    take the same combination)."""
 
-    def __init__(self, comm, depth: int, damping: float, restart: float = 2.0):
+    def __init__(self, comm, depth: int, damping: float, restart: float = 2.0, shrink: float = 0.8, floor: float = 0.1):
         self.comm, self.depth, self.damping, self.restart = comm, depth, damping, restart
+        self.shrink, self.floor = shrink, floor
         self.x: list = []
         self.f: list = []
         self.norm = np.inf
@@ -329,7 +337,8 @@ class AndersonMixing:
         f = g - x
         norm = np.sqrt(self.comm.allreduce(f[:owned] @ f[:owned], op=MPI.SUM))
         if norm > self.restart * self.norm:
-            log.info("Anderson mixing restarted: the nu_t residual grew %.1f times", norm / self.norm)
+            self.damping = max(self.floor, self.shrink * self.damping)
+            log.info("Anderson mixing restarted: the nu_t residual grew %.1f times; damping now %.3g", norm / self.norm, self.damping)
             self.x, self.f = [], []
             self.restarts += 1
         self.norm = norm
@@ -431,6 +440,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             "momentum_residual": solution.stats.residuals[0] if solution.stats.residuals else None,
             "nu_t_change": _relative_change(comm, relaxed, old),
             "nu_t_residual": residual,
+            "damping": params.relaxation if mixing is None else mixing.damping,  # of the step just taken
             # after a Newton step, the change it made (its point is solved already); else since the last iteration
             "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], velocity) if newton_taken else _relative_change(comm, velocity, previous_u),
             "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},

@@ -193,18 +193,24 @@ def test_anderson_mixing_converges_where_relaxation_spirals_out():
 
 
 def test_anderson_mixing_restarts_when_the_residual_jumps():
-    """A residual grown more than twice in one step: the past steps are dropped and the step is
-    the relaxed one; with a looser restart the same step is mixed."""
+    """A residual grown more than twice in one step: the past steps are dropped, the damping
+    shrinks, and the step is the relaxed one with the shrunk damping; with a looser restart the
+    same step is mixed and the damping kept. Repeated restarts stop shrinking it at the floor."""
     from mpi4py import MPI
 
     from solvers.rans import AndersonMixing
 
     steps = [(np.zeros(2), np.ones(2)), (np.array([1.0, 0.0]), np.array([4.0, 3.0]))]  # |f| 1.41, then 4.24
-    for restart, restarts in ((2.0, 1), (10.0, 0)):
-        mixing = AndersonMixing(MPI.COMM_SELF, depth=5, damping=0.7, restart=restart)
+    for restart, restarts, damping in ((2.0, 1, 0.56), (10.0, 0, 0.7)):
+        mixing = AndersonMixing(MPI.COMM_SELF, depth=5, damping=0.7, restart=restart, shrink=0.8)
         x = [mixing.step(a, b, owned=2) for a, b in steps][-1]
-        relaxed = steps[1][0] + 0.7 * (steps[1][1] - steps[1][0])
-        assert mixing.restarts == restarts and np.allclose(x, relaxed) == (restarts == 1)
+        relaxed = steps[1][0] + damping * (steps[1][1] - steps[1][0])
+        assert mixing.restarts == restarts and mixing.damping == pytest.approx(damping)
+        assert np.allclose(x, relaxed) == (restarts == 1)
+    mixing = AndersonMixing(MPI.COMM_SELF, depth=5, damping=0.7, shrink=0.5, floor=0.2)
+    for k in range(6):  # a residual that triples at every step
+        mixing.step(np.zeros(1), np.full(1, 3.0**k), owned=1)
+    assert mixing.restarts == 5 and mixing.damping == 0.2
 
 
 def test_anderson_mixing_reaches_the_same_channel_solution(k_omega):
