@@ -337,7 +337,8 @@ class AndersonMixing:
         f = g - x
         norm = np.sqrt(self.comm.allreduce(f[:owned] @ f[:owned], op=MPI.SUM))
         if norm > self.restart * self.norm:
-            self.damping = max(self.floor, self.shrink * self.damping)
+            if self.norm > 0:  # a growth from exactly 0 (a hand-over's first step) says nothing of the map
+                self.damping = max(self.floor, self.shrink * self.damping)
             log.info("Anderson mixing restarted: the nu_t residual grew %.1f times; damping now %.3g", norm / self.norm, self.damping)
             self.x, self.f = [], []
             self.restarts += 1

@@ -211,6 +211,10 @@ def test_anderson_mixing_restarts_when_the_residual_jumps():
     for k in range(6):  # a residual that triples at every step
         mixing.step(np.zeros(1), np.full(1, 3.0**k), owned=1)
     assert mixing.restarts == 5 and mixing.damping == 0.2
+    mixing = AndersonMixing(MPI.COMM_SELF, depth=5, damping=0.7)
+    for x, g in ((np.zeros(1), np.zeros(1)), (np.zeros(1), np.ones(1))):  # from a fixed point: restarted, not damped
+        mixing.step(x, g, owned=1)
+    assert mixing.restarts == 1 and mixing.damping == 0.7
 
 
 def test_anderson_mixing_reaches_the_same_channel_solution(k_omega):
