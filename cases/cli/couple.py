@@ -19,7 +19,7 @@ def add_parsers(sub) -> None:
     couple.add_argument("--blend", type=int, default=0, help="iterations over which the PDE model hands over to the network (default 0)")
     couple.add_argument("--rotate", type=float, default=0.0, help="turn the whole problem by DEG degrees (frame-invariance check; default 0)")
     couple.add_argument("--tolerance", type=float, help="relative change of nu_t and velocity per iteration at convergence (default from the case file: 1e-6)")
-    couple.add_argument("--relaxation", type=float, help="under-relaxation of nu_t per iteration (default from the case file: 0.7)")
+    couple.add_argument("--relaxation", type=float, help="under-relaxation of nu_t per iteration; with --anderson, the mixing's first damping (default from the case file: 0.7)")
     couple.add_argument("--max-iterations", type=int, help="Picard iterations before a stall is declared (default from the case file: 400)")
     couple.add_argument("--anderson", type=int, help="Anderson acceleration of nu_t over M iterations (default from the case file: 0, off)")
     couple.add_argument("--newton-krylov", type=float, metavar="R",
