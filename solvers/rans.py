@@ -64,6 +64,7 @@ class RansParameters:
     dt_growth: float = 1.3
     dt_max: float = 1e6
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many past iterations
+    anderson_shrink: float = 0.8  # the mixing's damping (first `relaxation`) times this at each restart; 1: kept
     momentum_pseudo_time: bool = False  # the momentum solve as one pseudo-time step of length dt
     newton_krylov: float = 0.0  # > 0: Newton-Krylov steps while the relative nu_t residual is below this
     krylov: int = 30  # GMRES directions per Newton-Krylov step at most
@@ -75,6 +76,8 @@ class RansParameters:
             raise SolverError(f"nu_t relaxation must lie in (0, 1], got {self.relaxation}")
         if self.anderson < 0:
             raise SolverError(f"Anderson depth must be 0 (off) or more, got {self.anderson}")
+        if not (0 < self.anderson_shrink <= 1):
+            raise SolverError(f"Anderson damping shrink must lie in (0, 1] (1: kept), got {self.anderson_shrink}")
         if not (self.nu_t_cap > 0 and self.dt > 0 and self.dt_growth >= 1 and self.dt_max >= self.dt):
             raise SolverError("RANS needs nu_t_cap > 0, dt > 0, dt_growth >= 1 and dt_max >= dt")
         if not (self.newton_krylov >= 0 and self.krylov >= 1):
@@ -337,9 +340,10 @@ class AndersonMixing:
         f = g - x
         norm = np.sqrt(self.comm.allreduce(f[:owned] @ f[:owned], op=MPI.SUM))
         if norm > self.restart * self.norm:
+            growth = f"{norm / self.norm:.1f} times" if self.norm > 0 else "from 0"
             if self.norm > 0:  # a growth from exactly 0 (a hand-over's first step) says nothing of the map
                 self.damping = max(self.floor, self.shrink * self.damping)
-            log.info("Anderson mixing restarted: the nu_t residual grew %.1f times; damping now %.3g", norm / self.norm, self.damping)
+            log.info("Anderson mixing restarted: the nu_t residual grew %s; damping now %.3g", growth, self.damping)
             self.x, self.f = [], []
             self.restarts += 1
         self.norm = norm
@@ -382,7 +386,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     owned_nu_t = flow.nu_t.function_space.dofmap.index_map.size_local
     velocity_map = flow.velocity.function_space.dofmap
     owned_u = velocity_map.index_map.size_local * velocity_map.index_map_bs
-    mixing = AndersonMixing(comm, params.anderson, params.relaxation) if params.anderson else None
+    mixing = AndersonMixing(comm, params.anderson, params.relaxation, shrink=params.anderson_shrink) if params.anderson else None
     newton = NewtonKrylov(comm, params.krylov) if params.newton_krylov else None
     watch = StallWatch(comm, window=25)
 

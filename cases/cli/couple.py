@@ -22,6 +22,8 @@ def add_parsers(sub) -> None:
     couple.add_argument("--relaxation", type=float, help="under-relaxation of nu_t per iteration; with --anderson, the mixing's first damping (default from the case file: 0.7)")
     couple.add_argument("--max-iterations", type=int, help="Picard iterations before a stall is declared (default from the case file: 400)")
     couple.add_argument("--anderson", type=int, help="Anderson acceleration of nu_t over M iterations (default from the case file: 0, off)")
+    couple.add_argument("--anderson-shrink", type=float, metavar="S",
+                        help="the Anderson damping times S at each restart of the mixing (default from the case file: 0.8; 1: kept)")
     couple.add_argument("--newton-krylov", type=float, metavar="R",
                         help="Newton-Krylov steps while the relative nu_t residual is below R (default from the case file: 0, off)")
     couple.add_argument("--device", default="cpu", help="where the network runs: cpu or cuda (default cpu; under mpirun, cuda is each rank's own GPU, rank mod their number)")
@@ -53,7 +55,7 @@ def run(args) -> int:
     config, network, reference = prepare(
         args.model, args.alpha, args.device, args.resolution, args.config, args.reference, args.rotate, args.precision, args.smoothing, args.patience,
         tolerance=args.tolerance, relaxation=args.relaxation, max_iterations=args.max_iterations, anderson=args.anderson,
-        newton_krylov=args.newton_krylov,
+        anderson_shrink=args.anderson_shrink, newton_krylov=args.newton_krylov,
     )
     check_output(args.out, args.overwrite)  # every check before any work
     check_solve(hills_rans, config, args.force)
@@ -65,6 +67,8 @@ def run(args) -> int:
 def run_phll(args) -> int:
     from cases.studies.phll_coupling import PhllCoupling, couple_command
 
+    if args.anderson_shrink is not None:
+        raise CaseError("--anderson-shrink applies to closures coupled by --alpha; with --geometry the mixing shrinks by the default 0.8")
     settings = {"anderson": args.anderson, "tolerance": args.tolerance, "relaxation": args.relaxation, "max_iterations": args.max_iterations,
                 "newton_krylov": args.newton_krylov}
     options = PhllCoupling.of({k: v for k, v in settings.items() if v is not None})

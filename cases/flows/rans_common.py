@@ -29,6 +29,7 @@ class RansSettings:
     dt_growth: float = 1.3
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (network closures)
+    anderson_shrink: float = 0.8  # the mixing's damping times this at each of its restarts (1: kept)
     newton_krylov: float = 0.0  # > 0: Newton-Krylov steps while the relative nu_t residual is below this (network closures)
     momentum_pseudo_time: bool = False  # each momentum solve one pseudo-time step of the loop's dt
     tables = ("mesh", "rans")  # the case file's tables that set fields
@@ -50,7 +51,7 @@ class RansSettings:
 
         return RansParameters(
             self.max_iterations, self.tolerance, self.relaxation, dt=self.dt, dt_growth=self.dt_growth, anderson=self.anderson,
-            momentum_pseudo_time=self.momentum_pseudo_time, newton_krylov=self.newton_krylov,
+            anderson_shrink=self.anderson_shrink, momentum_pseudo_time=self.momentum_pseudo_time, newton_krylov=self.newton_krylov,
         )
 
     @classmethod

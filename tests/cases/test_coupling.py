@@ -134,7 +134,7 @@ def test_a_stalled_coupled_solve_keeps_its_last_state_and_says_where(study_run, 
     target = tmp_path / "stalled"
     result = vcnn(
         "couple", "--model", out / "vcnn" / "best.pt", "--alpha", "1.125", "--config", config,
-        "--reference", root / "data" / "cases" / "alpha_1.1250", "--out", target, "-q",
+        "--reference", root / "data" / "cases" / "alpha_1.1250", "--anderson", "3", "--anderson-shrink", "0.5", "--out", target, "-q",
     )
     assert_one_line_error(result, "RANS stalled after 3 iterations")
     assert "worst node at x = " in result.stderr and str(target) in result.stderr
@@ -142,6 +142,7 @@ def test_a_stalled_coupled_solve_keeps_its_last_state_and_says_where(study_run, 
     meta = fields.metadata
     assert meta["status"] == "failed" and len(meta["statistics"]["history"]) == 3 and len(meta["worst_nodes"]) == 5
     assert meta["config"]["max_iterations"] == 3 and meta["config"]["alpha"] == 1.125 and meta["blend"] == 0  # what was run
+    assert meta["config"]["anderson_shrink"] == 0.5 and all(0.7 * 0.5**2 <= h["damping"] <= 0.7 for h in meta["statistics"]["history"])
     assert np.isfinite(fields["velocity"]).all() and np.isfinite(fields["nu_t"]).all()
     assert (target / "convergence.png").is_file()
 
@@ -201,6 +202,8 @@ def test_bad_input_is_refused_before_any_work(study_run, tmp_path):
         (("--model", checkpoint, "--alpha", "5"), "alpha must be in [0.5, 3]"),
         (("--model", checkpoint, "--alpha", "1.0", "--reference", reference), "is at alpha = 1.125, not 1"),
         (("--model", checkpoint, "--alpha", "1.125", "--blend", "-1"), "--blend must be 0 or more"),
+        (("--model", checkpoint, "--alpha", "1.125", "--anderson-shrink", "1.5"), "shrink must lie in (0, 1]"),
+        (("--model", checkpoint, "--geometry", "alpha_05_10071_4048", "--anderson-shrink", "0.5"), "--anderson-shrink applies to"),
     ]
     for args, match in cases:
         assert_one_line_error(vcnn("couple", *args, "--out", target), match)
