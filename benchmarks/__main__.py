@@ -6,7 +6,8 @@ trained closure network in the RANS loop against its PDE model.
 Writes BENCH_OUT/hills_transport.json, BENCH_OUT/cloud_scaling.json, BENCH_OUT/graph_scaling.json,
 BENCH_OUT/rans.json, BENCH_OUT/coupling.json (the fixed closure network of ../shared/fixtures
 coupled at alpha = 1.125 with the network in mixed, float32 and float64 precision, and under
-mpirun -n 2) and BENCH_OUT/scale.json (halo sizes measured up to 8 ranks, and the distributed
+mpirun -n 2; and the shipped k-omega closure there with today's coupled solver against the one
+it replaced) and BENCH_OUT/scale.json (halo sizes measured up to 8 ranks, and the distributed
 closure's table for 10^5 to 10^7 nodes on 1 to 1024 ranks). Goals: transport
 solve under 2 minutes and 4 GB at alpha = 1; cost exponents about 1 (vector cloud), 2 (graph kernel
 on the cloud graph) and 1 (pairwise networks on the mesh graph); hills RANS at alpha = 1 under 10
