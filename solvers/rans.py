@@ -445,7 +445,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             "momentum_residual": solution.stats.residuals[0] if solution.stats.residuals else None,
             "nu_t_change": _relative_change(comm, relaxed, old),
             "nu_t_residual": residual,
-            "damping": params.relaxation if mixing is None else mixing.damping,  # of the step just taken
+            "damping": params.relaxation if mixing is None else mixing.damping,  # the relaxation, or the mixing's damping now
             # after a Newton step, the change it made (its point is solved already); else since the last iteration
             "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], velocity) if newton_taken else _relative_change(comm, velocity, previous_u),
             "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},
