@@ -134,7 +134,7 @@ def test_a_stalled_coupled_solve_keeps_its_last_state_and_says_where(study_run, 
     target = tmp_path / "stalled"
     result = vcnn(
         "couple", "--model", out / "vcnn" / "best.pt", "--alpha", "1.125", "--config", config,
-        "--reference", root / "data" / "cases" / "alpha_1.1250", "--anderson", "3", "--anderson-shrink", "0.5", "--out", target, "-q",
+        "--reference", root / "data" / "cases" / "alpha_1.1250", "--anderson-shrink", "0.5", "--out", target, "-q",
     )
     assert_one_line_error(result, "RANS stalled after 3 iterations")
     assert "worst node at x = " in result.stderr and str(target) in result.stderr
@@ -142,7 +142,7 @@ def test_a_stalled_coupled_solve_keeps_its_last_state_and_says_where(study_run, 
     meta = fields.metadata
     assert meta["status"] == "failed" and len(meta["statistics"]["history"]) == 3 and len(meta["worst_nodes"]) == 5
     assert meta["config"]["max_iterations"] == 3 and meta["config"]["alpha"] == 1.125 and meta["blend"] == 0  # what was run
-    assert meta["config"]["anderson_shrink"] == 0.5 and all(0.7 * 0.5**2 <= h["damping"] <= 0.7 for h in meta["statistics"]["history"])
+    assert meta["config"]["anderson_shrink"] == 0.5  # the flag reaches the solve's settings (the loop's use of it: tests/solvers)
     assert np.isfinite(fields["velocity"]).all() and np.isfinite(fields["nu_t"]).all()
     assert (target / "convergence.png").is_file()
 

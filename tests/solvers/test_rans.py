@@ -217,6 +217,31 @@ def test_anderson_mixing_restarts_when_the_residual_jumps():
     assert mixing.restarts == 1 and mixing.damping == 0.7
 
 
+def test_the_loops_mixing_shrinks_its_damping_by_anderson_shrink_at_each_restart():
+    """A closure whose nu_t quadruples at every call: from the second iteration on the residual
+    grows more than twice per step, so the mixing restarts every time; the history's damping
+    falls by `anderson_shrink` each time down to the floor 0.1, or stays with 1."""
+    from dolfinx import fem
+    from solvers.errors import RansFailure
+
+    class Quadrupling:
+        def __init__(self, flow):
+            self.out, self.calls = fem.Function(flow.nu_t.function_space), 0
+
+        def update(self, flow):
+            self.calls += 1
+            self.out.x.array[:] = flow.nu * 4.0**self.calls
+            return {"nu_t": self.out}
+
+    for shrink, expected in ((0.5, [0.7, 0.35, 0.175, 0.1, 0.1]), (1.0, [0.7] * 5)):
+        flow = coarse_flow()
+        with pytest.raises(RansFailure, match="stalled after 5 iterations") as failed:
+            solve_rans(flow, Quadrupling(flow), RansParameters(max_iterations=5, anderson=5, anderson_shrink=shrink))
+        assert [h["damping"] for h in failed.value.history] == pytest.approx(expected)
+    with pytest.raises(SolverError, match="shrink must lie in"):
+        RansParameters(anderson=5, anderson_shrink=0.0)
+
+
 def test_anderson_mixing_reaches_the_same_channel_solution(k_omega):
     plain, _, _ = k_omega
     flow = coarse_flow()
