@@ -164,7 +164,7 @@ def record(solution: RansCaseSolution, fields, stage, figures: bool) -> dict:
 
 def add_settings_arguments(parser, default: str) -> None:
     """The options every RANS flow takes: the turbulence model and the case file."""
-    parser.add_argument("--model", help="turbulence model: one-equation, k-omega or k-epsilon (default from the case file: k-omega)")
+    parser.add_argument("--model", help=f"turbulence model: one-equation, k-omega, k-epsilon or k-omega-sst (default: the model of {default})")
     parser.add_argument("--config", type=Path, default=None, help=f"case file (default {default})")
 
 

@@ -130,3 +130,16 @@ def test_mpirun_two_ranks_agrees_with_serial(serial_run, tmp_path):
         a, b = serial[name], parallel[name]
         rel = np.linalg.norm(a - b) / np.linalg.norm(a)
         assert rel < 1e-8, (name, rel)
+
+
+@pytest.mark.parametrize("flow", ["channel-rans", "hills-rans", "phll-rans"])
+def test_rans_help_names_every_turbulence_model(flow):
+    """`--model`'s help lists what `solvers.models.MODELS` accepts (it is written out, to keep the
+    parser free of the solver imports)."""
+    from cases.cli import parser
+    from solvers.models import MODELS
+
+    solve = parser()._subparsers._group_actions[0].choices["solve"]
+    flow_parser = solve._subparsers._group_actions[0].choices[flow]
+    text = next(action.help for action in flow_parser._actions if action.dest == "model")
+    assert all(name in text for name in MODELS), text
