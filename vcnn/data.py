@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -151,6 +152,17 @@ class CloudBatches:
         arrays = (vectors, scalars, weights, targets, fields.weights[nodes])
         edges = torch.as_tensor(case.graph.edges(clouds)) if self.mesh_graph else None
         return Batch(*(torch.as_tensor(a, dtype=self.dtype) for a in arrays), edges)
+
+
+def built_ahead(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """The same batches in the same order, each built in a background thread while the caller
+    trains on the one before: the cloud search and features (numpy and scipy, which release the
+    GIL for most of their work) overlap the network's step. At most two batches are held."""
+    with ThreadPoolExecutor(1, thread_name_prefix="vcnn-batches") as builder:
+        following = builder.submit(next, batches, None)
+        while (batch := following.result()) is not None:
+            following = builder.submit(next, batches, None)
+            yield batch
 
 
 def flat_targets(fields: MeshFields, nodes: np.ndarray, names: tuple[str, ...], kinds: tuple[str, ...]) -> np.ndarray:

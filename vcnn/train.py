@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from vcnn import checkpoint
 from vcnn.clouds import Shape
-from vcnn.data import Case, CloudBatches, check_targets
+from vcnn.data import Case, CloudBatches, built_ahead, check_targets
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.inference import predict_fields, relative_l2
@@ -205,7 +205,7 @@ class Trainer:
         self.net.train()
         started = time.perf_counter()
         sums = torch.zeros(2, dtype=torch.float64)  # loss x clouds, clouds
-        batches = self.training.epoch(epoch, self.config.seed, self.rank, self.world)
+        batches = built_ahead(self.training.epoch(epoch, self.config.seed, self.rank, self.world))
         bar = tqdm(batches, total=len(self.training), desc=f"epoch {epoch}", disable=not (self.progress and self.lead), leave=False)
         for batch in bar:
             batch = batch.to(self.device)

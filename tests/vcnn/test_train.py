@@ -11,7 +11,7 @@ from scipy.spatial import Delaunay
 from meshes.fields import MeshFields
 from vcnn import checkpoint
 from vcnn.clouds import Ellipse, KNearest
-from vcnn.data import Case, CloudBatches, feature_statistics
+from vcnn.data import Case, CloudBatches, built_ahead, feature_statistics
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.nn import CloudNetConfig, build_model
@@ -190,3 +190,22 @@ def test_batches_per_epoch_takes_a_fresh_random_subset_each_epoch():
     assert np.array_equal(whole, np.sort(np.r_[cases[0].fields["concentration"], cases[1].fields["concentration"]]).astype(np.float32))
     with pytest.raises(VcnnError, match="batches_per_epoch"):
         TrainingConfig(batches_per_epoch=-1)
+
+
+def test_batches_built_ahead_are_the_same_batches_and_errors_still_reach_the_trainer():
+    cases = [synthetic_case("a", 0.3, 0), synthetic_case("b", 0.5, 1)]
+    batches = CloudBatches(cases, Ellipse(), SPEC, ("concentration",), 50, 30)
+    plain, ahead = list(batches.epoch(3, seed=7)), list(built_ahead(batches.epoch(3, seed=7)))
+    assert len(ahead) == len(plain) == 10
+    for a, b in zip(plain, ahead):
+        assert all(torch.equal(x, y) for x, y in zip(a.inputs + (a.targets,), b.inputs + (b.targets,)))
+
+    def failing():
+        yield plain[0]
+        raise VcnnError("a cloud came out empty")
+
+    received = []
+    with pytest.raises(VcnnError, match="empty"):
+        for batch in built_ahead(failing()):
+            received.append(batch)
+    assert len(received) == 1
