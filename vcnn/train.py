@@ -52,6 +52,7 @@ class TrainingConfig:
     seed: int = 0
     device: str = "auto"
     max_minutes: float | None = None  # stop after the epoch that takes the run past this time (resumes included)
+    compile: bool = False  # torch.compile the training step's network: fused kernels, other rounding than eager
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.n_points < 0 or self.batches_per_epoch < 0:
@@ -161,6 +162,8 @@ class Trainer:
         self.device = config.resolved_device()
         model.to(self.device)
         self.net = model if self.world == 1 else torch.nn.parallel.DistributedDataParallel(model)
+        if config.compile:
+            self.net = torch.compile(self.net, dynamic=True)  # batches differ in size; validation stays eager
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config, len(training)))
         self.history: list[dict] = []
