@@ -223,3 +223,10 @@ def test_a_compiled_training_step_learns_the_same_as_eager_and_saves_plain_weigh
     assert errors[True] == pytest.approx(errors[False], rel=1e-4)
     restored, _ = checkpoint.load(tmp_path / "True" / "last.pt")
     assert not any("_orig_mod" in name for name in restored.state_dict())
+
+
+def test_compiling_without_a_cxx_compiler_is_refused_before_training(monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(VcnnError, match="C\\+\\+ compiler"):
+        TrainingConfig(compile=True)
+    TrainingConfig(compile=False)
