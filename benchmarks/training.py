@@ -1,0 +1,47 @@
+"""Training throughput (issue 20): the paper split's training step (cases/hills_transport.toml:
+batches of 512 ellipse clouds of 150 sampled members, the paper-sized network) on one solved
+hills-transport case, timed per batch in one process in three ways, each from the same seed over
+the same batches: batches built in turn (before), built ahead in a background thread (now, the
+default), and built ahead with `[training] compile = true`. The paper split's epoch is 1,023 such
+batches (140 s an epoch on an idle machine before; goal: at most half)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WAYS = {"in_turn": (False, False), "ahead": (True, False), "ahead_compiled": (True, True)}
+"""name -> (batches built ahead, network compiled)"""
+
+
+def training(case: Path, out: Path, batches: int = 60, warm: int = 5) -> dict:
+    import torch
+
+    from cases.study import load_study
+    from vcnn.data import CloudBatches, built_ahead, feature_statistics, load_case
+    from vcnn.nn import build_model
+    from vcnn.train import Trainer
+
+    study = load_study(ROOT / "cases" / "hills_transport.toml")
+    config = study.training
+    data = CloudBatches([load_case(case)], study.shape(), study.features, study.targets, config.batch_size, config.n_points,
+                        batches_per_epoch=warm + batches)
+    result = {"case": case.name, "batches_timed": batches, "threads": torch.get_num_threads()}
+    for name, (ahead, compiled) in WAYS.items():
+        torch.manual_seed(config.seed)
+        model = build_model(study.model_config())
+        model.set_normalization(feature_statistics(data, seed=config.seed))
+        trainer = Trainer(model, data, [], dataclasses.replace(config, compile=compiled, device="cpu"), out / name, progress=False)
+        source = data.epoch(0, config.seed)
+        for i, batch in enumerate(built_ahead(source) if ahead else source):
+            if i == warm:  # after the compilation, if any
+                started = time.perf_counter()
+            trainer.step(batch)
+        result[f"{name}_ms_per_batch"] = 1e3 * (time.perf_counter() - started) / batches
+    for name in WAYS:
+        result[f"{name}_ratio_to_in_turn"] = result[f"{name}_ms_per_batch"] / result["in_turn_ms_per_batch"]
+    print(json.dumps(result), flush=True)
+    return result
