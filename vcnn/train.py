@@ -33,7 +33,7 @@ from vcnn.clouds import Shape
 from vcnn.data import Case, CloudBatches, built_ahead, check_targets
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
-from vcnn.inference import predict_fields, relative_l2
+from vcnn.inference import plan_batches, predict_fields, relative_l2
 from vcnn.nn import CloudNet
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,19 @@ def _from_rank0(value):
     return box[0]
 
 
-def relative_errors(model: CloudNet, cases: list[Case], shape: Shape, spec: FeatureSpec, device) -> dict:
-    """{case: {target: node-weighted relative L2 error}} with full clouds."""
-    return {
-        case.name: relative_l2(case.fields, predict_fields(model, case.fields, shape, spec, case.periods, device=device))
-        for case in cases
-    }
+def relative_errors(model: CloudNet, cases: list[Case], shape: Shape, spec: FeatureSpec, device, plans: dict | None = None) -> dict:
+    """{case: {target: node-weighted relative L2 error}} with full clouds. `plans` keeps the clouds
+    of each of these cases (`plan_batches`, by position) from one call to the next: a case's fields
+    do not change, so neither do its clouds, and every epoch's validation would search them again."""
+    errors = {}
+    for k, case in enumerate(cases):
+        batches = None
+        if plans is not None:
+            if k not in plans:
+                plans[k] = plan_batches(model, case.fields.points, case.index, shape, case.fields[spec.velocity_field])
+            batches = plans[k]
+        errors[case.name] = relative_l2(case.fields, predict_fields(model, case.fields, shape, spec, case.periods, device=device, batches=batches))
+    return errors
 
 
 def mean_error(errors: dict) -> float:
@@ -170,6 +177,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config, len(training)))
         self.history: list[dict] = []
+        self.plans: dict = {}  # the validation cases' clouds, searched at the first validation
         self.best, self.since_best, self.start_epoch = math.inf, 0, 0
         self.extra = dict(extra or {}, training=dataclasses.asdict(config), world_size=self.world)
 
@@ -220,7 +228,7 @@ class Trainer:
         if self.world > 1:
             torch.distributed.all_reduce(sums)
         training = self.training
-        errors = _from_rank0(relative_errors(self.model, self.validation, training.shape, training.spec, self.device) if self.lead else None)
+        errors = _from_rank0(relative_errors(self.model, self.validation, training.shape, training.spec, self.device, self.plans) if self.lead else None)
         record = {
             "epoch": epoch,
             "train_loss": float(sums[0] / sums[1]),

@@ -16,7 +16,7 @@ from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.nn import CloudNetConfig, build_model
 from vcnn.nn.cloud_nets import VectorCloudNet
-from vcnn.train import TrainingConfig, lr_factor, train
+from vcnn.train import TrainingConfig, lr_factor, relative_errors, train
 
 SPEC = FeatureSpec(scalars=("strain_rate", "speed", "proximity", "upwind_proximity"))
 
@@ -230,3 +230,14 @@ def test_compiling_without_a_cxx_compiler_is_refused_before_training(monkeypatch
     with pytest.raises(VcnnError, match="C\\+\\+ compiler"):
         TrainingConfig(compile=True)
     TrainingConfig(compile=False)
+
+
+def test_validation_keeps_each_case_s_clouds_and_gives_the_same_errors(monkeypatch):
+    model, training, validation, _ = setup(1)
+    cases = validation + [synthetic_case("w", 0.2, 3)]
+    plans = {}
+    kept = relative_errors(model, cases, training.shape, training.spec, "cpu", plans)
+    assert kept == relative_errors(model, cases, training.shape, training.spec, "cpu")
+    assert sorted(plans) == [0, 1]
+    monkeypatch.setattr("vcnn.train.plan_batches", lambda *args, **kwargs: pytest.fail("the clouds were searched again"))
+    assert relative_errors(model, cases, training.shape, training.spec, "cpu", plans) == kept
