@@ -59,3 +59,9 @@ def training(case: Path, out: Path, batches: int = 60, warm: int = 5, rounds: in
         result[f"{name}_ratio_to_in_turn"] = result[f"{name}_paper_epoch_s"] / result["in_turn_paper_epoch_s"]
     print(json.dumps(result), flush=True)
     return result
+
+
+if __name__ == "__main__":  # `python -m benchmarks.training CASE OUT`: in a process of its own (torch.compile's state)
+    import sys
+
+    training(Path(sys.argv[1]), Path(sys.argv[2]))
