@@ -66,7 +66,7 @@ class TrainingConfig:
             raise VcnnError(f"warmup must be at least 0 and fewer than the {self.epochs} epochs, got {self.warmup}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise VcnnError(f"max_minutes must be positive, got {self.max_minutes}")
-        if self.compile and not any(shutil.which(cxx) for cxx in (os.environ.get("CXX", "g++"), "g++", "clang++")):
+        if self.compile and not any(shutil.which(cxx) for cxx in filter(None, (os.environ.get("CXX"), "g++", "clang++"))):
             raise VcnnError("compile = true needs a C++ compiler (g++ or clang++, or $CXX) on the PATH: install one or set compile = false")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise VcnnError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")

@@ -215,14 +215,18 @@ def test_batches_built_ahead_are_the_same_batches_and_errors_still_reach_the_tra
 
 
 def compiled_and_eager_errors(out: str) -> str:
-    """The validation errors of 2 epochs, eager and compiled, as JSON (run in a process of its own)."""
-    errors = {}
+    """The validation errors of 2 epochs, eager and compiled, and the graphs torch.compile had
+    compiled after each, as JSON (run in a process of its own)."""
+    from torch._dynamo.utils import counters
+
+    errors, graphs = {}, {}
     for compiled in (False, True):
         model, training, validation, config = setup(2)
         config = dataclasses.replace(config, compile=compiled)
         history = train(model, training, validation, config, Path(out) / str(compiled), progress=False)
         errors[str(compiled)] = [h["validation_rel_l2"] for h in history]
-    return json.dumps(errors)
+        graphs[str(compiled)] = counters["stats"]["unique_graphs"]
+    return json.dumps({"errors": errors, "graphs": graphs})
 
 
 def test_a_compiled_training_step_learns_the_same_as_eager_and_saves_plain_weights(tmp_path):
@@ -233,8 +237,9 @@ def test_a_compiled_training_step_learns_the_same_as_eager_and_saves_plain_weigh
     code = f"from tests.vcnn.test_train import compiled_and_eager_errors as run; print(run({str(tmp_path)!r}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    errors = json.loads(done.stdout.splitlines()[-1])
-    assert errors["True"] == pytest.approx(errors["False"], rel=1e-4)
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["graphs"]["False"] == 0 and found["graphs"]["True"] > 0  # the eager run compiled nothing; this one did
+    assert found["errors"]["True"] == pytest.approx(found["errors"]["False"], rel=1e-4)
     restored, _ = checkpoint.load(tmp_path / "True" / "last.pt")
     assert not any("_orig_mod" in name for name in restored.state_dict())
 
