@@ -16,7 +16,7 @@ _API = {
     # networks
     "CloudNetConfig": "vcnn.nn", "CloudNet": "vcnn.nn", "NETWORKS": "vcnn.nn", "build_model": "vcnn.nn", "register": "vcnn.nn",
     # data and training
-    "Case": "vcnn.data", "load_case": "vcnn.data", "CloudBatches": "vcnn.data", "feature_statistics": "vcnn.data",
+    "Case": "vcnn.data", "load_case": "vcnn.data", "CloudBatches": "vcnn.data", "GraphBatches": "vcnn.data", "feature_statistics": "vcnn.data",
     "TrainingConfig": "vcnn.train", "Trainer": "vcnn.train", "train": "vcnn.train",
     # checkpoints, inference, symmetry, closures
     "save": "vcnn.checkpoint", "load": "vcnn.checkpoint", "load_trained": "vcnn.checkpoint", "Trained": "vcnn.checkpoint",

@@ -170,9 +170,9 @@ class NeuralClosure:
     def reach(self) -> float | None:
         """How far from a node the inputs of its output lie: a process that evaluates its own nodes
         needs the nodes of others this close (its halo). None where that is not bounded (k nearest,
-        ellipses that grow with the speed) or the network needs the whole mesh (mesh graphs, the
-        stress basis's gradients)."""
-        local = isinstance(self.shape, Ball) and self.model.config.graph != "mesh" and self.stress != BASIS
+        ellipses that grow with the speed) or the network needs the whole mesh (mesh graphs, whole-mesh
+        networks, the stress basis's gradients)."""
+        local = isinstance(self.shape, Ball) and self.model.config.graph != "mesh" and not self.model.whole_mesh and self.stress != BASIS
         return self.shape.radius if local else None
 
     def index(self, fields: MeshFields) -> NodeIndex:

@@ -129,6 +129,11 @@ class Clouds:
         """(M,) the cloud each member belongs to."""
         return np.repeat(np.arange(len(self)), self.sizes)
 
+    def edges(self) -> np.ndarray:
+        """(2, M) the clouds as a graph's edges: (member node, cloud) pairs, PyG's (source, target)
+        order. With a cloud around every node, in node order, the graph of the neighbourhoods."""
+        return np.stack([self.members, self.owner()])
+
     def sample(self, n: int, rng: np.random.Generator) -> "Clouds":
         """n members per cloud, drawn without replacement (with replacement for smaller clouds)."""
         if n < 1:

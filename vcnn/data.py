@@ -2,7 +2,8 @@
 
 Clouds are never materialised for a whole dataset: each batch takes a shuffled block of query
 nodes of one case, builds their clouds with that case's KD-tree (built once) and samples a fixed
-number of members per cloud (fresh samples every epoch).
+number of members per cloud (fresh samples every epoch). Whole-mesh networks train on whole
+cases instead (`GraphBatches`: one batch a case, built once).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from meshes.errors import MeshError
 from meshes.fields import MeshFields
 from vcnn.clouds import MeshGraph, NodeIndex, Shape
 from vcnn.errors import VcnnError
-from vcnn.features import FeatureSpec, cloud_features, pad
+from vcnn.features import FeatureSpec, cloud_features, flat, pad
 
 
 @dataclasses.dataclass
@@ -72,12 +73,12 @@ def check_targets(cases: list[Case], targets: tuple[str, ...], kinds: tuple[str,
 
 @dataclasses.dataclass
 class Batch:
-    vectors: torch.Tensor  # (B, n, k, dim)
-    scalars: torch.Tensor  # (B, n, f)
-    weights: torch.Tensor  # (B, n)
-    targets: torch.Tensor  # (B, width): flat, in the layout of `CloudNetConfig.layout`
-    node_weights: torch.Tensor  # (B,) for integral-weighted losses and errors
-    edges: torch.Tensor | None = None  # (2, E) mesh edges among the members (MeshGraph.edges), if asked for
+    vectors: torch.Tensor  # (B, n, k, dim); a whole case (GraphBatches): (E, k, dim), one row per edge
+    scalars: torch.Tensor  # (B, n, f); (E, f)
+    weights: torch.Tensor  # (B, n); (E,)
+    targets: torch.Tensor  # (B, width): flat, in the layout of `CloudNetConfig.layout`; (N, width)
+    node_weights: torch.Tensor  # (B,) for integral-weighted losses and errors; (N,)
+    edges: torch.Tensor | None = None  # (2, E) mesh edges among the members (MeshGraph.edges), if asked for; the case's edges
 
     @property
     def inputs(self) -> tuple[torch.Tensor, ...]:
@@ -154,6 +155,35 @@ class CloudBatches:
         return Batch(*(torch.as_tensor(a, dtype=self.dtype) for a in arrays), edges)
 
 
+class GraphBatches(CloudBatches):
+    """Whole cases as batches, for whole-mesh networks (`vcnn.nn.whole_mesh`): one batch a case,
+    the neighbourhood (cloud) of every node in node order, flat, with its edge index, in a shuffled
+    order of cases every epoch. A case's features do not change, so each is built once and kept."""
+
+    def __init__(self, cases: list[Case], shape: Shape, spec: FeatureSpec, targets: tuple[str, ...], dtype: torch.dtype = torch.float32):
+        super().__init__(cases, shape, spec, targets, batch_size=1, n_points=None, dtype=dtype)
+        self.built: dict[int, Batch] = {}
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def epoch(self, number: int, seed: int = 0, rank: int = 0, world: int = 1) -> Iterator[Batch]:
+        if world > 1:
+            raise VcnnError("a whole-mesh network trains in one process: its batch is a whole case")
+        for k in np.random.default_rng([seed, number]).permutation(len(self.cases)):
+            if k not in self.built:
+                self.built[k] = self.graph(self.cases[k])
+            yield self.built[k]
+
+    def graph(self, case: Case) -> Batch:
+        fields = case.fields
+        velocity = fields[self.spec.velocity_field]
+        clouds = case.index.clouds(fields.points, self.shape, velocity)
+        nodes = np.arange(fields.num_nodes)
+        arrays = flat(cloud_features(fields, clouds, velocity, self.spec)) + (flat_targets(fields, nodes, self.targets, self.target_kinds), fields.weights)
+        return Batch(*(torch.as_tensor(a, dtype=self.dtype) for a in arrays), torch.as_tensor(clouds.edges()))
+
+
 def built_ahead(batches: Iterator[Batch]) -> Iterator[Batch]:
     """The same batches in the same order, each built in a background thread while the caller
     trains on the one before: the cloud search and features (numpy and scipy, which release the
@@ -181,10 +211,10 @@ def feature_statistics(batches: CloudBatches, max_batches: int = 20, seed: int =
     for i, batch in enumerate(batches.epoch(0, seed)):
         if i == max_batches:
             break
-        w = batch.weights.double()[..., None]
-        s = batch.scalars.double()
-        scalar_sum = scalar_sum + (w * s).sum(dim=(0, 1))
-        scalar_sq = scalar_sq + (w * s**2).sum(dim=(0, 1))
+        w = batch.weights.double().reshape(-1, 1)  # clouds (B, n) or a whole mesh's edges (E,)
+        s = batch.scalars.double().reshape(len(w), -1)
+        scalar_sum = scalar_sum + (w * s).sum(dim=0)
+        scalar_sq = scalar_sq + (w * s**2).sum(dim=0)
         weight_sum = weight_sum + w.sum()
         targets.append(batch.targets.double())
     mean_s = scalar_sum / weight_sum

@@ -115,6 +115,12 @@ def cloud_features(fields: MeshFields, clouds: Clouds, query_velocity: np.ndarra
     )
 
 
+def flat(features: CloudFeatures, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(M, k, dim) vectors, (M, f) scalars and (M,) weights of `dtype`, one row per member: the
+    edges of a whole-mesh network, whose clouds are the nodes' neighbourhoods."""
+    return tuple(a.astype(dtype, copy=False) for a in (features.vectors, features.scalars, features.weights))
+
+
 def pad(features: CloudFeatures, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dense (Q, n_max, ...) arrays of `dtype` for a batch of clouds; padding has weight 0."""
     sizes = np.diff(features.offsets)

@@ -4,6 +4,7 @@ The work splits into a plan (`plan_batches`: the clouds of every node, grouped i
 clouds of similar size) and its evaluation (`predict_fields`: features, padding, the network).
 Grouping by size keeps the padding small: on the hills (ball clouds of 27 to 232 members) one
 batch of every node padded to the largest cloud spends a third of the network's work on padding.
+A whole-mesh network (`vcnn.nn.whole_mesh`) is one batch: the neighbourhood of every node, flat.
 When the members do not depend on the flow (`shape.follows_flow` false: balls, k nearest), one
 plan serves every call on the same mesh (`vcnn.closure.NeuralClosure` keeps it): only the
 features are computed again.
@@ -19,7 +20,8 @@ import torch
 
 from meshes.fields import MeshFields
 from vcnn.clouds import Clouds, MeshGraph, NodeIndex, Shape
-from vcnn.features import FeatureSpec, cloud_features, pad
+from vcnn.errors import VcnnError
+from vcnn.features import FeatureSpec, cloud_features, flat, pad
 
 GROUP = 256
 """Clouds per network call at most: few enough that sorted sizes differ little within a batch."""
@@ -49,6 +51,10 @@ def plan_batches(
     size and cut into batches of at most `group` clouds whose largest intermediate tensor in
     `model` stays within `max_elements` (pairwise networks on large clouds). `velocity` (N, dim)
     orients ellipse clouds."""
+    if model.whole_mesh:  # one graph: every node's neighbourhood, in node order
+        if queries is not None and not np.array_equal(queries, np.arange(len(points))):
+            raise VcnnError("a whole-mesh network predicts every node of a mesh at once: it cannot evaluate a subset of nodes")
+        return [Batch(np.arange(len(points)), index.clouds(points, shape, velocity))]
     queries = np.arange(len(points)) if queries is None else np.asarray(queries, dtype=np.int64)
     batches = []
     for start in range(0, len(queries), batch_size):
@@ -105,7 +111,8 @@ def predict_fields(
     with torch.inference_mode():
         for batch in batches:
             tic = time.perf_counter()
-            arrays = pad(cloud_features(fields, batch.clouds, velocity[batch.nodes], spec), precision)
+            features = cloud_features(fields, batch.clouds, velocity[batch.nodes], spec)
+            arrays = flat(features, precision) + (batch.clouds.edges(),) if model.whole_mesh else pad(features, precision)
             inputs = [torch.as_tensor(a, device=device) for a in arrays]
             inputs += [] if graph is None else [torch.as_tensor(graph.edges(batch.clouds), device=device)]
             toc = time.perf_counter()

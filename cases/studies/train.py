@@ -82,20 +82,24 @@ def _network(study: Study):
     """(the study's network, initialised and normalised from its seed; its training batches)."""
     import torch
 
-    from vcnn.data import CloudBatches, feature_statistics
-    from vcnn.nn import build_model
+    from vcnn.data import CloudBatches, GraphBatches, feature_statistics
+    from vcnn.nn import NETWORKS, build_model
 
     config, model_config = study.training, study.model_config()
-    training = CloudBatches(
-        load_cases(study.dataset, study.train),
-        study.shape(),
-        study.features,
-        study.targets,
-        config.batch_size,
-        config.n_points or None,
-        mesh_graph=model_config.graph == "mesh",
-        batches_per_epoch=config.batches_per_epoch,
-    )
+    cases = load_cases(study.dataset, study.train)
+    if NETWORKS[model_config.kind].whole_mesh:  # a whole case a batch: batch size and sampling do not apply
+        training = GraphBatches(cases, study.shape(), study.features, study.targets)
+    else:
+        training = CloudBatches(
+            cases,
+            study.shape(),
+            study.features,
+            study.targets,
+            config.batch_size,
+            config.n_points or None,
+            mesh_graph=model_config.graph == "mesh",
+            batches_per_epoch=config.batches_per_epoch,
+        )
     torch.manual_seed(config.seed)
     model = build_model(model_config)
     model.set_normalization(feature_statistics(training, seed=config.seed))

@@ -302,3 +302,23 @@ def test_a_training_says_what_stopped_it():
     assert stopped_by(history([5, 4, 3, 2, 1, 1, 1, 1, 1, 1]), config) == "epochs"
     assert stopped_by(history([5, 1, 2, 2, 2]), config) == "patience"
     assert stopped_by(history([5, 4, 3]), config) == "max_minutes"
+
+
+def test_a_whole_mesh_network_through_train_evaluate_and_check_invariance(trained, tmp_path):
+    """The whole-mesh operator goes through the same commands: trained one case a batch (2 cases,
+    2 steps an epoch), evaluated (turned too) and checked on whole fields."""
+    study_dir, _, _ = trained
+    run = tmp_path / "whole"
+    result = vcnn("train", write_study(study_dir, name="whole", kind="whole_mesh"), "--out", run, "-q")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["epochs"] == 2 and 0 < summary["best_validation_rel_l2"] < 1
+    result = vcnn("evaluate", "--model", run / "best.pt", "--data", study_dir / "data", "--values", "0.8", "--rotate", 90, "--out", tmp_path / "eval")
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    error = evaluation["relative_l2"]["alpha_0.8000"]["concentration"]
+    assert error == pytest.approx(summary["best_validation_rel_l2"], rel=1e-6)
+    assert evaluation["rotated_relative_l2"]["alpha_0.8000"]["concentration"] == pytest.approx(error, rel=1e-5)
+    check = vcnn("check-invariance", "--model", run / "best.pt", "--fields", study_dir / "data/cases/alpha_1.0000", "--trials", 1, "--json", tmp_path / "inv.json")
+    assert check.returncode == 0, check.stderr
+    assert max(json.loads((tmp_path / "inv.json").read_text())["worst_relative_deviation"].values()) < 1e-10

@@ -5,7 +5,8 @@ All networks take the same inputs (member vectors, scalars and quadrature weight
 and return one flat (B, width) tensor; `CloudNetConfig.layout` says which columns hold which
 output. Outputs are scalars (invariant), vectors (v -> R v) or symmetric tensors (T -> R T R^T),
 each named with its kind. The networks themselves: `vcnn.nn.cloud_nets` (vector-cloud, local MLP,
-raw-coordinate baseline) and `vcnn.nn.graph_nets` (pairwise networks), registered by name.
+raw-coordinate baseline), `vcnn.nn.graph_nets` (pairwise networks) and `vcnn.nn.whole_mesh` (one
+graph over a whole case, whose "clouds" are the nodes' neighbourhoods, flat), registered by name.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class CloudNet(nn.Module):
     invariant_to: tuple[str, ...] = ALL_TRANSFORMS
     output_kinds: tuple[str, ...] = ("scalar",)  # the kinds of output the network can make
     pairwise: bool = False  # messages between members: may run on the mesh graph (`graph = "mesh"`)
+    whole_mesh: bool = False  # one graph over every node of a case (`vcnn.nn.whole_mesh`), not a cloud per node
 
     def __init__(self, config: CloudNetConfig):
         super().__init__()

@@ -28,7 +28,7 @@ from torch import nn
 
 from vcnn.nn.base import CloudNet, CloudNetConfig
 from vcnn.nn.layers import ACTIVATIONS, mlp
-from vcnn.nn.message_passing import EquivariantConv, KernelConv, cloud_edges, edges_per_cloud, pair_weights
+from vcnn.nn.message_passing import EquivariantMessages, KernelConv, cloud_edges, edges_per_cloud, pair_weights
 from vcnn.nn.registry import register
 
 
@@ -97,7 +97,7 @@ class RawGraphKernelNet(GraphKernelNet):
 
 
 @register("message_passing")
-class MessagePassingNet(PairwiseNet):
+class MessagePassingNet(EquivariantMessages, PairwiseNet):
     """Equivariant message passing on the cloud or mesh graph (PaiNN-style scalar and vector channels)."""
 
     output_kinds = ("scalar", "vector")
@@ -107,16 +107,7 @@ class MessagePassingNet(PairwiseNet):
         f, k, h = config.n_scalars, config.n_vectors, config.embedding[-1]
         self.lift = mlp((f,) + config.embedding, config.activation, last_activation=True)
         self.lift_vectors = nn.Linear(k, h, bias=False)
-        edge_in = k * k + k  # Q_i Q_j^T and |Q_j - Q_i| per vector feature
-        self.filters = nn.ModuleList(mlp((edge_in,) + config.kernel + ((2 + k) * h,), config.activation, False) for _ in range(config.graph_layers))
-        self.node_nets = nn.ModuleList(mlp((h, h, (2 + k) * h), config.activation, False) for _ in range(config.graph_layers))
-        self.mix = nn.ModuleList(nn.Linear(h, 2 * h, bias=False) for _ in range(config.graph_layers))
-        self.gates = nn.ModuleList(mlp((2 * h, h, 3 * h), config.activation, False) for _ in range(config.graph_layers))
-        if config.names("scalar"):
-            self.fit = mlp((h,) + config.fitting + (len(config.names("scalar")),), config.activation, False)
-        if config.names("vector"):
-            self.vector_gate = nn.Linear(h, h * len(config.names("vector")))
-        self.conv = EquivariantConv()
+        self.layers(config, edge_in=k * k + k)  # Q_i Q_j^T and |Q_j - Q_i| per vector feature
 
     def elements_per_cloud(self, n: int) -> int:
         return self.edges_per_cloud(n) * (2 + self.config.n_vectors) * self.config.embedding[-1]
@@ -131,13 +122,7 @@ class MessagePassingNet(PairwiseNet):
         q = vectors.reshape(batch * n, k, dim)
         difference = q[source] - q[target]  # (E, k, dim): Q_j - Q_i
         features = torch.cat([(q[target] @ q[source].transpose(1, 2)).reshape(len(target), -1), difference.norm(dim=-1)], dim=1)
-        for filters, node_net, mix, gate in zip(self.filters, self.node_nets, self.mix, self.gates):
-            ds, dv = self.conv(s, v, edge_index, filters(features), node_net(s), difference, pair)
-            s, v = s + ds, v + dv
-            uv, wv = mix(v.transpose(1, 2)).transpose(1, 2).split([h, h], dim=1)  # (B n, h, dim) each
-            a_vv, a_sv, a_ss = gate(torch.cat([s, wv.norm(dim=-1)], dim=-1)).split([h, h, h], dim=-1)
-            v = v + a_vv[..., None] * uv
-            s = s + a_sv * (uv * wv).sum(-1) + a_ss
+        s, v = self.messages(s, v, edge_index, features, difference, pair)
         s, v = s.reshape(batch, n, h), v.reshape(batch, n, h, dim)
         parts = []
         if self.config.names("scalar"):

@@ -14,10 +14,12 @@ layers) and hand the operators the edge and node tensors the weights make.
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter
 
 from vcnn.nn.base import ModelError
+from vcnn.nn.layers import mlp
 
 MESH_DEGREE = 32  # an upper estimate of a node's mesh neighbours, itself included (2-D and 3-D simplices)
 
@@ -103,3 +105,35 @@ class EquivariantConv(MessagePassing):
         a, b, c = (filters * gates_j).split([h, h, filters.shape[1] - 2 * h], dim=1)
         dv = b[:, :, None] * v_j + c.reshape(edges, h, -1) @ difference
         return torch.cat([a, dv.reshape(edges, -1)], dim=1) * pair[:, None]
+
+
+class EquivariantMessages:
+    """The layers of a PaiNN-style network (mixed into an `nn.Module`): `layers` makes them,
+    `messages` runs them. Each layer sums `EquivariantConv` messages, then a gated update mixes the
+    vector channels and feeds their dot products and lengths back into the scalars."""
+
+    def layers(self, config, edge_in: int) -> None:
+        """Filters from `edge_in` invariant edge features, node gates, vector mixing and update gates."""
+        k, h, layers = config.n_vectors, config.embedding[-1], config.graph_layers
+        self.filters = nn.ModuleList(mlp((edge_in,) + config.kernel + ((2 + k) * h,), config.activation, False) for _ in range(layers))
+        self.node_nets = nn.ModuleList(mlp((h, h, (2 + k) * h), config.activation, False) for _ in range(layers))
+        self.mix = nn.ModuleList(nn.Linear(h, 2 * h, bias=False) for _ in range(layers))
+        self.gates = nn.ModuleList(mlp((2 * h, h, 3 * h), config.activation, False) for _ in range(layers))
+        if config.names("scalar"):
+            self.fit = mlp((h,) + config.fitting + (len(config.names("scalar")),), config.activation, False)
+        if config.names("vector"):
+            self.vector_gate = nn.Linear(h, h * len(config.names("vector")))
+        self.conv = EquivariantConv()
+
+    def messages(self, s, v, edge_index, features, difference, pair) -> tuple[torch.Tensor, torch.Tensor]:
+        """s (N, h), v (N, h, dim) after every layer; `features` (E, edge_in) invariant,
+        `difference` (E, k, dim) the edge vectors, `pair` (E,) the message weights."""
+        h = s.shape[-1]
+        for filters, node_net, mix, gate in zip(self.filters, self.node_nets, self.mix, self.gates):
+            ds, dv = self.conv(s, v, edge_index, filters(features), node_net(s), difference, pair)
+            s, v = s + ds, v + dv
+            uv, wv = mix(v.transpose(1, 2)).transpose(1, 2).split([h, h], dim=1)  # (N, h, dim) each
+            a_vv, a_sv, a_ss = gate(torch.cat([s, wv.norm(dim=-1)], dim=-1)).split([h, h, h], dim=-1)
+            v = v + a_vv[..., None] * uv
+            s = s + a_sv * (uv * wv).sum(-1) + a_ss
+        return s, v
