@@ -48,9 +48,6 @@ class WholeMeshNet(EquivariantMessages, CloudNet):
         declared["inputs"]["edges"] = "scalar"  # (2, E) node numbers, renumbered with the nodes
         return declared
 
-    def elements_per_cloud(self, n: int) -> int:
-        return n * (2 + self.config.n_vectors) * self.config.embedding[-1]
-
     def forward(self, vectors: torch.Tensor, scalars: torch.Tensor, weights: torch.Tensor, edges: torch.Tensor | None = None) -> torch.Tensor:
         if edges is None or vectors.dim() != 3 or edges.shape != (2, len(vectors)):
             raise ModelError("a whole_mesh network takes flat edge rows: vectors (E, k, dim), scalars (E, f), weights (E,) and edges (2, E)")
