@@ -28,21 +28,30 @@ from meshes.fields import VTU_NAME, WEIGHT_NAME
 EXIT_REFUSED = 3
 """The drawing process's exit code for refused input (2 is Python's own for a bad command line)."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DRAWN = "vcnn_drawn"
+"""The name under which the drawn values ride along when a window cuts the mesh."""
 WIDTH = 1200
 """Pixels along the longer side of a 2-D mesh."""
 MARGIN, TITLE, BAR = 40, 60, 230
 """Pixels around a 2-D mesh, above it for the title, and right of it for the colour bar."""
 
 
-def show(source, field: str | None = None, out=None, streamlines: bool = False, compare=None, timeout: float = 600) -> dict:
+def show(source, field: str | None = None, out=None, streamlines: bool = False, compare=None, against: str | None = None,
+         window=None, title: str | None = None, timeout: float = 600) -> dict:
     """Draw `field` of `source` (a run directory holding fields.vtu, or a mesh file) into a PNG,
-    or with `compare` (a second directory or file on the same mesh) the error map |source - compare|.
-    Returns what the drawing process reports: input, field, out, range (of the values drawn), arrays."""
+    or with `compare` (a second directory or file on the same mesh) the error map |source - compare|,
+    or with `against` (another array of the same file, e.g. a prediction) three panels: `field`,
+    `against` on the same colour scale, and `against - field`. `window` ((xmin, xmax), (ymin, ymax))
+    draws the cells inside it only; `title` heads the picture. Returns what the drawing process
+    reports: input, field, out, range (of the values drawn), arrays."""
     source = mesh_file(source)
     compare = None if compare is None else mesh_file(compare)
     if out is not None:
         check_png(out)
-    command = [sys.executable, "-m", "cases.show", str(source), *_options(field=field, out=out, compare=compare)]
+    if compare is not None and against is not None:
+        raise CaseError("draw either the error map against another file (--compare) or against another array (--against), not both")
+    box = None if window is None else ",".join(f"{float(v):.17g}" for pair in window for v in pair)
+    command = [sys.executable, "-m", "cases.show", str(source), *_options(field=field, out=out, compare=compare, against=against, window=box, title=title)]
     command += ["--streamlines"] if streamlines else []
     root = str(Path(__file__).resolve().parents[1])  # this checkout's packages, not another installed copy
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
@@ -84,7 +93,8 @@ def check_png(out) -> Path:
 # --- the drawing process ---------------------------------------------------------------------
 
 
-def draw(source: Path, field: str | None = None, out: Path | None = None, streamlines: bool = False, compare: Path | None = None) -> dict:
+def draw(source: Path, field: str | None = None, out: Path | None = None, streamlines: bool = False, compare: Path | None = None,
+         against: str | None = None, window: tuple | None = None, title: str | None = None) -> dict:
     """Read, check, then render off-screen (in a process without FEniCSx; see the module docstring)."""
     mesh = _read(source)
     arrays = _arrays(mesh)
@@ -93,13 +103,46 @@ def draw(source: Path, field: str | None = None, out: Path | None = None, stream
     label = f"{field} (magnitude)" if values is not arrays[field] else field  # VTK's text drops "|"
     if compare is not None:
         values, label = _difference(mesh, source, field, _read(compare), compare), f"{field}: size of the difference to {_run_name(compare)}"
+    if against is not None and (arrays[_field(arrays, against, source)].shape != arrays[field].shape or arrays[field].ndim > 1):
+        raise CaseError(f"--against compares two scalar arrays of one shape; {field!r} and {against!r} of {source} are not")
     if streamlines and not _planar_vector(mesh, arrays[field]):
         raise CaseError(f"--streamlines needs a vector field on a flat 2-D mesh; {field!r} of {source} is not")
     out = check_png(out or _default_out(source, field, compare is not None))
-    _render(mesh, values, label, out, streamlines_of=field if streamlines else None, error_map=compare is not None)
+    if window is not None:
+        mesh, values = _clip(mesh, values, window, source)
+    if against is None:
+        pictures = [_picture(mesh, values, title or label, "magma" if compare is not None else "viridis", None, field if streamlines else None)]
+    else:
+        reference, predicted = (np.asarray(mesh.point_data[name] if name in mesh.point_data else mesh.cell_data[name], dtype=float) for name in (field, against))
+        values = predicted - reference
+        limits = (min(reference.min(), predicted.min()), max(reference.max(), predicted.max()))
+        bound = float(np.abs(values).max()) or 1.0
+        pictures = [
+            _picture(mesh, reference, f"{title}: {field}" if title else field, "viridis", limits),
+            _picture(mesh, predicted, against, "viridis", limits),
+            _picture(mesh, values, f"{against} - {field}", "RdBu_r", (-bound, bound)),
+        ]
+    _write_png(np.vstack(pictures), out)
     finite = values[np.isfinite(values)]
     span = [float(finite.min()), float(finite.max())] if finite.size else None
     return {"input": str(source), "field": field, "out": str(out), "range": span, "arrays": list(arrays)}
+
+
+def _clip(mesh, values: np.ndarray, window: tuple, source: Path) -> tuple:
+    """The cells whose centres lie in `window` ((xmin, xmax), (ymin, ymax)), and `values` on them."""
+    (xmin, xmax), (ymin, ymax) = window
+    x, y = mesh.cell_centers().points[:, :2].T
+    keep = np.flatnonzero((x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax))
+    if not keep.size:
+        raise CaseError(f"no cell of {source} lies in the window x {xmin:g}..{xmax:g}, y {ymin:g}..{ymax:g}")
+    mesh = mesh.copy()
+    on_points = len(values) == mesh.n_points
+    (mesh.point_data if on_points else mesh.cell_data)[DRAWN] = values
+    part = mesh.extract_cells(keep)
+    data = part.point_data if on_points else part.cell_data
+    values = np.asarray(data[DRAWN])
+    data.remove(DRAWN)
+    return part, values
 
 
 def _read(path: Path):
@@ -182,9 +225,10 @@ def _planar_vector(mesh, values: np.ndarray) -> bool:
     return _flat(mesh) and values.ndim == 2 and values.shape[1] in (2, 3) and len(values) == mesh.n_points
 
 
-def _render(mesh, values: np.ndarray, label: str, out: Path, streamlines_of: str | None, error_map: bool) -> None:
-    """Colour the mesh by `values` (no lighting on 2-D meshes: the colour map's own colours),
-    optionally with streamlines, and write the PNG under a temporary name first."""
+def _picture(mesh, values: np.ndarray, label: str, cmap: str, limits: tuple | None = None, streamlines_of: str | None = None) -> np.ndarray:
+    """The mesh coloured by `values` (no lighting on 2-D meshes: the colour map's own colours), on
+    the colour scale `limits` (default: the values' range), optionally with streamlines, as an
+    RGB image."""
     import pyvista
 
     mesh = mesh.copy()
@@ -198,7 +242,7 @@ def _render(mesh, values: np.ndarray, label: str, out: Path, streamlines_of: str
         width, height = plotter.window_size
         bar.update(position_x=(width - BAR + 20) / width, position_y=MARGIN / height, height=(height - 2 * MARGIN - TITLE) / height, width=60 / width)
     plotter.add_mesh(
-        mesh, scalars=label, preference="point" if on_points else "cell", cmap="magma" if error_map else "viridis",
+        mesh, scalars=label, preference="point" if on_points else "cell", cmap=cmap, clim=limits,
         lighting=not flat, nan_color="lightgrey", scalar_bar_args=bar,
     )
     if streamlines_of is not None:
@@ -208,14 +252,23 @@ def _render(mesh, values: np.ndarray, label: str, out: Path, streamlines_of: str
         _camera_2d(plotter, mesh)
     else:
         plotter.view_isometric()
+    try:
+        return plotter.screenshot(return_img=True)
+    finally:
+        plotter.close()
+
+
+def _write_png(image: np.ndarray, out: Path) -> None:
+    """Write the RGB image as a PNG under a temporary name first."""
+    from PIL import Image
+
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".png")
     os.close(fd)
     try:
-        plotter.screenshot(tmp)
+        Image.fromarray(image).save(tmp, format="PNG")
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     finally:
-        plotter.close()
         Path(tmp).unlink(missing_ok=True)
 
 
@@ -291,10 +344,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--streamlines", action="store_true")
     parser.add_argument("--compare", type=Path)
+    parser.add_argument("--against")
+    parser.add_argument("--window", help="xmin,xmax,ymin,ymax")
+    parser.add_argument("--title")
     args = parser.parse_args(argv)
     try:
         compare = None if args.compare is None else mesh_file(args.compare)
-        report = draw(mesh_file(args.source), args.field, args.out, args.streamlines, compare)
+        window = None if args.window is None else np.array(args.window.split(","), dtype=float).reshape(2, 2)
+        report = draw(mesh_file(args.source), args.field, args.out, args.streamlines, compare, args.against, window, args.title)
     except CaseError as err:
         print(json.dumps({"error": str(err)}))
         return EXIT_REFUSED

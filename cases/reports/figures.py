@@ -1,11 +1,14 @@
 """Off-screen PNG figures of fields on the mesh, written atomically.
 
-matplotlib's Agg backend draws triangulated fields without an OpenGL context; VTK's off-screen
-rendering crashed here (bad_alloc) once the FEniCSx libraries were loaded in the same process.
+The reports' comparisons of a prediction with its reference (`comparison_png`) are drawn by
+pyvista, in a process of its own (`cases.show`): VTK's off-screen rendering crashed here
+(bad_alloc) once the FEniCSx libraries were loaded in the same process. The other figures (line
+plots, and the solves' field pictures) are matplotlib's: its Agg backend needs no OpenGL context.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +28,17 @@ def field_png(fields: MeshFields, name: str, path: str | Path, title: str | None
 
 
 def comparison_png(fields: MeshFields, name: str, predicted: np.ndarray, path: str | Path, title: str, window=None) -> Path:
-    """Three panels on one mesh: the reference `fields[name]`, the prediction, and their difference
-    (symmetric colour scale); reference and prediction share one colour scale. `window` as in
-    `field_png`."""
-    plt = _pyplot()
-    window = _window(fields, window)
-    extent = [hi - lo for lo, hi in window]
-    fig, axes = plt.subplots(3, 1, figsize=(10, 3 * (10 * extent[1] / extent[0] + 1.3)), dpi=110)
-    reference = fields[name]
-    limits = (min(reference.min(), predicted.min()), max(reference.max(), predicted.max()))
-    _draw(fig, axes[0], fields, reference, f"{name}: reference (FEniCSx)", "viridis", limits, window)
-    _draw(fig, axes[1], fields, predicted, f"{name}: predicted", "viridis", limits, window)
-    bound = float(np.abs(predicted - reference).max()) or 1.0
-    _draw(fig, axes[2], fields, predicted - reference, "predicted - reference", "RdBu_r", (-bound, bound), window)
-    fig.suptitle(title)
-    return _save_png(fig, path)
+    """Three panels on one mesh, drawn by pyvista in a process of its own (`cases.show`): the
+    reference `fields[name]`, the prediction on the same colour scale, and their difference
+    (vectors and tensors by their magnitudes). `window` ((xmin, xmax), (ymin, ymax)) draws the
+    cells inside it only."""
+    from cases.show import show
+
+    with tempfile.TemporaryDirectory() as tmp:
+        arrays = {name: _magnitude(fields[name]), f"predicted_{name}": _magnitude(predicted)}
+        MeshFields(fields.points, fields.cells, fields.cell_type, fields.weights, arrays).write(tmp)
+        show(tmp, name, path, against=f"predicted_{name}", window=window, title=title)
+    return Path(path)
 
 
 def _window(fields: MeshFields, window):

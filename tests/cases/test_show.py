@@ -107,6 +107,28 @@ def test_error_map_against_a_result_on_the_same_mesh(run_dir, tmp_path):
         show(run_dir, field="step", out=out, compare=moved)
 
 
+def test_the_reports_comparison_is_three_pyvista_panels(tmp_path):
+    """`comparison_png` (the reports' reference / prediction / difference figure) draws through
+    `show --against`: three panels stacked, the first two on one colour scale, the difference on a
+    symmetric one; a window draws the cells inside it only."""
+    from cases.reports.figures import comparison_png
+
+    points, triangles, step, _ = square()
+    fields = MeshFields(points, triangles, point_data={"c": step})
+    out = comparison_png(fields, "c", np.ones(len(points)), tmp_path / "c.png", "a test")
+    image = imread(out)[..., :3]
+    height = WIDTH + 2 * MARGIN + TITLE
+    assert image.shape[0] == 3 * height
+    panels = [image[k * height : (k + 1) * height] for k in range(3)]
+    assert_near(colour_at(panels[0], 0.15), colormaps["viridis"](0.0))  # reference 0 on the left
+    assert_near(colour_at(panels[0], 0.70), colormaps["viridis"](1.0))  # and 1 on the right
+    assert_near(colour_at(panels[1], 0.15), colormaps["viridis"](1.0))  # the prediction is 1 everywhere
+    assert_near(colour_at(panels[2], 0.15), colormaps["RdBu_r"](1.0))  # difference +1 on the left
+    assert_near(colour_at(panels[2], 0.70), colormaps["RdBu_r"](0.5))  # 0 on the right
+    narrow = imread(comparison_png(fields, "c", np.ones(len(points)), tmp_path / "right.png", "right half", window=((0.5, 1.0), (0.0, 1.0))))
+    assert narrow.shape[0] == 3 * height and narrow.shape[1] < image.shape[1] - WIDTH // 3  # half as wide a mesh
+
+
 def test_drawing_works_with_fenicsx_loaded_here(mesh_file, tmp_path):
     """The drawing process is a fresh interpreter: dolfinx in this one does not reach VTK."""
     pytest.importorskip("dolfinx")
@@ -134,6 +156,8 @@ def test_the_drawing_process_imports_no_fenicsx_nor_torch():
         ("file", {"out": "notes.png"}, "exists and is not a PNG"),
         ("file", {"streamlines": True}, "--streamlines needs a vector field"),
         ("file", {"compare": "missing"}, "no such file or directory"),
+        ("file", {"against": "pressure"}, "has no array 'pressure'; it has step"),
+        ("file", {"window": ((2.0, 3.0), (0.0, 1.0))}, "no cell of"),
     ],
 )
 def test_bad_input_is_refused_in_one_line(mesh_file, tmp_path, where, options, message):
