@@ -51,9 +51,9 @@ def show(source, field: str | None = None, out=None, streamlines: bool = False, 
     if compare is not None and against is not None:
         raise CaseError("draw either the error map against another file (--compare) or against another array (--against), not both")
     box = None if window is None else ",".join(f"{float(v):.17g}" for pair in window for v in pair)
-    command = [sys.executable, "-m", "cases.show", str(source), *_options(field=field, out=out, compare=compare, against=against, window=box, title=title)]
+    command = [sys.executable, "-P", "-m", "cases.show", str(source), *_options(field=field, out=out, compare=compare, against=against, window=box, title=title)]
     command += ["--streamlines"] if streamlines else []
-    root = str(Path(__file__).resolve().parents[1])  # this checkout's packages, not another installed copy
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's packages, not another installed copy nor the working directory's (-P)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     report = _last_json(done.stdout)
