@@ -103,8 +103,10 @@ def draw(source: Path, field: str | None = None, out: Path | None = None, stream
     label = f"{field} (magnitude)" if values is not arrays[field] else field  # VTK's text drops "|"
     if compare is not None:
         values, label = _difference(mesh, source, field, _read(compare), compare), f"{field}: size of the difference to {_run_name(compare)}"
-    if against is not None and (arrays[_field(arrays, against, source)].shape != arrays[field].shape or arrays[field].ndim > 1):
-        raise CaseError(f"--against compares two scalar arrays of one shape; {field!r} and {against!r} of {source} are not")
+    if against is not None:
+        other = arrays[_field(arrays, against, source)]
+        if arrays[field].ndim > 1 or other.shape != arrays[field].shape:
+            raise CaseError(f"--against compares two scalar arrays of one shape; {field!r} and {against!r} of {source} are not")
     if streamlines and not _planar_vector(mesh, arrays[field]):
         raise CaseError(f"--streamlines needs a vector field on a flat 2-D mesh; {field!r} of {source} is not")
     out = check_png(out or _default_out(source, field, compare is not None))
