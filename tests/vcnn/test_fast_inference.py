@@ -182,3 +182,29 @@ def test_a_stagnating_solve_rounds_the_clip_until_it_settles_then_clips_hard_for
     with pytest.raises(VcnnError, match="smoothing must be a width"):
         NeuralClosure(path, smoothing=-1.0)
     assert NeuralClosure(path, smoothing=0.05, patience=0).rounded and not NeuralClosure(path, patience=0).rounded
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-13), (torch.float32, FLOAT32)])
+def test_the_inference_embedding_is_the_trained_one(dtype, tolerance, monkeypatch):
+    """Without gradients the vector-cloud network's tanh embedding runs as sigmoids with the
+    normalization folded into its weights (`sigmoid_embedding`): the same outputs to rounding, and
+    the training path (gradients on) untouched."""
+    from vcnn.nn.layers import sigmoid_embedding
+
+    torch.manual_seed(0)
+    model = build_model(CloudNetConfig(n_scalars=5, embedding=(8, 16, 12), fitting=(16,))).to(dtype)
+    model.scalar_mean.copy_(torch.randn(5)), model.scalar_std.copy_(torch.rand(5) + 0.5)
+    vectors, scalars, weights = torch.randn(6, 40, 2, 2, dtype=dtype), 3 * torch.randn(6, 40, 5, dtype=dtype), torch.full((6, 40), 1 / 40, dtype=dtype)
+    plain = model.embed(model.normalized_scalars(scalars))
+    fast = 2 * sigmoid_embedding(model.embed, scalars, model.scalar_mean, model.scalar_std) - 1
+    assert fast.shape == plain.shape and torch.allclose(fast, plain, rtol=0, atol=tolerance)
+    import vcnn.nn.cloud_nets
+
+    calls = []
+    monkeypatch.setattr(vcnn.nn.cloud_nets, "sigmoid_embedding", lambda *a: calls.append(1) or sigmoid_embedding(*a))
+    trained = model(vectors, scalars, weights)  # gradients on: the plain layers
+    assert trained.requires_grad and not calls
+    with torch.no_grad():
+        inferred = model(vectors, scalars, weights)
+    assert calls == [1]
+    assert (inferred - trained).abs().max() <= tolerance * trained.abs().max()
