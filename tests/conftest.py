@@ -21,3 +21,10 @@ def convergence_orders(sizes, errors):
 
     sizes, errors = np.asarray(sizes, float), np.asarray(errors, float)
     return np.log(errors[:-1] / errors[1:]) / np.log(sizes[:-1] / sizes[1:])
+
+
+def pytest_collection_modifyitems(items):
+    """Files holding a `slow` test first: `make test` hands whole files to its two workers in this
+    order, and a 4-minute solve handed out last leaves one worker idle while it runs."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
