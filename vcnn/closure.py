@@ -57,17 +57,22 @@ residual (hills, alpha 1.125: 43 iterations to a change of 1e-8 against float64'
 for the last iterations converges to float64's fixed point."""
 
 
-def stress_basis(fields: MeshFields, velocity=None) -> np.ndarray:
-    """T = (SW - WS) / (S:S + W:W) at the nodes, (N, 2, 2), of `velocity` (default the fields' own),
-    S and W its strain and rotation rates. SW - WS is symmetric and traceless, and in 2-D every
-    traceless symmetric tensor orthogonal to S is a multiple of it; the denominator makes it
-    dimensionless and bounded (T:T <= 1/2, the maximum in simple shear), so that its multiple
-    needs no wall-dominated scale. It turns as R T R^T with the frame."""
+def stress_basis(fields: MeshFields, velocity=None, damping: float = 0.0) -> np.ndarray:
+    """T = (SW - WS) / (S:S + W:W + damping median(S:S + W:W)) at the nodes, (N, 2, 2), of
+    `velocity` (default the fields' own), S and W its strain and rotation rates. SW - WS is
+    symmetric and traceless, and in 2-D every traceless symmetric tensor orthogonal to S is a
+    multiple of it; the denominator makes it dimensionless and bounded (T:T <= 1/2, the maximum in
+    simple shear), so that its multiple needs no wall-dominated scale. Undamped, T keeps its full
+    size where the flow is nearly uniform (a ratio of small quantities); `damping` > 0 lets it fall
+    there. It turns as R T R^T with the frame (the median is of invariants)."""
     from meshes.gradients import node_gradients
 
+    if not (np.isfinite(damping) and damping >= 0):
+        raise VcnnError(f"the stress basis's damping must be >= 0, got {damping}")
     grad = node_gradients(fields, fields["velocity"][:, :2] if velocity is None else velocity)
     strain, rotation = 0.5 * (grad + grad.transpose(0, 2, 1)), 0.5 * (grad - grad.transpose(0, 2, 1))
     size = np.einsum("nij,nij->n", strain, strain) + np.einsum("nij,nij->n", rotation, rotation)
+    size = size + damping * np.median(size)
     return (strain @ rotation - rotation @ strain) / np.where(size > 0, size, 1.0)[:, None, None]
 
 
@@ -251,5 +256,5 @@ class NeuralClosure:
         if self.stress == STRESS:
             return {**nu_t, "stress": predicted[STRESS]}
         if self.stress == BASIS:
-            return {**nu_t, "stress": predicted[BASIS][:, None, None] * stress_basis(fields)}
+            return {**nu_t, "stress": predicted[BASIS][:, None, None] * stress_basis(fields, damping=self.state.get("basis_damping", 0.0))}
         return nu_t

@@ -72,6 +72,7 @@ class PhllStudy:
     resolution: str | None  # NXxNY of every solve; None: cases/phll_rans.toml's
     jobs: int
     regularisation: float
+    basis_damping: float  # of T where the flow is nearly uniform (`vcnn.closure.stress_basis`)
     target: str
     inputs: str  # the flow the network reads in training: "les", or "sst" (the benchmark's)
     cloud: dict
@@ -99,7 +100,7 @@ class PhllStudy:
         from vcnn.checkpoint import data_config
 
         split = {"train": list(self.train), "validate": list(self.validate), "test": list(self.test)}
-        return data_config(self.cloud, self.features, tuple(self.outputs), study=self.name, family=FAMILY, split=split, target=self.target, inputs=self.inputs)
+        return data_config(self.cloud, self.features, tuple(self.outputs), study=self.name, family=FAMILY, split=split, target=self.target, inputs=self.inputs, basis_damping=self.basis_damping)
 
 
 def is_phll_study(path) -> bool:
@@ -117,7 +118,7 @@ def schema() -> dict:
     from cases.study_schema import keys_of
 
     names = tuple[str, ...]
-    study = {"directory": str, "phll29": str, "train": names, "validate": names, "test": names, "resolution": str, "jobs": int, "regularisation": float, "target": str, "inputs": str}
+    study = {"directory": str, "phll29": str, "train": names, "validate": names, "test": names, "resolution": str, "jobs": int, "regularisation": float, "basis_damping": float, "target": str, "inputs": str}
     return {"study": study, **{k: SCHEMA[k] for k in ("cloud", "features", "training")}, "model": {k: v for k, v in SCHEMA["model"].items() if k != "targets"}, "coupling": keys_of(PhllCoupling)}
 
 
@@ -143,12 +144,15 @@ def load_phll_study(path) -> PhllStudy:
             phll29=Path(table.pop("phll29", les_targets.PHLL29)), train=tuple(table.pop("train", ())),
             validate=tuple(table.pop("validate", les_targets.VALIDATION)), test=tuple(table.pop("test", TEST)),
             resolution=table.pop("resolution", None), jobs=int(table.pop("jobs", 1)), regularisation=float(table.pop("regularisation", les_targets.REGULARISATION)),
+            basis_damping=float(table.pop("basis_damping", 0.0)),
             target=table.pop("target", TARGETS[0]), inputs=table.pop("inputs", INPUTS[0]),
             cloud=dict(raw.get("cloud", {"shape": "ball", "radius": 0.5})), features=FeatureSpec(**raw.get("features", {})),
             model=dict(raw.get("model", {})), training=TrainingConfig(**raw.get("training", {})), coupling=dict(raw.get("coupling", {})),
         )
         if study.target not in TARGETS or study.inputs not in INPUTS:
             raise ValueError(f"[study] target {study.target!r} / inputs {study.inputs!r}: choose from {', '.join(TARGETS)} / {', '.join(INPUTS)}")
+        if not (np.isfinite(study.basis_damping) and study.basis_damping >= 0):
+            raise ValueError(f"[study] basis_damping must be a number >= 0, got {study.basis_damping}")
         shape_from(study.cloud)
         study.model_config()
         if study.resolution is not None:
@@ -240,8 +244,8 @@ def training_sample(study: PhllStudy, name: str):
         TARGET: nu_t / nu,
         STRESS: les_targets.remaining_stress(a, strain, nu_t, traceless=True),
     }
-    data[BASIS] = les_targets.basis_coefficient(data[STRESS], stress_basis(mesh, flow), study.regularisation)
-    metadata = {"nu": nu, "periods": mesh.metadata["periods"], "case": name, "inputs": study.inputs, "target": "optimal_les_strain", STRESS: "a + 2 nu_t* S of the LES, traceless", "prior": "the benchmark's SST nu_t", "regularisation": study.regularisation}
+    data[BASIS] = les_targets.basis_coefficient(data[STRESS], stress_basis(mesh, flow, study.basis_damping), study.regularisation)
+    metadata = {"nu": nu, "periods": mesh.metadata["periods"], "case": name, "inputs": study.inputs, "target": "optimal_les_strain", STRESS: "a + 2 nu_t* S of the LES, traceless", "prior": "the benchmark's SST nu_t", "regularisation": study.regularisation, "basis_damping": study.basis_damping}
     return MeshFields(mesh.points, mesh.cells, mesh.cell_type, mesh.weights, data, metadata)
 
 
@@ -257,6 +261,8 @@ def ensure_samples(study: PhllStudy, names) -> list:
         case = load_case(where, name)
         if case.fields.metadata.get("inputs", "les") != study.inputs:
             raise CaseError(f"{where} holds the {case.fields.metadata.get('inputs', 'les')} flow, the study reads the {study.inputs}'s: give it another directory")
+        if case.fields.metadata.get("basis_damping", 0.0) != study.basis_damping:
+            raise CaseError(f"{where} holds targets on a stress basis damped by {case.fields.metadata.get('basis_damping', 0.0)}, the study's is {study.basis_damping}: give it another directory")
         cases.append(case)
     return cases
 

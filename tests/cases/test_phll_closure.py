@@ -94,6 +94,14 @@ def test_a_training_sample_carries_the_les_flow_and_the_target(solved):
     ensure_samples(solved, [TRAIN])
     with pytest.raises(CaseError, match="holds the les flow"):
         ensure_samples(dataclasses.replace(solved, inputs="sst"), [TRAIN])
+    with pytest.raises(CaseError, match="damped by 0.0"):
+        ensure_samples(dataclasses.replace(solved, basis_damping=0.1), [TRAIN])
+    # on a damped basis the coefficient still rebuilds the remainder: a_perp = beta T, T smaller in the core
+    damped = training_sample(dataclasses.replace(solved, basis_damping=0.1), TRAIN)
+    rebuilt = damped[BASIS][:, None, None] * stress_basis(damped, damping=0.1)
+    kept_damped = 1 - np.sum(sample.weights * ((remainder - rebuilt) ** 2).sum(axis=(1, 2))) / np.sum(sample.weights * (remainder**2).sum(axis=(1, 2)))
+    print("share of |a_perp|^2 carried by beta T on the basis damped by 0.1:", kept_damped)
+    assert 0.5 < kept_damped < kept and damped.metadata["basis_damping"] == 0.1
 
 
 def test_a_coupled_closure_that_returns_sst_s_nu_t_keeps_the_sst_solution(solved, tmp_path):

@@ -16,7 +16,7 @@ SECTIONS = ["## What it reads and predicts", "## Data", "## Training", "## Metri
 
 
 def test_the_repository_ships_models():
-    assert {"phll-les", "phll-les-stress", "hills-closure-k-omega", "hills-closure-one-equation", "hills-transport"} <= set(MODELS)
+    assert {"phll-les", "phll-les-stress", "phll-les-basis", "hills-closure-k-omega", "hills-closure-one-equation", "hills-transport"} <= set(MODELS)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -19,11 +19,11 @@ NU = 1e-3
 SPEC = FeatureSpec(vectors=("position", "relative_velocity"), scalars=("strain_rate", "wall_distance", "relative_speed", "proximity"))
 
 
-def checkpoint(path, spec=SPEC, targets=(LOG_RATIO,), kinds=()):
+def checkpoint(path, spec=SPEC, targets=(LOG_RATIO,), kinds=(), **extra):
     torch.manual_seed(0)
     config = CloudNetConfig(n_scalars=len(spec.scalars), n_vectors=len(spec.vectors), embedding=(16, 16), m_prime=4, fitting=(32,), outputs=targets, output_kinds=kinds)
     model = build_model(config)
-    return save(path, model, cloud={"shape": "ball", "radius": 0.4}, features=dataclasses.asdict(spec), targets=list(targets))
+    return save(path, model, cloud={"shape": "ball", "radius": 0.4}, features=dataclasses.asdict(spec), targets=list(targets), **extra)
 
 
 def flow(seed=0):
@@ -67,6 +67,14 @@ def test_a_remaining_stress_turns_with_the_frame_and_nu_t_does_not(tmp_path, str
     fields = flow()
     out = closure(fields)
     assert out["stress"].shape == (fields.num_nodes, 2, 2) and np.abs(out["stress"]).max() > 0
+    if stress == BASIS:  # the checkpoint's basis damping is the one applied
+        from meshes.gradients import node_gradients
+
+        damped = NeuralClosure(checkpoint(tmp_path / "d.pt", targets=(RATIO, stress), kinds=("scalar", kind), basis_damping=0.5))(fields)
+        grad = node_gradients(fields, fields["velocity"])
+        size = np.einsum("nij,nij->n", grad, grad)
+        assert np.allclose(damped["stress"], out["stress"] * (size / (size + 0.5 * np.median(size)))[:, None, None], rtol=1e-10, atol=1e-14)
+        assert np.abs(damped["stress"]).max() < np.abs(out["stress"]).max()
 
     def predict(f, periods):
         f.metadata["periods"] = periods.tolist()
@@ -90,6 +98,15 @@ def test_the_stress_basis_is_bounded_traceless_and_orthogonal_to_the_strain():
     assert np.allclose(basis, basis.transpose(0, 2, 1)) and np.allclose(np.trace(basis, axis1=1, axis2=2), 0.0)
     assert np.allclose(np.einsum("nij,nij->n", basis, strain), 0.0, atol=1e-12 * np.abs(strain).max())
     assert np.einsum("nij,nij->n", basis, basis).max() <= 0.5 + 1e-12
+    # damped: the same direction, smaller where S:S + W:W is small against its median, and no larger anywhere
+    size = np.einsum("nij,nij->n", grad, grad)  # = S:S + W:W
+    damped = stress_basis(fields, damping=1.0)
+    factor = size / (size + np.median(size))
+    assert np.allclose(damped, factor[:, None, None] * basis, atol=1e-14)
+    weak = size < 0.1 * np.median(size)
+    assert weak.any() and np.all(np.abs(damped[weak]) <= 0.1 * np.abs(basis[weak]) + 1e-14)
+    with pytest.raises(VcnnError, match="damping"):
+        stress_basis(fields, damping=-1.0)
 
 
 def test_absolute_velocities_break_galilean_invariance(tmp_path):
