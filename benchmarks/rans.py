@@ -57,13 +57,13 @@ def phll_sst(tmp: Path, measured, agreement) -> dict:
         record.update(case=PHLL_CASE, ranks=ranks, score_vs_les=scores["U_LES"], score_vs_benchmark_sst=scores["U"], **_summary(out))
         runs.append(record)
         print(json.dumps(record), flush=True)
-    coupled = {key: phll_les(tmp, measured, runs[0], model) for key, model in (("les_closure", "phll-les"), ("les_stress_closure", "phll-les-stress"))}
+    coupled = {key: phll_les(tmp, measured, runs[0], model) for key, model in (("les_closure", "phll-les"), ("les_stress_closure", "phll-les-stress"), ("les_basis_closure", "phll-les-basis"))}
     return {"runs": runs, "serial_vs_mpi2_rel_diff": agreement(tmp / "phll_sst_1", tmp / "phll_sst_2"), **coupled}
 
 
 def phll_les(tmp: Path, measured, sst: dict, model: str) -> dict:
     """A shipped LES closure coupled on the same hill from the serial SST solve (`phll-les` in the
-    Picard loop, `phll-les-stress` read once): its wall time and memory against that solve's,
+    Picard loop, `phll-les-stress` and `phll-les-basis` read once): its wall time and memory against that solve's,
     measured in the same run."""
     from cases.studies.score import score_shared_case
     from meshes.fields import MeshFields
