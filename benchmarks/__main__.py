@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.cloud_scaling import scaling
-from benchmarks.forward_rate import forward_rate
 from benchmarks.coupling import coupling
+from benchmarks.forward_rate import forward_rate
 from benchmarks.graph_scaling import scaling as graph_scaling
 from benchmarks.rans import rans
 from benchmarks.scale import scale

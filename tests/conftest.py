@@ -25,6 +25,7 @@ def convergence_orders(sizes, errors):
 
 def pytest_collection_modifyitems(items):
     """Files holding a `slow` test first: `make test` hands whole files to its two workers in this
-    order, and a 4-minute solve handed out last leaves one worker idle while it runs."""
+    order (`--no-loadscope-reorder`), and a 4-minute solve handed out last leaves one worker idle
+    while it runs."""
     slow = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow)
