@@ -115,7 +115,8 @@ def draw(source: Path, field: str | None = None, out: Path | None = None, stream
     if against is None:
         pictures = [_picture(mesh, values, title or label, "magma" if compare is not None else "viridis", None, field if streamlines else None)]
     else:
-        reference, predicted = (np.asarray(mesh.point_data[name] if name in mesh.point_data else mesh.cell_data[name], dtype=float) for name in (field, against))
+        clipped = _arrays(mesh)
+        reference, predicted = clipped[field], clipped[against]
         values = predicted - reference
         limits = (min(reference.min(), predicted.min()), max(reference.max(), predicted.max()))
         bound = float(np.abs(values).max()) or 1.0

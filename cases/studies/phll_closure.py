@@ -153,6 +153,8 @@ def load_phll_study(path) -> PhllStudy:
             raise ValueError(f"[study] target {study.target!r} / inputs {study.inputs!r}: choose from {', '.join(TARGETS)} / {', '.join(INPUTS)}")
         if not (np.isfinite(study.basis_damping) and study.basis_damping >= 0):
             raise ValueError(f"[study] basis_damping must be a number >= 0, got {study.basis_damping}")
+        if study.basis_damping and study.target != TARGETS[2]:
+            raise ValueError(f"[study] basis_damping applies to target {TARGETS[2]!r} only, not {study.target!r}")
         shape_from(study.cloud)
         study.model_config()
         if study.resolution is not None:

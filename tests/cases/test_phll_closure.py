@@ -44,6 +44,8 @@ def test_the_shipped_study_file_splits_the_shared_cases(reference_dir):
         ({"resolution": "48by48"}, "resolution"),
         ({"target": "nu_t"}, "target 'nu_t'"),
         ({"inputs": "rans"}, "inputs 'rans'"),
+        ({"target": "optimal_les_strain_plus_basis", "basis_damping": -1.0}, "basis_damping must be a number >= 0"),
+        ({"basis_damping": 0.1}, "applies to target 'optimal_les_strain_plus_basis' only"),
     ],
 )
 def test_bad_study_files_are_refused_before_any_work(tmp_path, reference_dir, change, match):

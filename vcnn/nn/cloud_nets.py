@@ -29,7 +29,8 @@ from vcnn.nn.registry import register
 
 ROWS = 16384
 """Members per piece of an inference batch: the paper's network ran at about 60 GFLOP/s with up to
-20,000 members a call and at 24 with 40,000 or more (2 threads, 2 MB of L2 cache, float32)."""
+20,000 members a call and at 24 with 40,000 or more (2 threads, 2 MB of L2 cache, float32, beside
+a training on the same cores)."""
 
 
 @register("vector_cloud")
