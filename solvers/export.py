@@ -22,26 +22,71 @@ from meshes.periodic_domain import PeriodicDomain
 
 def node_values(domain, values) -> np.ndarray:
     """Values of a Function or UFL expression at this rank's mesh (geometry) nodes."""
-    mesh = domain.mesh
-    shape = values.ufl_shape
-    if len(shape) == 0:
-        space = fem.FunctionSpace(mesh, ("Lagrange", 1))
-    elif len(shape) == 1:
-        space = fem.VectorFunctionSpace(mesh, ("Lagrange", 1), dim=shape[0])
-    else:
-        space = fem.TensorFunctionSpace(mesh, ("Lagrange", 1), shape=shape)
-    if isinstance(values, fem.Function):
-        p1 = _interpolate(values, space)
-    elif len(shape) == 0 and isinstance(domain, PeriodicDomain):
-        p1 = _periodic_projection(domain, values, space)
-    else:
-        p1 = _project(values, space)
-    bs = space.dofmap.index_map_bs
-    geometry_nodes = mesh.geometry.dofmap.array
-    dofs = space.dofmap.list.array
-    out = np.zeros((mesh.geometry.x.shape[0], bs))
-    out[geometry_nodes] = p1.x.array.reshape(-1, bs)[dofs]
-    return out.reshape((-1,) + shape)
+    return NodeSampler(domain)(values)
+
+
+class NodeSampler:
+    """`node_values` for many calls on one mesh (a closure's inputs at every iteration): the P1
+    spaces, the periodic projection's factorised mass matrix and the right-hand-side form of each
+    expression are built once (they were 45 ms of every call on a 64 x 64 hill, most of the
+    exchange between the flow and a network in serial). An expression is known by identity:
+    pass the same UFL object again (`MeanFlow.arrays` keeps its own)."""
+
+    def __init__(self, domain):
+        self.domain = domain
+        self._spaces: dict = {}
+        self._projection = None  # (constraint, factorised mass matrix, test function) on a PeriodicDomain
+        self._forms: dict = {}  # id(expression) -> (expression, its right-hand-side form)
+
+    def space(self, shape: tuple) -> fem.FunctionSpace:
+        if shape not in self._spaces:
+            mesh = self.domain.mesh
+            if len(shape) == 0:
+                self._spaces[shape] = fem.FunctionSpace(mesh, ("Lagrange", 1))
+            elif len(shape) == 1:
+                self._spaces[shape] = fem.VectorFunctionSpace(mesh, ("Lagrange", 1), dim=shape[0])
+            else:
+                self._spaces[shape] = fem.TensorFunctionSpace(mesh, ("Lagrange", 1), shape=shape)
+        return self._spaces[shape]
+
+    def __call__(self, values) -> np.ndarray:
+        mesh = self.domain.mesh
+        shape = values.ufl_shape
+        space = self.space(shape)
+        if isinstance(values, fem.Function):
+            p1 = _interpolate(values, space)
+        elif len(shape) == 0 and isinstance(self.domain, PeriodicDomain):
+            p1 = self._periodic_projection(values, space)
+        else:
+            p1 = _project(values, space)
+        bs = space.dofmap.index_map_bs
+        geometry_nodes = mesh.geometry.dofmap.array
+        dofs = space.dofmap.list.array
+        out = np.zeros((mesh.geometry.x.shape[0], bs))
+        out[geometry_nodes] = p1.x.array.reshape(-1, bs)[dofs]
+        return out.reshape((-1,) + shape)
+
+    def _periodic_projection(self, expression, space: fem.FunctionSpace) -> fem.Function:
+        """L2 projection onto the x-periodic subspace of a scalar `space` (dolfinx_mpc, LU)."""
+        from solvers.newton import LinearSystem
+        from solvers.periodic import periodic_constraint
+
+        if self._projection is None:
+            mpc = periodic_constraint(self.domain, space, [])
+            u, v = ufl.TrialFunction(space), ufl.TestFunction(space)
+            system = LinearSystem(fem.form(u * v * ufl.dx), mpc, [])
+            system.assemble()
+            self._projection = (mpc, system, v)
+        mpc, system, v = self._projection
+        if id(expression) not in self._forms:
+            self._forms[id(expression)] = (expression, fem.form(expression * v * ufl.dx))
+        rhs = system.residual(self._forms[id(expression)][1])
+        solution = system.solve(rhs, fem.Function(mpc.function_space))
+        rhs.destroy()
+        # The constrained space numbers the dofs of `space` first (it only appends ghosts of masters).
+        out = fem.Function(space)
+        out.x.array[:] = solution.x.array[: len(out.x.array)]
+        return out
 
 
 def set_node_values(domain, values: np.ndarray, out: fem.Function) -> None:
@@ -54,8 +99,9 @@ def set_node_values(domain, values: np.ndarray, out: fem.Function) -> None:
     out.x.scatter_forward()
 
 
-def to_mesh_fields(domain, arrays: dict, metadata: dict | None = None) -> MeshFields | None:
-    """Gather named Functions/expressions into a MeshFields on rank 0 (None on other ranks)."""
+def to_mesh_fields(domain, arrays: dict, metadata: dict | None = None, sampler: NodeSampler | None = None) -> MeshFields | None:
+    """Gather named Functions/expressions into a MeshFields on rank 0 (None on other ranks);
+    `sampler`: one kept for this mesh (repeated calls)."""
     mesh, comm = domain.mesh, domain.comm
     index = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)
     num_nodes = comm.allreduce(int(index.max()) + 1 if len(index) else 0, op=MPI.MAX)
@@ -63,7 +109,8 @@ def to_mesh_fields(domain, arrays: dict, metadata: dict | None = None) -> MeshFi
     owned_cells = mesh.topology.index_map(tdim).size_local
     nodes_per_cell = len(mesh.geometry.dofmap.links(0))
     cells = index[mesh.geometry.dofmap.array.reshape(-1, nodes_per_cell)[:owned_cells]]
-    local = {name: node_values(domain, values) for name, values in arrays.items()}
+    sampler = NodeSampler(domain) if sampler is None else sampler
+    local = {name: sampler(values) for name, values in arrays.items()}
     gathered = comm.gather((index, mesh.geometry.x[:, : mesh.geometry.dim], cells, local), root=0)
     if comm.rank != 0:
         return None
@@ -90,25 +137,6 @@ def sampled(expression, space: fem.FunctionSpace) -> fem.Function:
     overshoot: e.g. a mixing length min(kappa d, cap) stays within [0, cap])."""
     out = fem.Function(space)
     out.interpolate(fem.Expression(expression, space.element.interpolation_points()))
-    return out
-
-
-def _periodic_projection(domain: PeriodicDomain, expression, space: fem.FunctionSpace) -> fem.Function:
-    """L2 projection onto the x-periodic subspace of a scalar `space` (dolfinx_mpc, LU)."""
-    from solvers.newton import LinearSystem
-    from solvers.periodic import periodic_constraint
-
-    mpc = periodic_constraint(domain, space, [])
-    u, v = ufl.TrialFunction(space), ufl.TestFunction(space)
-    system = LinearSystem(fem.form(u * v * ufl.dx), mpc, [])
-    try:
-        system.assemble()
-        solution = system.solve(system.residual(fem.form(expression * v * ufl.dx)), fem.Function(mpc.function_space))
-    finally:
-        system.destroy()
-    # The constrained space numbers the dofs of `space` first (it only appends ghosts of masters).
-    out = fem.Function(space)
-    out.x.array[:] = solution.x.array[: len(out.x.array)]
     return out
 
 

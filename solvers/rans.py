@@ -41,7 +41,7 @@ from scipy.spatial import cKDTree
 
 from meshes.fields import MeshFields
 from solvers.errors import ConvergenceError, RansFailure, SolverError
-from solvers.export import node_values, set_node_values, to_mesh_fields
+from solvers.export import NodeSampler, set_node_values, to_mesh_fields
 from solvers.halo import NodeHalo, summed_over_ranks
 from solvers.navier_stokes import FlowParameters, NavierStokes
 from solvers.newton_krylov import NewtonKrylov
@@ -118,6 +118,13 @@ class MeanFlow:
         self.distance = wall_distance(domain, p1, walls)
         self.dt = 0.0
         self.stress: tuple | None = None  # (xx, xy, yy) P1 Functions, after `freeze_stress`
+        self.sampler = NodeSampler(domain)  # node values at every iteration, its spaces and projection kept
+        self._arrays = {
+            "velocity": self.velocity,
+            "strain_rate": strain_rate_magnitude(self.velocity),  # one expression, known to the sampler
+            "wall_distance": self.distance,
+            "nu_t": self.nu_t,
+        }
 
     def freeze_stress(self, values: np.ndarray) -> None:
         """A frozen extra stress a in the momentum equations (`NavierStokes` `stress`), from node
@@ -135,12 +142,7 @@ class MeanFlow:
 
     def arrays(self) -> dict:
         """What a closure reads, by point-array name: velocity, |S|, wall distance and nu_t."""
-        return {
-            "velocity": self.velocity,
-            "strain_rate": strain_rate_magnitude(self.velocity),
-            "wall_distance": self.distance,
-            "nu_t": self.nu_t,
-        }
+        return dict(self._arrays)
 
     def metadata(self) -> dict:
         """nu, and the period vectors of a periodic domain (clouds wrap around through them)."""
@@ -164,7 +166,7 @@ class MeanFlow:
 
     def mesh_fields(self) -> MeshFields | None:
         """`arrays()` on the nodes, gathered on rank 0 (None elsewhere)."""
-        return to_mesh_fields(self.domain, self.arrays(), self.metadata())
+        return to_mesh_fields(self.domain, self.arrays(), self.metadata(), self.sampler)
 
 
 class NodeClosure:
@@ -199,7 +201,7 @@ class NodeClosure:
         metadata = flow.metadata()
         if self.halo is None:
             self.halo = NodeHalo(flow.nu_t.function_space, self.function.reach, metadata.get("periods"))
-        owned = {name: node_values(flow.domain, value)[self.halo.rows] for name, value in flow.arrays().items()}
+        owned = {name: flow.sampler(value)[self.halo.rows] for name, value in flow.arrays().items()}
         fields = self.halo.fields(owned, metadata)
         try:
             values = self.function(fields, nodes=np.arange(self.halo.owned), total=summed_over_ranks(comm))

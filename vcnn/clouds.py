@@ -147,6 +147,19 @@ class Clouds:
         picked = (self.offsets[:-1, None] + slot).ravel()
         return Clouds(np.arange(len(self) + 1) * n, self.members[picked], self.relative[picked])
 
+    def padded(self) -> "PaddedClouds":
+        """The same clouds as dense (Q, n_max) arrays (for a plan kept across calls)."""
+        sizes = self.sizes
+        q, n = len(self), int(sizes.max()) if len(self) else 0
+        row, slot = self.owner(), slots(self.offsets)
+        first = self.members[np.minimum(self.offsets[:-1], len(self.members) - 1)] if len(self.members) else np.zeros(q, np.int64)
+        members = np.repeat(first, n).reshape(q, n)
+        relative = np.zeros((q, n, self.relative.shape[1]))
+        members[row, slot], relative[row, slot] = self.members, self.relative
+        padding = np.ones((q, n), dtype=bool)
+        padding[row, slot] = False
+        return PaddedClouds(members, relative, padding, row, slot)
+
     def subset(self, clouds: np.ndarray) -> "Clouds":
         """The clouds with the given indices, in that order."""
         clouds = np.asarray(clouds)
@@ -154,6 +167,19 @@ class Clouds:
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         picked = np.repeat(self.offsets[clouds] - offsets[:-1], sizes) + np.arange(offsets[-1])
         return Clouds(offsets, self.members[picked], self.relative[picked])
+
+
+@dataclasses.dataclass
+class PaddedClouds:
+    """Clouds as dense (Q, n_max) arrays: features are computed in this layout directly, not
+    computed flat and scattered into it at every call. A padding slot repeats its cloud's first
+    member (finite features, zeroed by `vcnn.features.padded_features`) at a zero position."""
+
+    members: np.ndarray  # (Q, n) node indices
+    relative: np.ndarray  # (Q, n, dim), zero in padding
+    padding: np.ndarray  # (Q, n) bool
+    row: np.ndarray  # (M,) the clouds' members in CSR order: their rows ...
+    slot: np.ndarray  # (M,) ... and columns
 
 
 class MeshGraph:

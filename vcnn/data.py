@@ -21,7 +21,7 @@ from meshes.errors import MeshError
 from meshes.fields import MeshFields
 from vcnn.clouds import MeshGraph, NodeIndex, Shape
 from vcnn.errors import VcnnError
-from vcnn.features import FeatureSpec, cloud_features, flat, pad
+from vcnn.features import FeatureSpec, cloud_features, flat, padded_features
 
 
 @dataclasses.dataclass
@@ -148,7 +148,7 @@ class CloudBatches:
         clouds = case.index.clouds(fields.points[nodes], self.shape, velocity[nodes])
         if self.n_points is not None:
             clouds = clouds.sample(self.n_points, rng)
-        vectors, scalars, weights = pad(cloud_features(fields, clouds, velocity[nodes], self.spec))
+        vectors, scalars, weights = padded_features(fields, clouds.padded(), velocity[nodes], self.spec)
         targets = flat_targets(fields, nodes, self.targets, self.target_kinds)
         arrays = (vectors, scalars, weights, targets, fields.weights[nodes])
         edges = torch.as_tensor(case.graph.edges(clouds)) if self.mesh_graph else None

@@ -23,7 +23,7 @@ import dataclasses
 import numpy as np
 
 from meshes.fields import MeshFields
-from vcnn.clouds import Clouds, slots
+from vcnn.clouds import Clouds, PaddedClouds
 from vcnn.errors import VcnnError
 
 VECTORS = ("position", "velocity", "relative_velocity")
@@ -82,55 +82,69 @@ class CloudFeatures:
     weights: np.ndarray  # (M,) normalised to sum to 1 within each cloud
 
 
+def _norm(v: np.ndarray) -> np.ndarray:
+    """|v| over the last axis (einsum: five times faster than np.linalg.norm on (M, 2) arrays)."""
+    return np.sqrt(np.einsum("...d,...d->...", v, v))
+
+
+def member_features(fields: MeshFields, members: np.ndarray, relative: np.ndarray, query_velocity: np.ndarray, spec: FeatureSpec) -> tuple[list, list]:
+    """The vectors [(..., dim)] and scalars [(...)] of `spec`, in its order, for cloud members in
+    any layout: `members` (...) node indices, `relative` (..., dim) their positions from their
+    query point, `query_velocity` the velocity there (broadcast against `relative`)."""
+    r, ui = relative, query_velocity
+    u = fields[spec.velocity_field][members]
+    D, zeta = spec.diffusivity, spec.reaction
+    distance = _norm(r)
+    kappa = np.sqrt(_norm(ui) ** 2 / (4 * D**2) + zeta / D)
+    vectors = {"position": lambda: r, "velocity": lambda: u, "relative_velocity": lambda: u - ui}
+    derived = {
+        "speed": lambda: _norm(u),
+        "relative_speed": lambda: _norm(u - ui),
+        "proximity": lambda: np.exp(-distance / np.sqrt(D / zeta)),
+        "upwind_proximity": lambda: np.exp(-np.einsum("...d,...d->...", r, ui) / (2 * D) - kappa * distance),
+        "node_weight": lambda: fields.weights[members],
+    }
+    return [vectors[name]() for name in spec.vectors], [derived[name]() if name in derived else fields[name][members] for name in spec.scalars]
+
+
 def cloud_features(fields: MeshFields, clouds: Clouds, query_velocity: np.ndarray, spec: FeatureSpec) -> CloudFeatures:
     """Features of every cloud member; query_velocity (Q, dim) is the velocity at the query points."""
     spec.check_fields(fields)
     owner = clouds.owner()
-    members = clouds.members
-    r = clouds.relative
-    u = fields[spec.velocity_field][members]
-    ui = np.asarray(query_velocity, dtype=float)[owner]
-    vectors = {"position": r, "velocity": u, "relative_velocity": u - ui}
-
-    D, zeta = spec.diffusivity, spec.reaction
-    distance = np.linalg.norm(r, axis=1)
-    speed_i = np.linalg.norm(ui, axis=1)
-    kappa = np.sqrt(speed_i**2 / (4 * D**2) + zeta / D)
-    derived = {
-        "speed": lambda: np.linalg.norm(u, axis=1),
-        "relative_speed": lambda: np.linalg.norm(u - ui, axis=1),
-        "proximity": lambda: np.exp(-distance / np.sqrt(D / zeta)),
-        "upwind_proximity": lambda: np.exp(-np.einsum("md,md->m", r, ui) / (2 * D) - kappa * distance),
-        "node_weight": lambda: fields.weights[members],
-    }
-    scalars = [derived[name]() if name in derived else fields[name][members] for name in spec.scalars]
-
-    weights = fields.weights[members]
-    totals = np.bincount(owner, weights, minlength=len(clouds))
+    vectors, scalars = member_features(fields, clouds.members, clouds.relative, np.asarray(query_velocity, dtype=float)[owner], spec)
     return CloudFeatures(
         clouds.offsets,
-        np.stack([vectors[name] for name in spec.vectors], axis=1),
-        np.stack(scalars, axis=1) if scalars else np.zeros((len(members), 0)),
-        weights / totals[owner],
+        np.stack(vectors, axis=1),
+        np.stack(scalars, axis=1) if scalars else np.zeros((len(clouds.members), 0)),
+        _cloud_weights(fields, clouds.members, owner, len(clouds)),
     )
+
+
+def _cloud_weights(fields: MeshFields, members: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    """(M,) the members' node weights normalised to sum to one in each cloud."""
+    weights = fields.weights[members]
+    return weights / np.bincount(owner, weights, minlength=count)[owner]
+
+
+def padded_features(fields: MeshFields, clouds: PaddedClouds, query_velocity: np.ndarray, spec: FeatureSpec, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense (Q, n_max, k, dim) vectors, (Q, n_max, f) scalars and (Q, n_max) weights of `dtype`
+    (computed in float64), zero in padding: what `pad(cloud_features(...))` gave, without the
+    flat arrays and their scatter (a third of the features' time in the coupled loop)."""
+    spec.check_fields(fields)
+    q, n = clouds.members.shape
+    vectors, scalars = member_features(fields, clouds.members, clouds.relative, np.asarray(query_velocity, dtype=float)[:, None], spec)
+    out = np.empty((q, n, len(vectors)) + vectors[0].shape[2:], dtype), np.empty((q, n, len(scalars)), dtype), np.zeros((q, n), dtype)
+    for i, v in enumerate(vectors):
+        out[0][:, :, i] = v
+    for i, s in enumerate(scalars):
+        out[1][:, :, i] = s
+    out[0][clouds.padding], out[1][clouds.padding] = 0, 0
+    members = clouds.members[clouds.row, clouds.slot]
+    out[2][clouds.row, clouds.slot] = _cloud_weights(fields, members, clouds.row, q)
+    return out
 
 
 def flat(features: CloudFeatures, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(M, k, dim) vectors, (M, f) scalars and (M,) weights of `dtype`, one row per member: the
     edges of a whole-mesh network, whose clouds are the nodes' neighbourhoods."""
     return tuple(a.astype(dtype, copy=False) for a in (features.vectors, features.scalars, features.weights))
-
-
-def pad(features: CloudFeatures, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dense (Q, n_max, ...) arrays of `dtype` for a batch of clouds; padding has weight 0."""
-    sizes = np.diff(features.offsets)
-    q, n = len(sizes), int(sizes.max())
-    slot = slots(features.offsets)
-    row = np.repeat(np.arange(q), sizes)
-    vectors = np.zeros((q, n) + features.vectors.shape[1:], dtype)
-    scalars = np.zeros((q, n, features.scalars.shape[1]), dtype)
-    weights = np.zeros((q, n), dtype)
-    vectors[row, slot] = features.vectors
-    scalars[row, slot] = features.scalars
-    weights[row, slot] = features.weights
-    return vectors, scalars, weights

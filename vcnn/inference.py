@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from meshes.fields import MeshFields
-from vcnn.clouds import Clouds, MeshGraph, NodeIndex, Shape
+from vcnn.clouds import Clouds, MeshGraph, NodeIndex, PaddedClouds, Shape
 from vcnn.errors import VcnnError
-from vcnn.features import FeatureSpec, cloud_features, flat, pad
+from vcnn.features import FeatureSpec, cloud_features, flat, padded_features
 
 GROUP = 256
 """Clouds per network call at most: few enough that sorted sizes differ little within a batch."""
@@ -33,6 +33,13 @@ class Batch:
 
     nodes: np.ndarray
     clouds: Clouds
+    _padded: PaddedClouds | None = dataclasses.field(default=None, repr=False)
+
+    def padded(self) -> PaddedClouds:
+        """The clouds as dense arrays, made at the first call and kept with the batch."""
+        if self._padded is None:
+            self._padded = self.clouds.padded()
+        return self._padded
 
 
 def plan_batches(
@@ -111,8 +118,10 @@ def predict_fields(
     with torch.inference_mode():
         for batch in batches:
             tic = time.perf_counter()
-            features = cloud_features(fields, batch.clouds, velocity[batch.nodes], spec)
-            arrays = flat(features, precision) + (batch.clouds.edges(),) if model.whole_mesh else pad(features, precision)
+            if model.whole_mesh:
+                arrays = flat(cloud_features(fields, batch.clouds, velocity[batch.nodes], spec), precision) + (batch.clouds.edges(),)
+            else:
+                arrays = padded_features(fields, batch.padded(), velocity[batch.nodes], spec, precision)
             inputs = [torch.as_tensor(a, device=device) for a in arrays]
             inputs += [] if graph is None else [torch.as_tensor(graph.edges(batch.clouds), device=device)]
             toc = time.perf_counter()

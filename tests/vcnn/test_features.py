@@ -6,7 +6,8 @@ from scipy.spatial import Delaunay
 
 from meshes.fields import MeshFields
 from vcnn.clouds import Ellipse, build_clouds
-from vcnn.features import FeatureError, FeatureSpec, cloud_features, pad
+from vcnn.clouds import slots
+from vcnn.features import DERIVED_SCALARS, VECTORS, FeatureError, FeatureSpec, cloud_features, padded_features
 
 
 @pytest.fixture
@@ -27,8 +28,28 @@ def test_weights_are_quadrature_weights_per_cloud(fields):
     clouds, features = features_of(fields, FeatureSpec())
     sums = np.bincount(clouds.owner(), features.weights)
     assert np.allclose(sums, 1.0)
-    vectors, scalars, weights = pad(features)
+    vectors, scalars, weights = padded_features(fields, clouds.padded(), fields["velocity"], FeatureSpec())
     assert vectors.shape[:2] == scalars.shape[:2] == weights.shape and np.allclose(weights.sum(axis=1), 1.0)
+
+
+def test_padded_features_are_the_flat_ones_in_place_and_zero_beyond(fields):
+    """Every feature, computed in the dense layout (the coupled loop's), equals the flat one bit for
+    bit at its member's (cloud, slot) and is zero in padding; float32 is the float64 rounded."""
+    spec = FeatureSpec(vectors=VECTORS, scalars=("strain_rate", "wall_distance") + DERIVED_SCALARS)
+    clouds, features = features_of(fields, spec)
+    sizes = clouds.sizes
+    assert sizes.min() < sizes.max()  # there is padding to check
+    vectors, scalars, weights = padded_features(fields, clouds.padded(), fields["velocity"], spec)
+    row, slot = clouds.owner(), slots(clouds.offsets)
+    np.testing.assert_array_equal(vectors[row, slot], features.vectors)
+    np.testing.assert_array_equal(scalars[row, slot], features.scalars)
+    np.testing.assert_array_equal(weights[row, slot], features.weights)
+    padding = np.arange(vectors.shape[1])[None, :] >= sizes[:, None]
+    assert padding.any() and not vectors[padding].any() and not scalars[padding].any() and not weights[padding].any()
+    single = padded_features(fields, clouds.padded(), fields["velocity"], spec, np.float32)
+    for a, b in zip(single, (vectors, scalars, weights)):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b.astype(np.float32))
 
 
 def test_proximities_are_bounded_and_peak_at_the_query(fields):
