@@ -148,9 +148,8 @@ class Clouds:
         return Clouds(np.arange(len(self) + 1) * n, self.members[picked], self.relative[picked])
 
     def padded(self) -> "PaddedClouds":
-        """The same clouds as dense (Q, n_max) arrays (for a plan kept across calls)."""
-        sizes = self.sizes
-        q, n = len(self), int(sizes.max()) if len(self) else 0
+        """The same clouds as dense (Q, n_max) arrays."""
+        q, n = len(self), int(self.sizes.max()) if len(self) else 0
         row, slot = self.owner(), slots(self.offsets)
         first = self.members[np.minimum(self.offsets[:-1], len(self.members) - 1)] if len(self.members) else np.zeros(q, np.int64)
         members = np.repeat(first, n).reshape(q, n)
@@ -158,7 +157,7 @@ class Clouds:
         members[row, slot], relative[row, slot] = self.members, self.relative
         padding = np.ones((q, n), dtype=bool)
         padding[row, slot] = False
-        return PaddedClouds(members, relative, padding, row, slot)
+        return PaddedClouds(members, relative, padding)
 
     def subset(self, clouds: np.ndarray) -> "Clouds":
         """The clouds with the given indices, in that order."""
@@ -171,15 +170,18 @@ class Clouds:
 
 @dataclasses.dataclass
 class PaddedClouds:
-    """Clouds as dense (Q, n_max) arrays: features are computed in this layout directly, not
-    computed flat and scattered into it at every call. A padding slot repeats its cloud's first
-    member (finite features, zeroed by `vcnn.features.padded_features`) at a zero position."""
+    """Clouds as dense (Q, n_max) arrays, each cloud's members first: features are computed in
+    this layout directly, not computed flat and scattered into it at every call. A padding slot
+    repeats its cloud's first member (finite features, zeroed by `vcnn.features.padded_features`)
+    at a zero position."""
 
     members: np.ndarray  # (Q, n) node indices
     relative: np.ndarray  # (Q, n, dim), zero in padding
     padding: np.ndarray  # (Q, n) bool
-    row: np.ndarray  # (M,) the clouds' members in CSR order: their rows ...
-    slot: np.ndarray  # (M,) ... and columns
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.count_nonzero(~self.padding, axis=1)
 
 
 class MeshGraph:

@@ -32,14 +32,7 @@ class Batch:
     """Query nodes evaluated in one network call, and their clouds."""
 
     nodes: np.ndarray
-    clouds: Clouds
-    _padded: PaddedClouds | None = dataclasses.field(default=None, repr=False)
-
-    def padded(self) -> PaddedClouds:
-        """The clouds as dense arrays, made at the first call and kept with the batch."""
-        if self._padded is None:
-            self._padded = self.clouds.padded()
-        return self._padded
+    clouds: Clouds | PaddedClouds  # dense where the network reads nothing but the members' features
 
 
 def plan_batches(
@@ -73,7 +66,8 @@ def plan_batches(
         while first < len(order):
             last = min(first + group, len(order))
             last = min(last, first + max(1, max_elements // model.elements_per_cloud(int(sizes[last - 1]))))
-            batches.append(Batch(nodes[order[first:last]], clouds.subset(order[first:last])))
+            picked = clouds.subset(order[first:last])
+            batches.append(Batch(nodes[order[first:last]], picked if model.config.graph == "mesh" else picked.padded()))
             first = last
     return batches
 
@@ -121,7 +115,8 @@ def predict_fields(
             if model.whole_mesh:
                 arrays = flat(cloud_features(fields, batch.clouds, velocity[batch.nodes], spec), precision) + (batch.clouds.edges(),)
             else:
-                arrays = padded_features(fields, batch.padded(), velocity[batch.nodes], spec, precision)
+                dense = batch.clouds if isinstance(batch.clouds, PaddedClouds) else batch.clouds.padded()
+                arrays = padded_features(fields, dense, velocity[batch.nodes], spec, precision)
             inputs = [torch.as_tensor(a, device=device) for a in arrays]
             inputs += [] if graph is None else [torch.as_tensor(graph.edges(batch.clouds), device=device)]
             toc = time.perf_counter()

@@ -66,6 +66,8 @@ VALIDATION = ("alpha_05_10071_4048", "alpha_05_10071_2024", "alpha_15_7929_4048"
 """The validation cases of the suggested split; the test cases (alpha_15_13929_*, alpha_05_4071_*) never."""
 CONTINUATION = 10
 """Iterations over which a target that diverges from the SST state is handed over from SST's nu_t."""
+LADDER = ("direct", "continuation", "pseudo-time continuation")
+"""How a frozen target is solved (`solve_frozen`), each tried where the one before it failed."""
 BENCHMARK = "benchmark"
 """`--sst benchmark`: the benchmark's SST (PHLL29 time 20000) as the start, where ours does not converge."""
 WALL = 1e-12
@@ -277,18 +279,43 @@ class StressRamp:
         return self.closure.update(flow)
 
 
-def propagate(sst: MeshFields, nu_t: np.ndarray, blend: int = 0, stress: np.ndarray | None = None):
-    """Our RANS solve of the SST run's hill and mesh with `nu_t` (and `stress`) frozen, converged:
-    (MeshFields, separation dict, statistics)."""
-    from mpi4py import MPI
-
+def propagate(sst: MeshFields, nu_t: np.ndarray, stress: np.ndarray | None = None):
+    """Our RANS solve of the SST run's hill and mesh with `nu_t` (and `stress`) frozen, converged
+    (`solve_frozen`): (MeshFields, separation dict, statistics, the `LADDER` rung that converged)."""
     from cases.flows import phll_rans
     from cases.flows.hills_rans import separation
 
     config = phll_rans.PhllRansConfig(**sst.metadata["config"])
-    solution = phll_rans.solve(config, MPI.COMM_WORLD, None, frozen_closure(sst, nu_t, blend, stress))
+    solution, rung = solve_frozen(config, sst, nu_t, stress)
     fields = solution.mesh_fields({"case": "les-target propagation", "config": sst.metadata["config"]})
-    return fields, separation(solution), solution.statistics()
+    return fields, separation(solution), solution.statistics(), rung
+
+
+def solve_frozen(config, sst: MeshFields, nu_t: np.ndarray, stress: np.ndarray | None = None, what: str = "a frozen target"):
+    """`phll_rans.solve(config)` with `nu_t` (and `stress`) frozen, from the SST state `sst`, by the
+    first rung of `LADDER` that converges: one solve straight from the SST state; else the values
+    handed over from SST's in `CONTINUATION` iterations; else the same hand-over with each momentum
+    solve one pseudo-time step (from `CONTINUED_DT`, at most `CONTINUED_DT_MAX`, as our SST solves
+    continue from k-omega): seed 2 of `cases/phll_closure_basis.toml` on alpha_05_10071_2024
+    diverged at the end of the plain hand-over and converged so in 65 iterations. Returns
+    (solution, rung); the last rung's failure is raised (collective)."""
+    import dataclasses
+
+    from mpi4py import MPI
+
+    from cases.flows import phll_rans
+    from solvers.errors import ConvergenceError
+
+    for rung in LADDER:
+        blend = 0 if rung == "direct" else CONTINUATION
+        parameters = None if rung != LADDER[-1] else dataclasses.replace(
+            config.rans_parameters, dt=phll_rans.CONTINUED_DT, dt_max=phll_rans.CONTINUED_DT_MAX, momentum_pseudo_time=True)
+        try:
+            return phll_rans.solve(config, MPI.COMM_WORLD, None, frozen_closure(sst, nu_t, blend, stress), parameters), rung
+        except ConvergenceError as err:
+            if rung == LADDER[-1]:
+                raise
+            log.warning("%s on %s: %s; again by %s", what, config.geometry, str(err).splitlines()[0], LADDER[LADDER.index(rung) + 1])
 
 
 def propagation_test(case: str, sst_run, out, phll29=PHLL29, names=CANDIDATES, regularisation: float = REGULARISATION) -> dict:
@@ -347,7 +374,7 @@ def _candidate(sst: MeshFields, nu_t: np.ndarray, name: str, case_dir: Path, out
 
     tic = time.perf_counter()
     try:
-        blend, (fields, bubble, statistics) = _propagated(sst, nu_t, name, case_dir.name, stress)
+        fields, bubble, statistics, rung = propagate(sst, nu_t, stress)
     except Exception as err:  # a target that does not converge is a result, not a crash
         log.warning("%s on %s did not converge: %s", name, case_dir.name, err)
         return {"error": str(err).splitlines()[0], "seconds": time.perf_counter() - tic}
@@ -357,7 +384,8 @@ def _candidate(sst: MeshFields, nu_t: np.ndarray, name: str, case_dir: Path, out
         "score": score_shared_case(fields, case_dir, out, source=f"{name} frozen", velocity="velocity"),
         "reattachment": bubble["reattachment"],
         "iterations": statistics["rans_iterations"],
-        "continuation_iterations": blend,
+        "continuation_iterations": 0 if rung == "direct" else CONTINUATION,
+        "solved_by": rung,
         "final_changes": {"nu_t": last["nu_t_change"], "velocity": last["velocity_change"]},
         # the momentum residual left before the last Newton solve, relative to the first
         "residual_reduction": last["momentum_residual"] / statistics["history"][0]["momentum_residual"],
@@ -366,18 +394,6 @@ def _candidate(sst: MeshFields, nu_t: np.ndarray, name: str, case_dir: Path, out
     }
     log.info("%s %s: score %.4f", case_dir.name, name, row["score"])
     return row
-
-
-def _propagated(sst: MeshFields, nu_t: np.ndarray, name: str, case: str, stress=None):
-    """(blend, propagate(...)): straight from the SST state, or else by continuation from SST's nu_t
-    (and from no stress)."""
-    from solvers.errors import ConvergenceError
-
-    try:
-        return 0, propagate(sst, nu_t, stress=stress)
-    except ConvergenceError as err:
-        log.warning("%s on %s: %s; again by continuation over %d iterations", name, case, str(err).splitlines()[0], CONTINUATION)
-    return CONTINUATION, propagate(sst, nu_t, CONTINUATION, stress)
 
 
 def table(results: list[dict]) -> str:
@@ -394,7 +410,7 @@ def table(results: list[dict]) -> str:
             if "error" in c:
                 lines.append(f"| {r['case']} | {name} frozen | failed: {c['error']} | | | | {c['seconds']:.0f} |")
             else:
-                how = f"frozen (continuation over {c['continuation_iterations']})" if c.get("continuation_iterations") else "frozen"
+                how = f"frozen ({c.get('solved_by', 'continuation')} over {c['continuation_iterations']})" if c.get("continuation_iterations") else "frozen"
                 lines.append(
                     f"| {r['case']} | {name} {how} | {_f(c['score'], 4)} | {_f(c['reattachment'], 2)} ({les}) | {c['iterations']} | {c['residual_reduction']:.1e} | {c['seconds']:.0f} |"
                 )

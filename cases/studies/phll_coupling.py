@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from cases.errors import CaseError
-from cases.studies.les_targets import CONTINUATION, frozen_closure
+from cases.studies.les_targets import solve_frozen
 
 log = logging.getLogger("vcnn")
 
@@ -112,19 +112,11 @@ def couple_geometry(network, sst, out: Path, options: PhllCoupling, rotate: floa
     once = facts["network_read"] == "once"
     predicted = network(start) if once else None  # read once: its nu_t (and stress) frozen from the SST state
 
-    def closure(blend: int = 0):
-        return frozen_closure(start, predicted["nu_t"], blend, predicted.get("stress")) if once else from_sst(start, network)
-
     try:
-        try:
-            solution = phll_rans.solve(config, comm, None, closure())
-        except RansFailure as err:
-            if not once or len(err.history) > 1:
-                raise
-            # One Newton solve from the SST state to the frozen values failed: approach them instead
-            # (the propagation test's continuation). A solve that converges directly is not changed.
-            log.info("%s: %s; again with the network's values handed over in %d iterations", config.geometry, err, CONTINUATION)
-            solution = phll_rans.solve(config, comm, None, closure(CONTINUATION))
+        if once:  # straight, else by continuation (`solve_frozen`); a solve that converges directly is not changed
+            solution, facts["solved_by"] = solve_frozen(config, start, predicted["nu_t"], predicted.get("stress"), what="the network's values")
+        else:
+            solution = phll_rans.solve(config, comm, None, from_sst(start, network))
     except RansFailure as err:
         from solvers.export import to_mesh_fields
 

@@ -139,3 +139,41 @@ def test_test_cases_are_refused_before_any_work(tmp_path):
     with pytest.raises(CaseError, match="validation cases"):
         propagation_test("alpha_15_13929_4048", tmp_path / "no-run", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_frozen_target_is_solved_by_the_first_rung_that_converges(monkeypatch):
+    """`solve_frozen`: straight from the SST state, then the hand-over, then the hand-over in
+    pseudo-time steps, each only where the one before failed; the last failure is raised."""
+    import dataclasses
+
+    from cases.flows import phll_rans
+    from cases.studies import les_targets
+    from solvers.errors import ConvergenceError, RansFailure
+
+    @dataclasses.dataclass
+    class Parameters:
+        dt: float = 0.05
+        dt_max: float = 1e300
+        momentum_pseudo_time: bool = False
+
+    config = dataclasses.make_dataclass("Config", [("geometry", str), ("rans_parameters", Parameters)])("alpha_05_10071_2024", Parameters())
+    tried = []
+    monkeypatch.setattr(les_targets, "frozen_closure", lambda sst, nu_t, blend, stress: blend)
+
+    def solve(config, comm, msh_path, blend, parameters=None):
+        tried.append((blend, parameters))
+        if parameters is None or len(tried) > limit:
+            raise RansFailure("diverged", [{}], None)
+        return "solution"
+
+    monkeypatch.setattr(phll_rans, "solve", solve)
+    limit = 3
+    assert les_targets.solve_frozen(config, None, None) == ("solution", "pseudo-time continuation")
+    (first, none), (second, still_none), (third, stepped) = tried
+    assert (first, second, third) == (0, les_targets.CONTINUATION, les_targets.CONTINUATION) and none is still_none is None
+    assert stepped == Parameters(phll_rans.CONTINUED_DT, phll_rans.CONTINUED_DT_MAX, True)
+    tried.clear()
+    limit = 0
+    with pytest.raises(ConvergenceError):
+        les_targets.solve_frozen(config, None, None)
+    assert len(tried) == 3

@@ -163,7 +163,8 @@ def test_a_remaining_stress_in_the_loop_is_the_frozen_force_and_its_trace_does_n
     once, _, once_statistics = couple_geometry(Frozen(), sst, tmp_path / "once", PhllCoupling(tolerance=1e-8))  # read once: the same solution
     period = sst.metadata["periods"][0][0]
     isotropic = 0.02 * np.cos(2 * np.pi * sst.points[:, 0] / period)[:, None, None] * np.eye(2)
-    frozen, _, _ = propagate(sst, nu_t, stress=remainder + isotropic)
+    frozen, _, _, rung = propagate(sst, nu_t, stress=remainder + isotropic)
+    assert rung == "direct"
 
     def difference(u, v):
         return np.linalg.norm(u["velocity"] - v["velocity"]) / np.linalg.norm(v["velocity"])
