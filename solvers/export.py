@@ -22,7 +22,11 @@ from meshes.periodic_domain import PeriodicDomain
 
 def node_values(domain, values) -> np.ndarray:
     """Values of a Function or UFL expression at this rank's mesh (geometry) nodes."""
-    return NodeSampler(domain)(values)
+    sampler = NodeSampler(domain)
+    try:
+        return sampler(values)
+    finally:
+        sampler.close()
 
 
 class NodeSampler:
@@ -88,6 +92,14 @@ class NodeSampler:
         out.x.array[:] = solution.x.array[: len(out.x.array)]
         return out
 
+    def close(self) -> None:
+        """Free the projection's PETSc objects now, on every rank at once (collective), rather than
+        whenever each rank's garbage collector gets to them."""
+        if self._projection is not None:
+            self._projection[1].destroy()
+            self._projection = None
+            self._forms.clear()
+
 
 def set_node_values(domain, values: np.ndarray, out: fem.Function) -> None:
     """The inverse of `node_values` for a scalar P1 Function: `values` in the node order of
@@ -109,8 +121,13 @@ def to_mesh_fields(domain, arrays: dict, metadata: dict | None = None, sampler: 
     owned_cells = mesh.topology.index_map(tdim).size_local
     nodes_per_cell = len(mesh.geometry.dofmap.links(0))
     cells = index[mesh.geometry.dofmap.array.reshape(-1, nodes_per_cell)[:owned_cells]]
-    sampler = NodeSampler(domain) if sampler is None else sampler
-    local = {name: sampler(values) for name, values in arrays.items()}
+    own = sampler is None
+    sampler = NodeSampler(domain) if own else sampler
+    try:
+        local = {name: sampler(values) for name, values in arrays.items()}
+    finally:
+        if own:
+            sampler.close()
     gathered = comm.gather((index, mesh.geometry.x[:, : mesh.geometry.dim], cells, local), root=0)
     if comm.rank != 0:
         return None
