@@ -6,6 +6,7 @@ Shared by every domain builder: the model is built on rank 0 only, optionally wr
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import threading
 from pathlib import Path
@@ -21,6 +22,8 @@ def dolfinx_mesh(build: Callable, comm=None, msh_path: str | Path | None = None,
 
     comm = MPI.COMM_WORLD if comm is None else comm
     _keep(handler)
+    openmp = _openmp()
+    threads = openmp.omp_get_max_threads() if openmp else None
     gmsh.initialize([], readConfigFiles=False)
     try:
         gmsh.option.setNumber("General.Terminal", 0)
@@ -35,7 +38,20 @@ def dolfinx_mesh(build: Callable, comm=None, msh_path: str | Path | None = None,
     finally:
         gmsh.finalize()
         _keep(handler)
+        if threads:
+            openmp.omp_set_num_threads(threads)
     return mesh, facet_tags
+
+
+def _openmp():
+    """The process's OpenMP runtime (GNU libgomp), or None. gmsh's initialize sets its thread count
+    to 1 (gmsh's General.NumThreads), and that outlives gmsh's finalize: every later OpenMP user in
+    the process ran on one thread, torch among them (the closure's network took 1.2 to 1.8 times as
+    long in the coupled loop, whose mesh is built first). `dolfinx_mesh` puts the count back."""
+    try:
+        return ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        return None
 
 
 def _keep(handler) -> None:

@@ -40,3 +40,20 @@ def test_bad_resolution_is_refused(text):
 def test_bad_alpha_is_refused():
     with pytest.raises(MeshError, match="alpha must be in"):
         periodic_hill(5.0, Resolution(10, 10))
+
+
+def test_building_a_mesh_leaves_the_openmp_thread_count_as_it_was():
+    """gmsh's initialize sets the process's OpenMP threads to 1, and its finalize keeps that: the
+    network of a coupled solve (torch) then ran on one thread. `dolfinx_mesh` puts it back."""
+    from meshes.gmsh_io import _openmp
+
+    openmp = _openmp()
+    if openmp is None:
+        pytest.skip("no libgomp in this process")
+    before = openmp.omp_get_max_threads()
+    openmp.omp_set_num_threads(3)
+    try:
+        periodic_hill(1.0, Resolution(8, 4, 2.0))
+        assert openmp.omp_get_max_threads() == 3
+    finally:
+        openmp.omp_set_num_threads(before)
