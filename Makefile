@@ -30,8 +30,8 @@ demo: setup
 # mostly single-threaded solves, so it takes about half the time on 2 cores. Files are handed out
 # in collection order (tests/conftest.py puts those with a slow test first), not by test count,
 # which left the 4.5-minute one-test file for last. One OpenMP thread per worker (and per process
-# it starts): two workers with a pool of two threads each oversubscribe the 2 cores (16 min 6 s
-# against 14 min 4 s once gmsh stopped leaving every worker one thread).
+# it starts): two workers with a pool of two threads each oversubscribe the 2 cores (16 min 6 s;
+# 12 min 34 s with one thread each).
 test: setup
 	OMP_NUM_THREADS=1 $(MPIRUN_ROOT) $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 

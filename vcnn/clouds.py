@@ -151,8 +151,7 @@ class Clouds:
         """The same clouds as dense (Q, n_max) arrays."""
         q, n = len(self), int(self.sizes.max()) if len(self) else 0
         row, slot = self.owner(), slots(self.offsets)
-        first = self.members[np.minimum(self.offsets[:-1], len(self.members) - 1)] if len(self.members) else np.zeros(q, np.int64)
-        members = np.repeat(first, n).reshape(q, n)
+        members = np.zeros((q, n), dtype=self.members.dtype)
         relative = np.zeros((q, n, self.relative.shape[1]))
         members[row, slot], relative[row, slot] = self.members, self.relative
         padding = np.ones((q, n), dtype=bool)
@@ -172,8 +171,7 @@ class Clouds:
 class PaddedClouds:
     """Clouds as dense (Q, n_max) arrays, each cloud's members first: features are computed in
     this layout directly, not computed flat and scattered into it at every call. A padding slot
-    repeats its cloud's first member (finite features, zeroed by `vcnn.features.padded_features`)
-    at a zero position."""
+    holds node 0 at a zero position (finite features, zeroed by `vcnn.features.padded_features`)."""
 
     members: np.ndarray  # (Q, n) node indices
     relative: np.ndarray  # (Q, n, dim), zero in padding

@@ -134,15 +134,16 @@ def padded_features(fields: MeshFields, clouds: PaddedClouds, query_velocity: np
     spec.check_fields(fields)
     q, n = clouds.members.shape
     vectors, scalars = member_features(fields, clouds.members, clouds.relative, np.asarray(query_velocity, dtype=float)[:, None], spec)
-    out = np.empty((q, n, len(vectors)) + vectors[0].shape[2:], dtype), np.empty((q, n, len(scalars)), dtype), np.zeros((q, n), dtype)
+    dense_vectors = np.empty((q, n, len(vectors)) + vectors[0].shape[2:], dtype)
+    dense_scalars = np.empty((q, n, len(scalars)), dtype)
     for i, v in enumerate(vectors):
-        out[0][:, :, i] = v
-    for i, s in enumerate(scalars):
-        out[1][:, :, i] = s
-    out[0][clouds.padding], out[1][clouds.padding] = 0, 0
+        dense_vectors[:, :, i] = v
+    for i, v in enumerate(scalars):
+        dense_scalars[:, :, i] = v
+    dense_vectors[clouds.padding], dense_scalars[clouds.padding] = 0, 0
     weights = np.where(clouds.padding, 0.0, fields.weights[clouds.members])
-    out[2][:] = weights / np.cumsum(weights, axis=1)[:, -1:]  # summed in order, as `np.bincount` sums the flat ones
-    return out
+    totals = np.cumsum(weights, axis=1)[:, -1:]  # summed in order, as `np.bincount` sums the flat ones
+    return dense_vectors, dense_scalars, (weights / totals).astype(dtype, copy=False)
 
 
 def flat(features: CloudFeatures, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
