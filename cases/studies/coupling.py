@@ -32,15 +32,44 @@ STATIONS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
 
 
 def rank_device(device: str) -> str:
-    """"cuda" without an index means, under MPI, this rank's GPU: rank mod the GPUs there are (each
-    rank evaluates the network on its own nodes, `solvers.rans.NodeClosure`)."""
-    if device != "cuda":
-        return device
+    """Where this rank evaluates the network (each rank on its own nodes, `solvers.rans.NodeClosure`):
+    "cuda" without an index means rank mod the GPUs there are; on the CPU, torch's threads are
+    limited to this rank's share of the node's cores first (`share_cores`)."""
     import torch
     from mpi4py import MPI
 
+    if device == "cpu":
+        share_cores()
+    if device != "cuda":
+        return device
     count = torch.cuda.device_count()
     return f"cuda:{MPI.COMM_WORLD.rank % count}" if count > 1 else device
+
+
+def cores_per_rank(cores: int, visible: int, ranks_here: int) -> int:
+    """The node's cores over the ranks on it, at most the cores this rank may run on, at least one."""
+    return max(1, min(visible, cores // ranks_here))
+
+
+def share_cores() -> int:
+    """Under mpirun, set torch's threads to this rank's share of the node's cores, and return them.
+    Under Open MPI torch starts one thread a rank whatever the node holds (measured: torch 2.13 on
+    2 cores, `mpirun -n 1` and `-n 2`, bound or not), so that on a node of many cores the ranks'
+    network calls leave most of them idle; ranks that mpirun did not bind (`--bind-to none`) all
+    see every core, hence the division. OMP_NUM_THREADS, when set, is the user's word and is kept;
+    outside mpirun torch's own choice is. Collective."""
+    import os
+
+    import torch
+    from mpi4py import MPI
+
+    node = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED)
+    ranks_here = node.size
+    node.Free()
+    launched = MPI.COMM_WORLD.size > 1 or "OMPI_COMM_WORLD_SIZE" in os.environ
+    if launched and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(cores_per_rank(os.cpu_count() or 1, len(os.sched_getaffinity(0)), ranks_here))
+    return torch.get_num_threads()
 
 
 def load_closure(checkpoint: Path, device: str = "cpu", precision: str = "mixed", smoothing: float | None = None,

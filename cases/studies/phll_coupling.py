@@ -46,10 +46,11 @@ class PhllCoupling:
 
 def load_phll_closure(checkpoint, device: str = "cpu"):
     """The NeuralClosure of a checkpoint trained by a PHLL closure study; CaseError otherwise."""
+    from cases.studies.coupling import rank_device
     from cases.studies.phll_closure import FAMILY
     from vcnn.closure import NeuralClosure
 
-    network = NeuralClosure(checkpoint, device=device)
+    network = NeuralClosure(checkpoint, device=rank_device(device))
     if network.state.get("family") != FAMILY:
         raise CaseError(f"checkpoint {checkpoint} was not trained on the Closure Challenge hills (family {network.state.get('family')!r}, not {FAMILY!r})")
     return network

@@ -221,3 +221,32 @@ def test_each_rank_takes_its_own_gpu(monkeypatch):
     assert rank_device("cuda") == "cuda:0" and rank_device("cpu") == "cpu" and rank_device("cuda:2") == "cuda:2"  # rank 0 here
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert rank_device("cuda") == "cuda"
+
+
+def test_each_rank_takes_its_share_of_the_cores():
+    from cases.studies.coupling import cores_per_rank
+
+    assert cores_per_rank(2, 2, 2) == 1  # unbound: both ranks see both cores
+    assert cores_per_rank(2, 1, 2) == 1  # bound to a core each
+    assert cores_per_rank(16, 16, 2) == 8 and cores_per_rank(16, 4, 2) == 4 and cores_per_rank(2, 2, 1) == 2
+    assert cores_per_rank(2, 2, 4) == 1  # more ranks than cores: one thread each, not none
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="mpirun not installed")
+def test_ranks_take_their_share_of_the_cores_under_mpirun():
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json, torch; from mpi4py import MPI; from cases.studies.coupling import rank_device; "
+              "before = torch.get_num_threads(); rank_device('cpu'); "
+              "rows = MPI.COMM_WORLD.gather((before, torch.get_num_threads())); MPI.COMM_WORLD.rank or print(json.dumps(rows))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    cores = os.cpu_count() or 1
+    for ranks, omp, expected in ((1, None, cores), (2, None, max(1, cores // 2)), (2, "3", None)):  # OMP_NUM_THREADS: torch's choice kept
+        cmd = [shutil.which("mpirun"), "-n", str(ranks), "--bind-to", "none", "--oversubscribe", sys.executable, "-c", script]
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env if omp is None else {**env, "OMP_NUM_THREADS": omp}, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        rows = json.loads(result.stdout.strip().splitlines()[-1])
+        assert [after for _, after in rows] == ([before for before, _ in rows] if expected is None else [expected] * ranks), (ranks, omp, rows)
