@@ -2,7 +2,9 @@
 batches of 512 ellipse clouds of 150 sampled members, the paper-sized network) on one solved
 hills-transport case, timed per batch in one process in four ways, each from the same seed over
 the same batches: batches built in turn (before) or ahead in a background thread (now, the
-default), each with the eager network and with `[training] compile = true`. The ways take turns
+default), each with the eager network and with `[training] compile = true`, and built ahead with
+the tanh embedding trained in its sigmoid form (`[training] sigmoid_tanh = true`), eager and
+compiled. The ways take turns
 over `rounds` rounds and each keeps its fastest round (on a shared machine one pass of one way
 moved by 10 %). The paper split's epoch is 1,023 such batches and a validation with full clouds
 (alpha = 0.5, 16,059 nodes; timed here on the case itself), and each way's epoch is projected from
@@ -17,8 +19,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WAYS = {"in_turn": (False, False), "ahead": (True, False), "in_turn_compiled": (False, True), "ahead_compiled": (True, True)}
-"""name -> (batches built ahead, network compiled)"""
+WAYS = {"in_turn": (False, False, False), "ahead": (True, False, False), "in_turn_compiled": (False, True, False),
+        "ahead_compiled": (True, True, False), "ahead_sigmoid": (True, False, True), "ahead_compiled_sigmoid": (True, True, True)}
+"""name -> (batches built ahead, network compiled, tanh embedding trained as sigmoids)"""
 PAPER_BATCHES, PAPER_VALIDATION_NODES = 1023, 16059
 """A paper-split epoch: its batches and its validation case's nodes (alpha = 0.5)."""
 
@@ -37,11 +40,11 @@ def training(case: Path, out: Path, batches: int = 60, warm: int = 5, rounds: in
                         batches_per_epoch=warm + batches)
     result = {"case": case.name, "batches_timed": batches, "rounds": rounds, "threads": torch.get_num_threads()}
     for _ in range(rounds):
-        for name, (ahead, compiled) in WAYS.items():
+        for name, (ahead, compiled, sigmoid) in WAYS.items():
             torch.manual_seed(config.seed)
             model = build_model(study.model_config())
             model.set_normalization(feature_statistics(data, seed=config.seed))
-            trainer = Trainer(model, data, [], dataclasses.replace(config, compile=compiled, device="cpu"), out / name, progress=False)
+            trainer = Trainer(model, data, [], dataclasses.replace(config, compile=compiled, sigmoid_tanh=sigmoid, device="cpu"), out / name, progress=False)
             source = data.epoch(0, config.seed)
             for i, batch in enumerate(built_ahead(source) if ahead else source):
                 if i == warm:  # after the compilation, if any

@@ -54,6 +54,7 @@ class TrainingConfig:
     device: str = "auto"
     max_minutes: float | None = None  # stop after the epoch that takes the run past this time (resumes included)
     compile: bool = False  # torch.compile the training step's network: fused kernels, other rounding than eager
+    sigmoid_tanh: bool = False  # a vector-cloud network's tanh embedding trained as sigmoids: faster, other rounding
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.n_points < 0 or self.batches_per_epoch < 0:
@@ -171,6 +172,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
         self.device = config.resolved_device()
         model.to(self.device)
+        model.sigmoid_training = config.sigmoid_tanh
         self.net = model if self.world == 1 else torch.nn.parallel.DistributedDataParallel(model)
         if config.compile:
             self.net = torch.compile(self.net, dynamic=True)  # batches differ in size; validation stays eager

@@ -208,3 +208,27 @@ def test_the_inference_embedding_is_the_trained_one(dtype, tolerance, monkeypatc
         inferred = model(vectors, scalars, weights)
     assert calls == [1]
     assert (inferred - trained).abs().max() <= tolerance * trained.abs().max()
+
+
+def test_the_sigmoid_form_trains_the_same_network():
+    """`sigmoid_training` (`[training] sigmoid_tanh`): the tanh embedding trained as sigmoids gives the
+    plain layers' outputs and gradients to rounding (float64), and the plain path stays the default."""
+    torch.manual_seed(0)
+    model = build_model(CloudNetConfig(n_scalars=5, embedding=(8, 16, 12), fitting=(16,), invariant_norm=True)).to(torch.float64)
+    model.scalar_mean.copy_(torch.randn(5)), model.scalar_std.copy_(torch.rand(5) + 0.5)
+    vectors, scalars = torch.randn(6, 40, 2, 2, dtype=torch.float64), 3 * torch.randn(6, 40, 5, dtype=torch.float64)
+    weights = torch.rand(6, 40, dtype=torch.float64)
+    weights /= weights.sum(1, keepdim=True)
+    results = []
+    for sigmoid in (False, True):
+        model.sigmoid_training = sigmoid
+        model.zero_grad()
+        out = model(vectors, scalars, weights)
+        (out**2).sum().backward()
+        results.append((out.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}))
+    (plain, plain_grads), (fast, fast_grads) = results
+    assert not torch.equal(plain, fast)  # another computation ...
+    assert torch.allclose(fast, plain, rtol=1e-12, atol=0)  # ... of the same function
+    for name, grad in plain_grads.items():
+        assert grad.abs().max() > 0 and torch.allclose(fast_grads[name], grad, rtol=1e-10, atol=1e-12 * grad.abs().max()), name
+    assert not build_model(CloudNetConfig()).sigmoid_training

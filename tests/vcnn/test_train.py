@@ -63,6 +63,21 @@ def test_training_learns_and_writes_checkpoints_and_metrics(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_sigmoid_tanh_trains_the_embedding_as_sigmoids(tmp_path, monkeypatch):
+    import vcnn.nn.cloud_nets
+
+    calls = []
+    plain = vcnn.nn.cloud_nets.sigmoid_embedding
+    monkeypatch.setattr(vcnn.nn.cloud_nets, "sigmoid_embedding", lambda *a: calls.append(torch.is_grad_enabled()) or plain(*a))
+    histories = []
+    for sigmoid in (False, True):
+        model, training, validation, config = setup(3)
+        histories.append(train(model, training, validation, dataclasses.replace(config, sigmoid_tanh=sigmoid), tmp_path / str(sigmoid), progress=False))
+        assert model.sigmoid_training is sigmoid and any(calls) is sigmoid  # validation runs without gradients either way
+    losses = [[h["train_loss"] for h in history] for history in histories]
+    assert losses[0] != losses[1] and np.allclose(losses[0], losses[1], rtol=1e-3)  # other rounding, the same training
+
+
 class Killed(Exception):
     pass
 

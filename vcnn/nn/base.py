@@ -115,6 +115,7 @@ class CloudNet(nn.Module):
     output_kinds: tuple[str, ...] = ("scalar",)  # the kinds of output the network can make
     pairwise: bool = False  # messages between members: may run on the mesh graph (`graph = "mesh"`)
     whole_mesh: bool = False  # one graph over every node of a case (`vcnn.nn.whole_mesh`), not a cloud per node
+    sigmoid_training: bool = False  # tanh embeddings trained in their sigmoid form (`TrainingConfig.sigmoid_tanh`)
 
     def __init__(self, config: CloudNetConfig):
         super().__init__()

@@ -77,17 +77,20 @@ class VectorCloudNet(CloudNet):
         return self.denormalized(torch.cat(parts, dim=1))
 
     def moments(self, scalars: torch.Tensor, q: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """L = sum_j w_j G_j^T Q_j, G the embedding of the members' normalized scalars. Without
-        gradients (inference, validation) a tanh embedding runs as `sigmoid_embedding`, G = 2 S - 1,
-        and L = 2 S^T (w Q) - sum_j w_j Q_j: the same numbers to rounding, over twice as fast on CPU
-        (docs/results.md). Training keeps the plain layers."""
-        if torch.is_grad_enabled() or self.config.activation != "tanh":
+        """L = sum_j w_j G_j^T Q_j, G the embedding of the members' normalized scalars. A tanh
+        embedding runs as `sigmoid_embedding`, G = 2 S - 1, and L = 2 S^T (w Q) - sum_j w_j Q_j,
+        without gradients (inference, validation) and, if `sigmoid_training` is set, in training
+        too: the same numbers to rounding, faster on CPU (docs/results.md). Training keeps the plain
+        layers by default, so that earlier trainings reproduce bit for bit."""
+        if self.config.activation != "tanh" or (torch.is_grad_enabled() and not self.sigmoid_training):
             return torch.einsum("bn,bnm,bnc->bmc", weights, self.embed(self.normalized_scalars(scalars)), q)
         step = max(1, ROWS // weights.shape[1])
-        if weights.shape[0] > step:  # in pieces whose layers stay in the cache
+        if weights.shape[0] > step and not torch.is_grad_enabled():  # in pieces whose layers stay in the cache
             return torch.cat([self.moments(scalars[i : i + step], q[i : i + step], weights[i : i + step]) for i in range(0, weights.shape[0], step)])
         weighted = weights[..., None] * q  # (B, n, k dim): cheaper than weighting the wider S
         s = sigmoid_embedding(self.embed, scalars, self.scalar_mean, self.scalar_std)
+        if torch.is_grad_enabled():  # (w Q)^T S, turned: the gradient of S comes back contiguous, not turned
+            return 2 * (weighted.transpose(1, 2) @ s).transpose(1, 2) - weighted.sum(1, keepdim=True)
         return 2 * (s.transpose(1, 2) @ weighted) - weighted.sum(1, keepdim=True)
 
 
