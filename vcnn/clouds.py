@@ -136,15 +136,7 @@ class Clouds:
 
     def sample(self, n: int, rng: np.random.Generator) -> "Clouds":
         """n members per cloud, drawn without replacement (with replacement for smaller clouds)."""
-        if n < 1:
-            raise CloudError(f"cannot sample {n} points per cloud")
-        sizes = self.sizes
-        keys = rng.random((len(self), max(int(sizes.max()), n)))
-        keys[np.arange(keys.shape[1])[None, :] >= sizes[:, None]] = np.inf  # beyond each cloud
-        slot = np.argpartition(keys, n - 1, axis=1)[:, :n]
-        small = sizes < n
-        slot[small] = np.floor(rng.random((int(small.sum()), n)) * sizes[small, None]).astype(slot.dtype)
-        picked = (self.offsets[:-1, None] + slot).ravel()
+        picked = sampled(self.offsets, n, rng)
         return Clouds(np.arange(len(self) + 1) * n, self.members[picked], self.relative[picked])
 
     def padded(self) -> "PaddedClouds":
@@ -160,11 +152,53 @@ class Clouds:
 
     def subset(self, clouds: np.ndarray) -> "Clouds":
         """The clouds with the given indices, in that order."""
-        clouds = np.asarray(clouds)
-        sizes = self.sizes[clouds]
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        picked = np.repeat(self.offsets[clouds] - offsets[:-1], sizes) + np.arange(offsets[-1])
+        offsets, picked = subset_of(self.offsets, clouds)
         return Clouds(offsets, self.members[picked], self.relative[picked])
+
+
+def sampled(offsets: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(Q n,) positions of n members drawn from each of the clouds that `offsets` (Q + 1) delimit,
+    without replacement (with replacement for smaller clouds)."""
+    if n < 1:
+        raise CloudError(f"cannot sample {n} points per cloud")
+    sizes = np.diff(offsets)
+    keys = rng.random((len(sizes), max(int(sizes.max()), n)))
+    keys[np.arange(keys.shape[1])[None, :] >= sizes[:, None]] = np.inf  # beyond each cloud
+    slot = np.argpartition(keys, n - 1, axis=1)[:, :n]
+    small = sizes < n
+    slot[small] = np.floor(rng.random((int(small.sum()), n)) * sizes[small, None]).astype(slot.dtype)
+    return (offsets[:-1, None] + slot).ravel()
+
+
+def subset_of(offsets: np.ndarray, clouds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, positions) of the clouds with the given indices, in that order."""
+    clouds = np.asarray(clouds)
+    sizes = np.diff(offsets)[clouds]
+    subset = _offsets(sizes)
+    return subset, np.repeat(offsets[clouds] - subset[:-1], sizes) + np.arange(subset[-1])
+
+
+@dataclasses.dataclass
+class KeptClouds:
+    """The clouds of every node of a field, kept as indices into the images of its `NodeIndex`
+    (4 bytes a member): in training every epoch draws from the same clouds (a case's fields do not
+    change), so each case is searched once, not at every batch. `clouds` gives a batch's clouds
+    bit for bit as a search and `Clouds.sample` would."""
+
+    index: "NodeIndex"
+    points: np.ndarray  # (N, dim) the query nodes
+    offsets: np.ndarray  # (N + 1,)
+    images: np.ndarray  # (M,) int32 image of each member
+
+    def clouds(self, nodes: np.ndarray, n: int | None = None, rng: np.random.Generator | None = None) -> Clouds:
+        """The clouds of `nodes`, with n members drawn from each by `rng` if n is given."""
+        offsets, picked = subset_of(self.offsets, nodes)
+        if n is not None:
+            picked = picked[sampled(offsets, n, rng)]
+            offsets = np.arange(len(nodes) + 1) * n
+        image = self.images[picked]
+        owner = np.repeat(np.asarray(nodes), np.diff(offsets))
+        return Clouds(offsets, self.index.source[image], self.index.images[image] - self.points[owner])
 
 
 @dataclasses.dataclass
@@ -224,6 +258,14 @@ def _offsets(sizes: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(sizes)])
 
 
+def _nonempty(sizes: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """The offsets of clouds of these sizes; CloudError if one is empty."""
+    if np.any(sizes == 0):
+        first = int(np.argmax(sizes == 0))
+        raise CloudError(f"{int((sizes == 0).sum())} clouds have no points (first at {queries[first].tolist()})")
+    return _offsets(sizes)
+
+
 class NodeIndex:
     """The nodes of a field with their periodic images in a KD-tree: built once, queried often
     (every training batch of a case queries the same index)."""
@@ -243,6 +285,21 @@ class NodeIndex:
         Queries are processed `chunk` at a time to bound memory. Raises CloudError if a cloud
         comes out empty.
         """
+        queries, query_velocity = self._checked(queries, shape, query_velocity)
+        self._check_memory(queries, shape, query_velocity)
+        members, owners = [], []
+        for start in range(0, len(queries), chunk):
+            block = slice(start, start + chunk)
+            velocity = None if query_velocity is None else query_velocity[block]
+            flat, owner = _search(self.tree, self.images, queries[block], shape, velocity)
+            members.append(flat)
+            owners.append(owner + start)
+        flat = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
+        owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+        offsets = _nonempty(np.bincount(owner, minlength=len(queries)), queries)
+        return Clouds(offsets, self.source[flat], self.images[flat] - queries[owner])
+
+    def _checked(self, queries, shape: Shape, query_velocity) -> tuple[np.ndarray, np.ndarray | None]:
         queries = np.asarray(queries, dtype=float)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise CloudError(f"queries must be a (Q, {self.dim}) array")
@@ -254,24 +311,25 @@ class NodeIndex:
             query_velocity = np.asarray(query_velocity, dtype=float)
             if query_velocity.shape != queries.shape or not np.isfinite(query_velocity).all():
                 raise CloudError("query velocities must be finite and shaped like the queries")
+        return queries, query_velocity
 
-        self._check_memory(queries, shape, query_velocity)
-        members, owners = [], []
+
+    def keep(self, queries: np.ndarray, shape: Shape, query_velocity=None, chunk: int = 4096) -> KeptClouds | None:
+        """The clouds of all `queries` as `KeptClouds`, or None if they would take more than a
+        quarter of the memory free now (then search each batch's clouds as it comes)."""
+        import psutil
+
+        queries, query_velocity = self._checked(queries, shape, query_velocity)
+        self._check_memory(queries[:chunk], shape, None if query_velocity is None else query_velocity[:chunk])
+        if self._members[shape] * len(queries) * 4 > psutil.virtual_memory().available / 4 or len(self.images) >= 2**31:
+            return None
+        images, sizes = [], []
         for start in range(0, len(queries), chunk):
             block = slice(start, start + chunk)
-            velocity = None if query_velocity is None else query_velocity[block]
-            flat, owner = _search(self.tree, self.images, queries[block], shape, velocity)
-            members.append(flat)
-            owners.append(owner + start)
-        flat = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
-        owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
-        sizes = np.bincount(owner, minlength=len(queries))
-        if np.any(sizes == 0):
-            first = int(np.argmax(sizes == 0))
-            raise CloudError(f"{int((sizes == 0).sum())} clouds have no points (first at {queries[first].tolist()})")
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        return Clouds(offsets, self.source[flat], self.images[flat] - queries[owner])
-
+            flat, owner = _search(self.tree, self.images, queries[block], shape, None if query_velocity is None else query_velocity[block])
+            images.append(flat.astype(np.int32))
+            sizes.append(np.bincount(owner, minlength=len(queries[block])))
+        return KeptClouds(self, queries, _nonempty(np.concatenate(sizes), queries), np.concatenate(images))
 
     BYTES_PER_MEMBER = 100
     """Memory per cloud member while the clouds are built and their features assembled (the

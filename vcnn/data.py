@@ -1,8 +1,9 @@
 """Training data: solved cases (MeshFields) served as batches of clouds, built on the fly.
 
-Clouds are never materialised for a whole dataset: each batch takes a shuffled block of query
-nodes of one case, builds their clouds with that case's KD-tree (built once) and samples a fixed
-number of members per cloud (fresh samples every epoch). Whole-mesh networks train on whole
+Each batch takes a shuffled block of query nodes of one case and samples a fixed number of
+members from each of their clouds (fresh samples every epoch). A case's clouds are searched once,
+at its first batch, with its KD-tree, and kept as 4-byte indices (`vcnn.clouds.KeptClouds`), unless
+they would take more than a quarter of the free memory: then each batch searches its own. Whole-mesh networks train on whole
 cases instead (`GraphBatches`: one batch a case, built once).
 """
 
@@ -19,7 +20,7 @@ import torch
 
 from meshes.errors import MeshError
 from meshes.fields import MeshFields
-from vcnn.clouds import MeshGraph, NodeIndex, Shape
+from vcnn.clouds import KeptClouds, MeshGraph, NodeIndex, Shape
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec, cloud_features, flat, padded_features
 
@@ -105,6 +106,7 @@ class CloudBatches:
         dtype: torch.dtype = torch.float32,
         mesh_graph: bool = False,
         batches_per_epoch: int = 0,
+        keep_clouds: bool = True,
     ):
         if not cases:
             raise VcnnError("no cases to serve")
@@ -116,6 +118,8 @@ class CloudBatches:
         self.cases, self.shape, self.spec, self.targets = cases, shape, spec, tuple(targets)
         self.batch_size, self.n_points, self.dtype, self.mesh_graph = batch_size, n_points, dtype, mesh_graph
         self.batches_per_epoch = batches_per_epoch  # 0: every node once an epoch
+        self.keep_clouds = keep_clouds
+        self.kept: dict[int, KeptClouds | None] = {}  # id(case) -> its clouds, searched at its first batch
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -145,9 +149,14 @@ class CloudBatches:
     def batch(self, case: Case, nodes: np.ndarray, rng: np.random.Generator) -> Batch:
         fields = case.fields
         velocity = fields[self.spec.velocity_field]
-        clouds = case.index.clouds(fields.points[nodes], self.shape, velocity[nodes])
-        if self.n_points is not None:
-            clouds = clouds.sample(self.n_points, rng)
+        if self.keep_clouds and id(case) not in self.kept:
+            self.kept[id(case)] = case.index.keep(fields.points, self.shape, velocity)
+        if kept := self.kept.get(id(case)):
+            clouds = kept.clouds(nodes, self.n_points, rng)
+        else:
+            clouds = case.index.clouds(fields.points[nodes], self.shape, velocity[nodes])
+            if self.n_points is not None:
+                clouds = clouds.sample(self.n_points, rng)
         vectors, scalars, weights = padded_features(fields, clouds.padded(), velocity[nodes], self.spec)
         targets = flat_targets(fields, nodes, self.targets, self.target_kinds)
         arrays = (vectors, scalars, weights, targets, fields.weights[nodes])

@@ -75,6 +75,30 @@ def test_knn_sampling_and_subsets(points):
     assert members(sub, 0) == members(clouds, 7) and members(sub, 1) == members(clouds, 3)
 
 
+@pytest.mark.parametrize("shape", [Ellipse(), Ball(0.3), KNearest(12)])
+def test_kept_clouds_give_what_a_search_gives(points, shape, monkeypatch):
+    """A training case's clouds searched once and kept (`NodeIndex.keep`): any batch's clouds,
+    sampled or whole, are bit for bit those of a search of that batch, with the same draws."""
+    nodes, velocity = points
+    index = NodeIndex(nodes, [[6.0, 0.0]])
+    kept = index.keep(nodes, shape, velocity, chunk=700)  # several chunks
+    assert kept.images.dtype == np.int32 and kept.offsets[-1] == len(kept.images)
+    batch = np.random.default_rng(5).permutation(len(nodes))[:300]
+    searched = index.clouds(nodes[batch], shape, velocity[batch])
+    for n in (None, 20, 10_000):  # whole, sampled, sampled with replacement
+        got = kept.clouds(batch, n, np.random.default_rng(9))
+        want = searched if n is None else searched.sample(n, np.random.default_rng(9))
+        for name in ("offsets", "members", "relative"):
+            assert np.array_equal(getattr(got, name), getattr(want, name)), (n, name)
+    import psutil
+
+    class Scarce:
+        available = int(kept.images.nbytes * 3)  # a quarter of it is less than the clouds take
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Scarce)
+    assert index.keep(nodes, shape, velocity) is None  # each batch searches its own then
+
+
 def test_membership_does_not_depend_on_the_frame(points):
     nodes, velocity = points
     rng = np.random.default_rng(1)

@@ -63,6 +63,20 @@ def test_training_learns_and_writes_checkpoints_and_metrics(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_kept_clouds_serve_the_batches_a_search_serves(monkeypatch):
+    cases = [synthetic_case("a", 0.3, 0), synthetic_case("b", 0.5, 1)]
+    searched, kept = (CloudBatches(cases, Ellipse(), SPEC, ("concentration",), 64, 30, keep_clouds=keep) for keep in (False, True))
+    for epoch in (0, 1):
+        for x, y in zip(searched.epoch(epoch, 3), kept.epoch(epoch, 3), strict=True):
+            assert all(torch.equal(a, b) for a, b in zip(x.inputs + (x.targets, x.node_weights), y.inputs + (y.targets, y.node_weights)))
+    assert not searched.kept and all(kept.kept[id(case)] is not None for case in cases)
+    from vcnn.clouds import NodeIndex
+
+    monkeypatch.setattr(NodeIndex, "keep", lambda *args: None)  # too large to keep: searched batch by batch
+    scarce = CloudBatches(cases, Ellipse(), SPEC, ("concentration",), 64, 30)
+    assert torch.equal(next(scarce.epoch(0, 3)).inputs[1], next(searched.epoch(0, 3)).inputs[1]) and scarce.kept == {id(cases[0]): None}
+
+
 def test_sigmoid_tanh_trains_the_embedding_as_sigmoids(tmp_path, monkeypatch):
     import vcnn.nn.cloud_nets
 
