@@ -142,6 +142,8 @@ class Clouds:
     def padded(self) -> "PaddedClouds":
         """The same clouds as dense (Q, n_max) arrays."""
         q, n = len(self), int(self.sizes.max()) if len(self) else 0
+        if n * q == len(self.members):  # all of one size (sampled): a reshape
+            return PaddedClouds(self.members.reshape(q, n), self.relative.reshape(q, n, -1), np.zeros((q, n), dtype=bool))
         row, slot = self.owner(), slots(self.offsets)
         members = np.zeros((q, n), dtype=self.members.dtype)
         relative = np.zeros((q, n, self.relative.shape[1]))
@@ -192,9 +194,11 @@ class KeptClouds:
 
     def clouds(self, nodes: np.ndarray, n: int | None = None, rng: np.random.Generator | None = None) -> Clouds:
         """The clouds of `nodes`, with n members drawn from each by `rng` if n is given."""
-        offsets, picked = subset_of(self.offsets, nodes)
-        if n is not None:
-            picked = picked[sampled(offsets, n, rng)]
+        if n is None:
+            offsets, picked = subset_of(self.offsets, nodes)
+        else:  # the draws of `sampled` on the subset's offsets, shifted to the kept positions
+            sizes = np.diff(self.offsets)[nodes]
+            picked = sampled(_offsets(sizes), n, rng) + np.repeat(self.offsets[nodes] - _offsets(sizes)[:-1], n)
             offsets = np.arange(len(nodes) + 1) * n
         image = self.images[picked]
         owner = np.repeat(np.asarray(nodes), np.diff(offsets))
