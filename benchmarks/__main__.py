@@ -9,7 +9,8 @@ coupled at alpha = 1.125 with the network in mixed, float32 and float64 precisio
 mpirun -n 2; and the shipped k-omega closure there with today's coupled solver against the one
 it replaced) and BENCH_OUT/scale.json (halo sizes measured up to 8 ranks, and the distributed
 closure's table for 10^5 to 10^7 nodes on 1 to 1024 ranks) and BENCH_OUT/training.json (the
-paper split's training step: batches built in turn, ahead, and ahead with a compiled network) and
+paper split's training step: batches built in turn, ahead, from kept clouds, with the sigmoid form
+of the embedding, eager and compiled) and
 BENCH_OUT/forward_rate.json (the vector-cloud network's forward pass against a matrix product on
 the same cores, float32 and float64).
 Goals: transport solve under 2 minutes and 4 GB at alpha = 1; cost exponents about 1 (vector
