@@ -197,8 +197,8 @@ class KeptClouds:
         if n is None:
             offsets, picked = subset_of(self.offsets, nodes)
         else:  # the draws of `sampled` on the subset's offsets, shifted to the kept positions
-            sizes = np.diff(self.offsets)[nodes]
-            picked = sampled(_offsets(sizes), n, rng) + np.repeat(self.offsets[nodes] - _offsets(sizes)[:-1], n)
+            local = _offsets(np.diff(self.offsets)[nodes])
+            picked = sampled(local, n, rng) + np.repeat(self.offsets[nodes] - local[:-1], n)
             offsets = np.arange(len(nodes) + 1) * n
         image = self.images[picked]
         owner = np.repeat(np.asarray(nodes), np.diff(offsets))
@@ -316,7 +316,6 @@ class NodeIndex:
             if query_velocity.shape != queries.shape or not np.isfinite(query_velocity).all():
                 raise CloudError("query velocities must be finite and shaped like the queries")
         return queries, query_velocity
-
 
     def keep(self, queries: np.ndarray, shape: Shape, query_velocity=None, chunk: int = 4096) -> KeptClouds | None:
         """The clouds of all `queries` as `KeptClouds`, or None if they would take more than a

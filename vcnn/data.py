@@ -2,9 +2,9 @@
 
 Each batch takes a shuffled block of query nodes of one case and samples a fixed number of
 members from each of their clouds (fresh samples every epoch). A case's clouds are searched once,
-at its first batch, with its KD-tree, and kept as 4-byte indices (`vcnn.clouds.KeptClouds`), unless
-they would take more than a quarter of the free memory: then each batch searches its own. Whole-mesh networks train on whole
-cases instead (`GraphBatches`: one batch a case, built once).
+at its first batch, with its KD-tree, and kept as 4-byte indices (`vcnn.clouds.KeptClouds`),
+unless they would take more than a quarter of the free memory: then each batch searches its own.
+Whole-mesh networks train on whole cases instead (`GraphBatches`: one batch a case, built once).
 """
 
 from __future__ import annotations

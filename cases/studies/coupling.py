@@ -68,7 +68,9 @@ def share_cores() -> int:
     node.Free()
     launched = MPI.COMM_WORLD.size > 1 or "OMPI_COMM_WORLD_SIZE" in os.environ
     if launched and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(cores_per_rank(os.cpu_count() or 1, len(os.sched_getaffinity(0)), ranks_here))
+        cores = os.cpu_count() or 1
+        visible = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores  # Linux: the cores mpirun bound us to
+        torch.set_num_threads(cores_per_rank(cores, visible, ranks_here))
     return torch.get_num_threads()
 
 
