@@ -243,8 +243,10 @@ def test_ranks_take_their_share_of_the_cores_under_mpirun():
               "rows = MPI.COMM_WORLD.gather((before, torch.get_num_threads())); MPI.COMM_WORLD.rank or print(json.dumps(rows))")
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    cores = os.cpu_count() or 1
-    for ranks, omp, expected in ((1, None, cores), (2, None, max(1, cores // 2)), (2, "3", None)):  # OMP_NUM_THREADS: torch's choice kept
+    from cases.studies.coupling import cores_per_rank
+
+    cores, visible = os.cpu_count() or 1, len(os.sched_getaffinity(0))  # unbound ranks see what this process sees
+    for ranks, omp, expected in ((1, None, cores_per_rank(cores, visible, 1)), (2, None, cores_per_rank(cores, visible, 2)), (2, "3", None)):  # OMP_NUM_THREADS: torch's choice kept
         cmd = [shutil.which("mpirun"), "-n", str(ranks), "--bind-to", "none", "--oversubscribe", sys.executable, "-c", script]
         result = subprocess.run(cmd, capture_output=True, text=True, env=env if omp is None else {**env, "OMP_NUM_THREADS": omp}, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
