@@ -292,16 +292,19 @@ class NodeIndex:
         queries, query_velocity = self._checked(queries, shape, query_velocity)
         self._check_memory(queries, shape, query_velocity)
         members, owners = [], []
-        for start in range(0, len(queries), chunk):
-            block = slice(start, start + chunk)
-            velocity = None if query_velocity is None else query_velocity[block]
-            flat, owner = _search(self.tree, self.images, queries[block], shape, velocity)
+        for start, flat, owner in self._searched(queries, shape, query_velocity, chunk):
             members.append(flat)
             owners.append(owner + start)
         flat = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
         owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
         offsets = _nonempty(np.bincount(owner, minlength=len(queries)), queries)
         return Clouds(offsets, self.source[flat], self.images[flat] - queries[owner])
+
+    def _searched(self, queries: np.ndarray, shape: Shape, query_velocity, chunk: int):
+        """(start, image index, query index within the chunk) of each `chunk` of queries in turn."""
+        for start in range(0, len(queries), chunk):
+            block = slice(start, start + chunk)
+            yield (start,) + _search(self.tree, self.images, queries[block], shape, None if query_velocity is None else query_velocity[block])
 
     def _checked(self, queries, shape: Shape, query_velocity) -> tuple[np.ndarray, np.ndarray | None]:
         queries = np.asarray(queries, dtype=float)
@@ -327,11 +330,9 @@ class NodeIndex:
         if self._members[shape] * len(queries) * 4 > psutil.virtual_memory().available / 4 or len(self.images) >= 2**31:
             return None
         images, sizes = [], []
-        for start in range(0, len(queries), chunk):
-            block = slice(start, start + chunk)
-            flat, owner = _search(self.tree, self.images, queries[block], shape, None if query_velocity is None else query_velocity[block])
+        for start, flat, owner in self._searched(queries, shape, query_velocity, chunk):
             images.append(flat.astype(np.int32))
-            sizes.append(np.bincount(owner, minlength=len(queries[block])))
+            sizes.append(np.bincount(owner, minlength=min(chunk, len(queries) - start)))
         return KeptClouds(self, queries, _nonempty(np.concatenate(sizes), queries), np.concatenate(images))
 
     BYTES_PER_MEMBER = 100
