@@ -24,7 +24,6 @@ from torch import nn
 
 from vcnn.nn.base import OUTPUT_KINDS, CloudNet, CloudNetConfig
 from vcnn.nn.layers import UnitaryVectorHead, mlp, sigmoid_embedding
-from vcnn.nn.registry import register
 
 
 ROWS = 16384
@@ -33,7 +32,6 @@ ROWS = 16384
 a training on the same cores)."""
 
 
-@register("vector_cloud")
 class VectorCloudNet(CloudNet):
     """Invariant scalars and equivariant vectors and tensors from a cloud of vectors and scalars."""
 
@@ -94,7 +92,6 @@ class VectorCloudNet(CloudNet):
         return 2 * (s.transpose(1, 2) @ weighted) - weighted.sum(1, keepdim=True)
 
 
-@register("local_mlp")
 class LocalMLP(CloudNet):
     """Outputs from the cloud-averaged invariant scalars alone (no vectors)."""
 
@@ -108,7 +105,6 @@ class LocalMLP(CloudNet):
         return self.denormalized(self.fit(mean))
 
 
-@register("raw_cloud")
 class RawCloudNet(CloudNet):
     """Deep Sets on each member's scalars and raw vector components: not rotation invariant.
     Vector and tensor outputs are raw components, so they do not turn with the frame either."""

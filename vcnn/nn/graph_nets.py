@@ -29,7 +29,6 @@ from torch import nn
 from vcnn.nn.base import CloudNet, CloudNetConfig
 from vcnn.nn.layers import ACTIVATIONS, mlp
 from vcnn.nn.message_passing import EquivariantMessages, KernelConv, cloud_edges, edges_per_cloud, pair_weights
-from vcnn.nn.registry import register
 
 
 class PairwiseNet(CloudNet):
@@ -47,7 +46,6 @@ class PairwiseNet(CloudNet):
         return edges_per_cloud(n, self.config.graph == "mesh")
 
 
-@register("graph_kernel")
 class GraphKernelNet(PairwiseNet):
     """Edge-conditioned convolution on the cloud or mesh graph, invariant edge features."""
 
@@ -88,7 +86,6 @@ class GraphKernelNet(PairwiseNet):
         return self.denormalized(self.fit(torch.einsum("bn,bnh->bh", weights, v.reshape(batch, n, h))))
 
 
-@register("graph_kernel_raw")
 class RawGraphKernelNet(GraphKernelNet):
     """The original graph kernel network: raw vector components on nodes and edges."""
 
@@ -96,7 +93,6 @@ class RawGraphKernelNet(GraphKernelNet):
     invariant_to = ("translation", "permutation")
 
 
-@register("message_passing")
 class MessagePassingNet(EquivariantMessages, PairwiseNet):
     """Equivariant message passing on the cloud or mesh graph (PaiNN-style scalar and vector channels)."""
 

@@ -24,10 +24,8 @@ from torch_geometric.utils import scatter
 from vcnn.nn.base import CloudNet, CloudNetConfig, ModelError
 from vcnn.nn.layers import mlp
 from vcnn.nn.message_passing import EquivariantMessages
-from vcnn.nn.registry import register
 
 
-@register("whole_mesh")
 class WholeMeshNet(EquivariantMessages, CloudNet):
     """Equivariant message passing over a whole mesh, neighbourhoods of the study's cloud shape."""
 
