@@ -36,8 +36,9 @@ def test_a_vector_cloud_closure_does_not_load_torch_geometric():
     script = (
         "import sys\n"
         "import cases.cli, vcnn.closure, vcnn.train, vcnn.data\n"
-        "from vcnn.nn import CloudNetConfig, build_model\n"
+        "from vcnn.nn import NETWORKS, CloudNetConfig, build_model\n"
         "build_model(CloudNetConfig())\n"
+        "assert 'message_passing' in NETWORKS and 'whole_mesh' in sorted(NETWORKS)\n"
         "assert 'torch_geometric' not in sys.modules, 'loaded with the vector-cloud network'\n"
         "CloudNetConfig(kind='message_passing', graph='mesh')\n"
         "assert 'torch_geometric' in sys.modules, 'not loaded with a graph network'\n"

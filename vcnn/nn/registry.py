@@ -35,6 +35,9 @@ class Networks(Mapping):
             self._classes[name] = getattr(importlib.import_module(module), cls)
         return self._classes[name]
 
+    def __contains__(self, name) -> bool:  # without importing (Mapping's would look the class up)
+        return name in self._where or name in self._classes
+
     def __iter__(self) -> Iterator[str]:
         return iter({**self._where, **self._classes})
 
