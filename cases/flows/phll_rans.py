@@ -173,12 +173,14 @@ def add_arguments(parser) -> None:
     add_settings_arguments(parser, "cases/phll_rans.toml")
     parser.add_argument("--resolution", default=None, help="cells NXxNY (default from the case file)")
     parser.add_argument("--wall-ratio", type=float, help="centre-to-wall cell height ratio (default from the case file)")
+    parser.add_argument("--start-model", help="the model whose converged solution the solve starts from, or 'rest' (default from the case file)")
 
 
 def values(args) -> dict:
     """The configuration values of the command-line options (None: the case file's)."""
     nx, ny = cells(args.resolution)
-    return dict(config=args.config, geometry=args.geometry, model=args.model, nx=nx, ny=ny, wall_ratio=args.wall_ratio)
+    start = "" if args.start_model == "rest" else args.start_model
+    return dict(config=args.config, geometry=args.geometry, model=args.model, nx=nx, ny=ny, wall_ratio=args.wall_ratio, start_model=start)
 
 
 def configure(config=None, geometry: str = "alpha_10", **values) -> PhllRansConfig:

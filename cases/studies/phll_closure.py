@@ -70,6 +70,7 @@ class PhllStudy:
     validate: tuple[str, ...]
     test: tuple[str, ...]
     resolution: str | None  # NXxNY of every solve; None: cases/phll_rans.toml's
+    start_model: str | None  # what our SST solves start from ("": rest); None: cases/phll_rans.toml's
     jobs: int
     regularisation: float
     basis_damping: float  # of T where the flow is nearly uniform (`vcnn.closure.stress_basis`)
@@ -118,7 +119,7 @@ def schema() -> dict:
     from cases.study_schema import keys_of
 
     names = tuple[str, ...]
-    study = {"directory": str, "phll29": str, "train": names, "validate": names, "test": names, "resolution": str, "jobs": int, "regularisation": float, "basis_damping": float, "target": str, "inputs": str}
+    study = {"directory": str, "phll29": str, "train": names, "validate": names, "test": names, "resolution": str, "start_model": str, "jobs": int, "regularisation": float, "basis_damping": float, "target": str, "inputs": str}
     return {"study": study, **{k: SCHEMA[k] for k in ("cloud", "features", "training")}, "model": {k: v for k, v in SCHEMA["model"].items() if k != "targets"}, "coupling": keys_of(PhllCoupling)}
 
 
@@ -127,6 +128,7 @@ def load_phll_study(path) -> PhllStudy:
     from cases.study import shape_from
     from cases.study_schema import check_table
     from meshes.errors import MeshError
+    from solvers.errors import SolverError
     from vcnn.errors import VcnnError
     from vcnn.features import FeatureSpec
     from vcnn.train import TrainingConfig
@@ -143,7 +145,7 @@ def load_phll_study(path) -> PhllStudy:
             name=path.stem, directory=Path(table.pop("directory", f"data/{path.stem}")),
             phll29=Path(table.pop("phll29", les_targets.PHLL29)), train=tuple(table.pop("train", ())),
             validate=tuple(table.pop("validate", les_targets.VALIDATION)), test=tuple(table.pop("test", TEST)),
-            resolution=table.pop("resolution", None), jobs=int(table.pop("jobs", 1)), regularisation=float(table.pop("regularisation", les_targets.REGULARISATION)),
+            resolution=table.pop("resolution", None), start_model=table.pop("start_model", None), jobs=int(table.pop("jobs", 1)), regularisation=float(table.pop("regularisation", les_targets.REGULARISATION)),
             basis_damping=float(table.pop("basis_damping", 0.0)),
             target=table.pop("target", TARGETS[0]), inputs=table.pop("inputs", INPUTS[0]),
             cloud=dict(raw.get("cloud", {"shape": "ball", "radius": 0.5})), features=FeatureSpec(**raw.get("features", {})),
@@ -159,7 +161,11 @@ def load_phll_study(path) -> PhllStudy:
         study.model_config()
         if study.resolution is not None:
             cells(study.resolution)
-    except (TypeError, ValueError, VcnnError, MeshError) as err:
+        if study.start_model:
+            from solvers.models import check_model  # dolfinx: only for a start model
+
+            check_model(study.start_model)
+    except (TypeError, ValueError, VcnnError, MeshError, SolverError) as err:
         raise CaseError(f"{path}: {err}") from None
     return dataclasses.replace(study, train=_training_cases(study, path))
 
@@ -194,6 +200,8 @@ def solve_sst(study: PhllStudy, names, progress: bool = True) -> None:
 
     todo = [name for name in names if not is_complete(study.directory / "sst" / name)]
     values = {} if study.resolution is None else dict(zip(("nx", "ny"), cells(study.resolution)))
+    if study.start_model is not None:
+        values["start_model"] = study.start_model
     jobs = {name: {"solve": {"flow": "phll-rans", "values": {"geometry": name, **values}, "out": str(study.directory / "sst" / name)}} for name in todo}
     failures = []
     with pool(study.jobs) as submit:

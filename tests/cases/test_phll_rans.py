@@ -11,7 +11,7 @@ from tests.cases.test_cli import assert_one_line_error, vcnn
 pytest.importorskip("dolfinx")
 
 
-def test_a_shorter_lower_hill_solves_on_its_own_geometry(tmp_path):
+def test_a_shorter_lower_hill_solves_on_its_own_geometry(tmp_path, reference_dir):
     out = tmp_path / "run"
     result = vcnn("solve", "phll-rans", "--geometry", "alpha_10_6000_2024",
                   "--resolution", "24x24", "--wall-ratio", "20", "--no-figures", "--out", out, "-q")
@@ -30,6 +30,11 @@ def test_a_shorter_lower_hill_solves_on_its_own_geometry(tmp_path):
     assert continued["model"] == "k-omega" and continued["geometry"] == "alpha_10_6000_3036" and continued["iterations"] > 0
     assert meta["config"]["model"] == "k-omega-sst" and "omega" in fields.point_data
     assert meta["config"]["dt"] == 0.05 and meta["config"]["momentum_pseudo_time"] is False  # the case file's, as given
+    # the SST table names the start: iterations (those of the start model, and its height)
+    from cases.studies.score import sst_table
+
+    started = f"| {meta['statistics']['rans_iterations']} ({continued['iterations']} k-omega at 3036) |"
+    assert started in sst_table([out], reference_dir / "closure_challenge" / "PHLL29")
 
 
 def test_bad_geometry_names_are_refused_before_any_work(tmp_path):
@@ -38,6 +43,7 @@ def test_bad_geometry_names_are_refused_before_any_work(tmp_path):
         (("--geometry", "alpha_1_9000_3036"), "a hill geometry is named alpha_AA or alpha_AA_LLLLL_HHHH"),
         (("--geometry", "alpha_05_1007_4048"), "needs a period >= 1.9286"),
         (("--geometry", "alpha_10", "--model", "k-omega-ss"), "unknown turbulence model"),
+        (("--geometry", "alpha_10", "--start-model", "k-omeg"), "start_model: unknown turbulence model 'k-omeg'"),
     ]
     for args, match in cases:
         assert_one_line_error(vcnn("solve", "phll-rans", *args, "--out", out), match)
