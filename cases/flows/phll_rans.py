@@ -48,6 +48,7 @@ MEMORY_PER_CELL = 45e3
 DEFAULTS = Path(__file__).parents[1] / "phll_rans.toml"
 CONTINUED_DT = 1.0
 CONTINUED_DT_MAX = 3.0
+REST = "rest"  # start_model: no start model, as ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +56,7 @@ class PhllRansConfig(HillsRansConfig):
     """One benchmark hill. `alpha` follows from the name (`configure` sets it)."""
 
     geometry: str = "alpha_10"
-    start_model: str = ""  # the SST solve starts from this model's solution ("": from rest)
+    start_model: str = ""  # the SST solve starts from this model's solution ("" or "rest": from rest)
     continuation_height: float = 0.0  # lower hills start from the start model's solution at this height
     reference: str = ""  # a PHLL29 directory: the output also carries the benchmark's SST and the LES of the hill (`record`)
 
@@ -70,6 +71,8 @@ class PhllRansConfig(HillsRansConfig):
         if abs(hill.alpha - self.alpha) > 1e-12:
             raise CaseError(f"geometry {self.geometry} has alpha {hill.alpha:g}, not {self.alpha:g}")
         object.__setattr__(self, "geometry", hill.name)
+        if self.start_model == REST:
+            object.__setattr__(self, "start_model", "")
         if not (0.0 <= self.continuation_height < 1e3):
             raise CaseError(f"continuation_height must be 0 (off) or a domain height, got {self.continuation_height}")
         if self.reference and self.rotate:
@@ -179,8 +182,7 @@ def add_arguments(parser) -> None:
 def values(args) -> dict:
     """The configuration values of the command-line options (None: the case file's)."""
     nx, ny = cells(args.resolution)
-    start = "" if args.start_model == "rest" else args.start_model
-    return dict(config=args.config, geometry=args.geometry, model=args.model, nx=nx, ny=ny, wall_ratio=args.wall_ratio, start_model=start)
+    return dict(config=args.config, geometry=args.geometry, model=args.model, nx=nx, ny=ny, wall_ratio=args.wall_ratio, start_model=args.start_model)
 
 
 def configure(config=None, geometry: str = "alpha_10", **values) -> PhllRansConfig:

@@ -70,7 +70,7 @@ class PhllStudy:
     validate: tuple[str, ...]
     test: tuple[str, ...]
     resolution: str | None  # NXxNY of every solve; None: cases/phll_rans.toml's
-    start_model: str | None  # what our SST solves start from ("": rest); None: cases/phll_rans.toml's
+    start_model: str | None  # what our SST solves start from ("" or "rest": rest); None: cases/phll_rans.toml's
     jobs: int
     regularisation: float
     basis_damping: float  # of T where the flow is nearly uniform (`vcnn.closure.stress_basis`)
@@ -162,9 +162,11 @@ def load_phll_study(path) -> PhllStudy:
         if study.resolution is not None:
             cells(study.resolution)
         if study.start_model:
+            from cases.flows.phll_rans import REST
             from solvers.models import check_model  # dolfinx: only for a start model
 
-            check_model(study.start_model)
+            if study.start_model != REST:
+                check_model(study.start_model)
     except (TypeError, ValueError, VcnnError, MeshError, SolverError) as err:
         raise CaseError(f"{path}: {err}") from None
     return dataclasses.replace(study, train=_training_cases(study, path))

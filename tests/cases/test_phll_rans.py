@@ -57,3 +57,4 @@ def test_a_turned_solve_cannot_start_from_another_model():
     with pytest.raises(CaseError, match="turned phll-rans solve"):
         phll_rans.configure(geometry="alpha_10", rotate=30.0)
     assert phll_rans.configure(geometry="alpha_10", rotate=30.0, start_model="").rotate == 30.0
+    assert phll_rans.configure(geometry="alpha_10", rotate=30.0, start_model="rest").start_model == ""
