@@ -163,6 +163,9 @@ def test_newton_krylov_steps_reach_the_anderson_solution(study_run, tmp_path):
     steps = [h["newton"] for h in newton.metadata["statistics"]["history"] if "newton" in h]
     print([(s["krylov"], s["step_length"], s["residual"]) for s in steps])
     assert steps and newton.metadata["config"]["newton_krylov"] == 1e-2
+    # the steps' time is its own part: the network's includes their calls, so no exchange is left over
+    cost = newton.metadata["cost"]
+    assert cost["newton_s"] > 0 and "exchange_s" not in cost and min(cost["shares"].values()) > 0
     difference = np.linalg.norm(newton["velocity"] - anderson["velocity"]) / np.linalg.norm(anderson["velocity"])
     print("Newton-Krylov against Anderson: velocity", difference)
     assert difference < 1e-6
