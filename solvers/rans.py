@@ -476,7 +476,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     message = (
         f"RANS stalled after {params.max_iterations} iterations "
         f"(nu_t change {last['nu_t_change']:.2e}, velocity change {last['velocity_change']:.2e}, "
-        f"tolerance {params.tolerance:.0e}): {watch.summary()}{_hint(watch.diagnosis(), params.anderson)}"
+        f"tolerance {params.tolerance:.0e}): {watch.summary()}{_hint(watch.diagnosis(), params.anderson, params.relaxation)}"
     )
     raise _failure(flow, message, history, np.abs(relaxed - old), watch)
 
@@ -523,12 +523,20 @@ class LoopMap:
         return image if _all_finite(comm, image) else None
 
 
-def _hint(diagnosis: dict, depth: int) -> str:
-    """What to change when modes of the map repel the iteration: relaxation cannot converge in a
-    mode with eigenvalue above 1, and Anderson mixing needs a memory longer than their number."""
+def _hint(diagnosis: dict, depth: int, relaxation: float) -> str:
+    """What to change when modes of the map repel the iteration: a smaller relaxation where they
+    all turn back and forth (`solvers.stall.relaxation_bound`), else none converges in them; and
+    Anderson mixing needs a memory longer than their number."""
     modes = diagnosis.get("unstable_modes", 0)
     if modes and not depth:
-        return "; relaxation cannot converge in those: use Anderson mixing over more steps than that"
+        bound = diagnosis.get("relaxation_bound")
+        if bound is None:
+            return "; relaxation cannot converge in those: use Anderson mixing over more steps than that"
+        if relaxation >= bound:
+            step = 10.0 ** (math.floor(math.log10(bound)) - 1)
+            below = math.floor(bound / step) * step  # two digits, rounded down: the value named is below the bound
+            return f"; their eigenvalues have real parts below 1: a relaxation below {below:.2g} (now {relaxation:g}) converges in them, or Anderson mixing over more steps than that"
+        return "; use Anderson mixing over more steps than that"
     if modes >= depth > 0:
         return f"; more than the Anderson depth {depth}: raise it"
     return ""

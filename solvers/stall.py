@@ -11,8 +11,9 @@ only) and, when the loop gives up, says
 - the eigenvalues of the map's Jacobian on the span of the last steps, from the secant pairs
   (G(x_k) - G(x_(k-1)), x_k - x_(k-1)) by Rayleigh-Ritz: eigenvalues outside the unit circle are
   modes in which the fixed point repels the iteration (a network sensitive to the flow it
-  shapes); a relaxed iteration cannot converge in those, a mixing of too few steps cannot hold
-  them all.
+  shapes); a mixing of too few steps cannot hold them all, and a relaxed iteration converges in
+  them only where they turn back and forth (real part below 1) and the relaxation is small enough
+  (`relaxation_bound`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,19 @@ def secant_eigenvalues(iterates: list, images: list, comm=MPI.COMM_SELF, rcond: 
     return values[np.argsort(-np.abs(values))]
 
 
+def relaxation_bound(values) -> float | None:
+    """The relaxation below which x + w (G(x) - x) contracts in every mode of G outside the unit
+    circle: the relaxed eigenvalue 1 - w (1 - mu) lies inside it for w < 2 Re(1 - mu) / |1 - mu|^2,
+    and for no w where Re(mu) >= 1 (None: no relaxation converges); 1 when no mode repels."""
+    bounds = [1.0]
+    for mu in np.asarray(values, dtype=complex):
+        if abs(mu) > 1.0:
+            if mu.real >= 1.0:
+                return None
+            bounds.append(2.0 * (1.0 - mu.real) / abs(1.0 - mu) ** 2)
+    return min(bounds)
+
+
 class StallWatch:
     """The last `window` iterates x and images G(x) of a field (owned dofs), for the diagnosis of a
     stalled loop."""
@@ -88,7 +102,8 @@ class StallWatch:
     def diagnosis(self) -> dict:
         """{"cycle": "cycle of period p" or "no cycle found", "period": p or None, "window":
         iterations seen, "eigenvalues": the 8 largest Ritz values as [re, im], "unstable_modes":
-        how many lie outside the unit circle} (the last two only when images were added)."""
+        how many lie outside the unit circle, "relaxation_bound": `relaxation_bound` of them all}
+        (the last three only when images were added)."""
         period = self.period()
         cycle = f"cycle of period {period}" if period else "no cycle found"
         result = {"cycle": cycle, "period": period, "window": len(self.iterates)}
@@ -96,6 +111,7 @@ class StallWatch:
             values = secant_eigenvalues(self.iterates, self.images, self.comm)
             result["eigenvalues"] = [[float(v.real), float(v.imag)] for v in values[:8]]
             result["unstable_modes"] = int(np.sum(np.abs(values) > 1.0))
+            result["relaxation_bound"] = relaxation_bound(values)
         return result
 
     def summary(self) -> str:

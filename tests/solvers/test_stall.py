@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from solvers.stall import StallWatch, find_cycle, secant_eigenvalues
+from solvers.stall import StallWatch, find_cycle, relaxation_bound, secant_eigenvalues
 
 
 def orbit(period: int, steps: int, noise: float = 0.0, seed: int = 0) -> list:
@@ -58,4 +58,24 @@ def test_the_eigenvalues_of_a_linear_map_are_found_from_its_iterates():
         watch.add(x, J @ x + b)
     diagnosis = watch.diagnosis()
     assert diagnosis["unstable_modes"] == 3 and diagnosis["eigenvalues"][0] == pytest.approx([-2.5, 0.0])
+    assert diagnosis["relaxation_bound"] is None  # 1.7 +- 0.2i repels every relaxation
     assert watch.summary() == "no cycle found; 3 modes of the map repel the iteration (eigenvalue up to -2.5)"
+
+
+def test_below_the_relaxation_bound_a_relaxed_iteration_converges_and_above_it_does_not():
+    """G(x) = J x + b with modes -1.87 (a period-2 cycle), -1.2 +- 0.9i (a growing spiral) and 0.3:
+    x + w (G(x) - x) converges for w just below `relaxation_bound` and grows just above it."""
+    rng = np.random.default_rng(3)
+    basis = rng.normal(size=(4, 4))
+    block = np.array([[-1.87, 0, 0, 0], [0, -1.2, 0.9, 0], [0, -0.9, -1.2, 0], [0, 0, 0, 0.3]])
+    J, b = basis @ block @ np.linalg.inv(basis), rng.normal(size=4)
+    fixed = np.linalg.solve(np.eye(4) - J, b)
+    values = np.linalg.eigvals(J)
+    bound = relaxation_bound(values)
+    assert bound == pytest.approx(min(2 * 2.87 / 2.87**2, 2 * 2.2 / abs(2.2 - 0.9j) ** 2))
+    assert relaxation_bound([0.5, -0.9 + 0.1j]) == 1.0  # nothing repels
+    for w, converges in ((0.97 * bound, True), (1.03 * bound, False)):
+        x = fixed + rng.normal(size=4)
+        for _ in range(2000):
+            x = x + w * (J @ x + b - x)
+        assert (np.linalg.norm(x - fixed) < 1e-6) == converges
