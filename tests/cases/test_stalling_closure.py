@@ -46,6 +46,6 @@ def test_a_stalled_couple_keeps_its_state_and_says_why(tmp_path):
     fields = MeshFields.read(out)
     meta = fields.metadata
     assert meta["status"] == "failed" and len(meta["statistics"]["history"]) == 30
-    assert {"cycle", "period", "eigenvalues", "unstable_modes"} <= set(meta["diagnosis"])
+    assert {"cycle", "period", "eigenvalues", "unstable_modes", "relaxation_bound"} <= set(meta["diagnosis"])
     change = fields["nu_t_change_last"]
     assert change.shape == (fields.num_nodes,) and change.max() > 0
