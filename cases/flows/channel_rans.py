@@ -18,7 +18,7 @@ import numpy as np
 
 from cases.errors import CaseError
 from cases.flows.rans_common import (  # noqa: F401  (mesh_fields, record: this flow's steps)
-    RansCaseSolution, RansSettings, add_settings_arguments, first_node_distance, mesh_fields, record, solve_case,
+    RansCaseSolution, RansSettings, add_settings_arguments, first_node_distance, mesh_fields, record, settings_values, solve_case,
 )
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def add_arguments(parser) -> None:
 
 def values(args) -> dict:
     """The configuration values of the command-line options (None: the case file's)."""
-    return dict(config=args.config, re_tau=args.re_tau, model=args.model, ny=args.ny, wall_ratio=args.wall_ratio, dns=args.dns)
+    return dict(**settings_values(args), re_tau=args.re_tau, ny=args.ny, wall_ratio=args.wall_ratio, dns=args.dns)
 
 
 def configure(config=None, **values) -> ChannelRansConfig:

@@ -19,7 +19,7 @@ import numpy as np
 from cases.errors import CaseError
 from cases.flows.families import Family
 from cases.flows.rans_common import (  # noqa: F401  (mesh_fields, record: this flow's steps)
-    CLOSURE_TARGETS, RANS_ARRAYS, RansCaseSolution, RansSettings, add_settings_arguments, cells, mesh_fields, record, solve_case,
+    CLOSURE_TARGETS, RANS_ARRAYS, RansCaseSolution, RansSettings, add_settings_arguments, cells, mesh_fields, record, settings_values, solve_case,
 )
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def add_arguments(parser) -> None:
 def values(args) -> dict:
     """The configuration values of the command-line options (None: the case file's)."""
     nx, ny = cells(args.resolution)
-    return dict(config=args.config, alpha=args.alpha, model=args.model, reynolds=args.reynolds, nx=nx, ny=ny, wall_ratio=args.wall_ratio)
+    return dict(**settings_values(args), alpha=args.alpha, reynolds=args.reynolds, nx=nx, ny=ny, wall_ratio=args.wall_ratio)
 
 
 def configure(config=None, **values) -> HillsRansConfig:

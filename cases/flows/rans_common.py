@@ -28,7 +28,7 @@ class RansSettings:
     dt: float = 0.05
     dt_growth: float = 1.3
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
-    anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (network closures)
+    anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (networks; a PDE model's stall in a cycle)
     anderson_shrink: float = 0.8  # the mixing's damping times this at each of its restarts (1: kept)
     newton_krylov: float = 0.0  # > 0: Newton-Krylov steps while the relative nu_t residual is below this (network closures)
     momentum_pseudo_time: bool = False  # each momentum solve one pseudo-time step of the loop's dt
@@ -163,9 +163,16 @@ def record(solution: RansCaseSolution, fields, stage, figures: bool) -> dict:
 
 
 def add_settings_arguments(parser, default: str) -> None:
-    """The options every RANS flow takes: the turbulence model and the case file."""
+    """The options every RANS flow takes: the turbulence model, the Anderson mixing and the case file."""
     parser.add_argument("--model", help=f"turbulence model: one-equation, k-omega, k-epsilon or k-omega-sst (default: the model of {default})")
+    parser.add_argument("--anderson", type=int, metavar="M",
+                        help="Anderson mixing of nu_t over M iterations, for a solve that stalls in a cycle (default from the case file: 0, off)")
     parser.add_argument("--config", type=Path, default=None, help=f"case file (default {default})")
+
+
+def settings_values(args) -> dict:
+    """The configuration values of `add_settings_arguments`' options (None: the case file's)."""
+    return dict(config=args.config, model=args.model, anderson=args.anderson)
 
 
 def cells(resolution: str | None) -> tuple[int | None, int | None]:

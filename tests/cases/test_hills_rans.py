@@ -93,3 +93,13 @@ def test_mpirun_two_ranks_agrees_with_serial(serial_run, tmp_path):
         assert np.linalg.norm(a - b) / np.linalg.norm(a) < 1e-8, name
     meta = [json.loads((d / "meta.json").read_text())["metadata"]["validation"] for d in (serial_run, out)]
     assert meta[1]["reattachment"] == pytest.approx(meta[0]["reattachment"], rel=1e-8)
+
+
+def test_every_rans_flow_takes_anderson_from_the_command_line():
+    from cases.cli import parser
+
+    for flow, required in (("hills-rans", ["--alpha", "1"]), ("channel-rans", ["--re-tau", "180"])):
+        args = parser().parse_args(["solve", flow, *required, "--anderson", "5", "--out", "x"])
+        assert args.flow.configure(**args.flow.values(args)).rans_parameters.anderson == 5
+        args = parser().parse_args(["solve", flow, *required, "--out", "x"])
+        assert args.flow.configure(**args.flow.values(args)).rans_parameters.anderson == 0
