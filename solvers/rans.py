@@ -377,7 +377,8 @@ class RansSolution:
 
 def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansParameters()) -> RansSolution:
     """The Picard loop from the flow's current state (laminar if nu_t is zero)."""
-    if params.newton_krylov and not getattr(closure, "memoryless", False):
+    memoryless = getattr(closure, "memoryless", False)  # a network's fields: a function of the flow alone
+    if params.newton_krylov and not memoryless:
         raise SolverError(f"Newton-Krylov needs a closure whose fields are a function of the flow (a network), not {type(closure).__name__} with a state of its own")
     start = time.perf_counter()
     comm = flow.domain.comm
@@ -476,7 +477,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     message = (
         f"RANS stalled after {params.max_iterations} iterations "
         f"(nu_t change {last['nu_t_change']:.2e}, velocity change {last['velocity_change']:.2e}, "
-        f"tolerance {params.tolerance:.0e}): {watch.summary()}{_hint(watch.diagnosis(), params.anderson, params.relaxation, getattr(closure, 'memoryless', False))}"
+        f"tolerance {params.tolerance:.0e}): {watch.summary()}{_hint(watch.diagnosis(), params.anderson, params.relaxation, memoryless)}"
     )
     raise _failure(flow, message, history, np.abs(relaxed - old), watch)
 
