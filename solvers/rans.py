@@ -529,8 +529,9 @@ def _hint(diagnosis: dict, depth: int, relaxation: float, memoryless: bool) -> s
     all have real parts below 1 (`solvers.stall.relaxation_bound`), else none converges in them;
     and Anderson mixing needs a memory longer than their number. The bound holds for a closure
     whose nu_t is a function of the flow alone: a PDE model's k and omega move on their own, so the
-    secant pairs of nu_t do not give its Jacobian (the hills SST on 216 x 144 cycled with period 2
-    at relaxation 0.7, largest mode -1.87, which 0.55 contracts; at 0.55 it stalled the same)."""
+    secant pairs of nu_t do not give its Jacobian (the hills SST on 216 x 144, before omega's step
+    used the new k, cycled with period 2 at relaxation 0.7, largest mode -1.87, which 0.55
+    contracts; at 0.55 it stalled the same)."""
     modes = diagnosis.get("unstable_modes", 0)
     if modes and not depth:
         bound = diagnosis.get("relaxation_bound")

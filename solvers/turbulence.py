@@ -215,8 +215,10 @@ class _TurbulenceModel:
         return k_eq, omega_eq
 
     def update(self, flow) -> dict:
-        """One pseudo-time step of every equation at the flow's dt (at most dt_max), in turn; the new
-        turbulence fields."""
+        """One pseudo-time step of every equation at the flow's dt (at most dt_max), in turn, each
+        with the fields stepped before it (Gauss-Seidel: omega's step sees this update's k); the new
+        turbulence fields. With k lagged one update in omega's step, the SST cycled with period 2 on
+        fine hill meshes, the velocity fixed or not (docs/results.md)."""
         self.dt.value = min(flow.dt, self.dt_max)
         for eq in self.equations:
             eq.freeze()
@@ -224,6 +226,7 @@ class _TurbulenceModel:
         for eq, floor in zip(self.equations, self.floors):
             self._set_wall_values(eq)
             self.residuals[eq.phi.name] = eq.step(floor)
+            eq.freeze()
         return self.fields()
 
     def start_from(self, values: dict) -> None:
