@@ -69,7 +69,7 @@ def test_sst_channel_converges_to_the_dns_friction_velocity():
     solution = solve_rans(flow, closure)
     last = solution.history[-1]
     assert max(last["nu_t_change"], last["velocity_change"]) < 1e-6 and solution.iterations < 100
-    # Measured on this 80-cell mesh: Re_tau 177.4 (DNS 182.1; k-omega 177.7), 69 iterations.
+    # Measured on this 80-cell mesh: Re_tau 177.4 (DNS 182.1; k-omega 177.7), 71 iterations.
     assert 175 < friction_velocity(flow) / NU < 186
     k, omega, nu_t = closure.k.x.array, closure.omega.x.array, solution.turbulence["nu_t"].x.array
     assert k.min() >= 0 and omega.min() > 0 and nu_t.min() >= 0
@@ -82,7 +82,7 @@ def test_sst_channel_converges_to_the_dns_friction_velocity():
 
 def test_omega_steps_with_this_updates_k():
     """Gauss-Seidel: omega's step sees the k stepped just before it. With k lagged one update the
-    SST cycled with period 2 on fine hill meshes (docs/results.md, "Where the rest of the gap lies")."""
+    SST cycled with period 2 on fine hill meshes (docs/results.md, "omega stepped on the new k")."""
     flow = coarse_flow()
     closure = KOmegaSST(flow, k0=1e-2, omega0=1.0)
     k_eq, omega_eq = closure.equations
