@@ -172,7 +172,7 @@ def streamline_rate(velocity, basis_gradients):
     the flow (Tezduyar's h_UGN). The cell diameter, used before, is the longest edge whatever the
     flow's direction: on graded, diagonal-split cells it made tau larger, and with it SUPG's
     inconsistency (the P1 strong residual lacks the diffusion). On the 108 x 96 hill mesh that held
-    the SST's k about 10 % lower than on finer meshes (docs/results.md)."""
+    the SST's k 7 to 11 % lower (docs/results.md)."""
     return sum(abs(ufl.dot(velocity, gradient)) for gradient in basis_gradients)
 
 
