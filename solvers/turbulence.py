@@ -151,7 +151,10 @@ def p1_basis_gradients(mesh) -> list[fem.Function]:
     """The gradients of a triangle's three P1 basis functions, as cellwise-constant (DG0) vectors:
     one per local vertex, ghost cells included (they are computed from the same geometry)."""
     if mesh.topology.cell_type != dolfinx.mesh.CellType.triangle or mesh.geometry.cmap.degree != 1:
-        raise SolverError(f"the turbulence equations need straight-sided triangles, got {mesh.topology.cell_type.name}")
+        raise SolverError(
+            "the turbulence equations need straight-sided triangles, got "
+            f"{mesh.topology.cell_type.name} cells of geometry degree {mesh.geometry.cmap.degree}"
+        )
     space = fem.VectorFunctionSpace(mesh, ("DG", 0))
     x = mesh.geometry.x[:, :2]
     vertices = x[mesh.geometry.dofmap.array.reshape(-1, 3)]  # (cells, 3, 2)
@@ -172,7 +175,7 @@ def streamline_rate(velocity, basis_gradients):
     the flow (Tezduyar's h_UGN). The cell diameter, used before, is the longest edge whatever the
     flow's direction: on graded, diagonal-split cells it made tau larger, and with it SUPG's
     inconsistency (the P1 strong residual lacks the diffusion). On the 108 x 96 hill mesh that held
-    the SST's k 7 to 11 % lower (docs/results.md)."""
+    the SST's k 7 to 10 % lower (docs/results.md)."""
     return sum(abs(ufl.dot(velocity, gradient)) for gradient in basis_gradients)
 
 
