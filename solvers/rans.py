@@ -2,7 +2,8 @@
 
 Each iteration solves the momentum equations with nu + nu_t (Newton, `NavierStokes`), asks the
 closure for new turbulence fields, and relaxes nu_t towards the closure's value within limits
-(0 <= nu_t <= cap * nu), or, with `anderson`, Anderson-mixed; a closure that also returns an
+(0 <= nu_t <= cap * nu), or, with `anderson`, Anderson-mixed (a relaxed loop that settles into a
+cycle takes up mixing over `rescue` iterations from there: `solvers.stall.CycleGuard`); a closure that also returns an
 extra stress (the `STRESS` components: a network's remainder of the Reynolds stress) has it
 relaxed or mixed with nu_t, as one vector, into the flow's frozen stress. The closure's own pseudo-time step
 grows from `dt` by `dt_growth` per iteration (continuation); with `momentum_pseudo_time` the
@@ -45,7 +46,7 @@ from solvers.export import NodeSampler, set_node_values, to_mesh_fields
 from solvers.halo import NodeHalo, summed_over_ranks
 from solvers.navier_stokes import FlowParameters, NavierStokes
 from solvers.newton_krylov import NewtonKrylov
-from solvers.stall import StallWatch
+from solvers.stall import CycleGuard, StallWatch
 from solvers.transport import strain_rate_magnitude
 from solvers.wall_distance import wall_distance
 
@@ -68,6 +69,7 @@ class RansParameters:
     momentum_pseudo_time: bool = False  # the momentum solve as one pseudo-time step of length dt
     newton_krylov: float = 0.0  # > 0: Newton-Krylov steps while the relative nu_t residual is below this
     krylov: int = 30  # GMRES directions per Newton-Krylov step at most
+    rescue: int = 20  # a relaxed loop that settles into a cycle takes up Anderson mixing over this many iterations (0: never)
 
     def __post_init__(self):
         if self.max_iterations < 1 or not (self.tolerance > 0):
@@ -76,6 +78,8 @@ class RansParameters:
             raise SolverError(f"nu_t relaxation must lie in (0, 1], got {self.relaxation}")
         if self.anderson < 0:
             raise SolverError(f"Anderson depth must be 0 (off) or more, got {self.anderson}")
+        if self.rescue < 0:
+            raise SolverError(f"the rescue's Anderson depth must be 0 (never) or more, got {self.rescue}")
         if not (0 < self.anderson_shrink <= 1):
             raise SolverError(f"Anderson damping shrink must lie in (0, 1] (1: kept), got {self.anderson_shrink}")
         if not (self.nu_t_cap > 0 and self.dt > 0 and self.dt_growth >= 1 and self.dt_max >= self.dt):
@@ -327,11 +331,15 @@ class AndersonMixing:
     hills (one-equation networks, Anderson depth 20): seed 2 stalled at alpha 1.125 and 1.375 with
     31 and 42 restarts at b = 0.7; at b = 0.3 throughout both converged, but seed 0 at 0.625 (an
     eigenvalue of -6.2) stalled where 0.7 converged; with the shrink all three converge.
-    A solve that never restarts keeps b throughout. Inner products run over owned dofs (all ranks
-    take the same combination)."""
+    A solve that never restarts keeps b throughout. A mixed step shorter than `stuck` times the
+    relaxed one is dropped for the relaxed step, and the past steps with it: a healthy step is
+    about a Newton step, at least |f| / |J - I|, and one that vanishes beside the residual means
+    that the mixing has stopped where the map has not (the loop, which stops on small steps, would
+    take it for convergence: a cycle's iterates, with saturated nodes, did this in 2 steps).
+    Inner products run over owned dofs (all ranks take the same combination)."""
 
-    def __init__(self, comm, depth: int, damping: float, restart: float = 2.0, shrink: float = 0.8, floor: float = 0.1):
-        self.comm, self.depth, self.damping, self.restart = comm, depth, damping, restart
+    def __init__(self, comm, depth: int, damping: float, restart: float = 2.0, shrink: float = 0.8, floor: float = 0.1, stuck: float = 1e-3):
+        self.comm, self.depth, self.damping, self.restart, self.stuck = comm, depth, damping, restart, stuck
         self.shrink, self.floor = shrink, floor
         self.x: list = []
         self.f: list = []
@@ -357,7 +365,16 @@ class AndersonMixing:
         gram = self.comm.allreduce(dF[:, :owned] @ dF[:, :owned].T, op=MPI.SUM)
         rhs = self.comm.allreduce(dF[:, :owned] @ f[:owned], op=MPI.SUM)
         gamma = np.linalg.lstsq(gram, rhs, rcond=1e-12)[0]
-        return relaxed - (dX + self.damping * dF).T @ gamma
+        mixed = relaxed - (dX + self.damping * dF).T @ gamma
+        move = np.sqrt(self.comm.allreduce((mixed - x)[:owned] @ (mixed - x)[:owned], op=MPI.SUM))
+        if move < self.stuck * self.damping * norm:
+            # The combination cancels the step: the mixing stands still where the map does not
+            # (saturated nodes, a cycle's iterates), and the loop would take it for convergence.
+            log.info("Anderson mixing restarted: its step (%.2e) vanished beside the residual (%.2e)", move, norm)
+            self.x, self.f = [x.copy()], [f]
+            self.restarts += 1
+            return relaxed
+        return mixed
 
 
 @dataclasses.dataclass
@@ -392,6 +409,8 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     mixing = AndersonMixing(comm, params.anderson, params.relaxation, shrink=params.anderson_shrink) if params.anderson else None
     newton = NewtonKrylov(comm, params.krylov) if params.newton_krylov else None
     watch = StallWatch(comm, window=25)
+    # A relaxed loop stuck in a cycle mixes from there on (a PDE model's too: the SST on a fine hill mesh)
+    guard = CycleGuard() if params.rescue and mixing is None and newton is None else None
 
     def project(x: np.ndarray) -> np.ndarray:  # nu_t within its limits; a stress as it is
         x = x.copy()
@@ -421,6 +440,11 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
         step, newton_step, tac = None, None, time.perf_counter()
         # the fixed-point residual |closure(nu_t) - nu_t| / |closure(nu_t)|, whatever the step taken
         residual = _relative_change(comm, new[:owned_nu_t], old[:owned_nu_t])
+        period = guard.update(watch, residual) if guard is not None else None
+        if period:
+            log.warning("RANS %d: the relaxed loop cycles with period %d (nu_t residual %.2e): Anderson mixing over %d iterations from here",
+                        iteration, period, residual, params.rescue)
+            mixing, guard = AndersonMixing(comm, params.rescue, params.relaxation, shrink=params.anderson_shrink), None
         if newton is not None and residual < params.newton_krylov:  # Newton's model holds close to the fixed point only
             if not newton.steps:
                 log.info("RANS %d: Newton-Krylov steps while the nu_t residual stays below %g", iteration, params.newton_krylov)
@@ -453,6 +477,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], velocity) if newton_taken else _relative_change(comm, velocity, previous_u),
             "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},
             "forcing": solution.forcing,
+            **({"rescued": period} if period else {}),  # the cycle's period, where the loop took up mixing
             "capped": comm.allreduce(int(np.sum(relaxed >= params.nu_t_cap * flow.nu)), op=MPI.SUM),
             "momentum_s": toc - tic,
             "closure_s": tac - toc,
@@ -477,7 +502,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     message = (
         f"RANS stalled after {params.max_iterations} iterations "
         f"(nu_t change {last['nu_t_change']:.2e}, velocity change {last['velocity_change']:.2e}, "
-        f"tolerance {params.tolerance:.0e}): {watch.summary()}{_hint(watch.diagnosis(), params.anderson, params.relaxation, memoryless)}"
+        f"tolerance {params.tolerance:.0e}): {watch.summary()}{_hint(watch.diagnosis(), mixing.depth if mixing else 0, params.relaxation, memoryless)}"
     )
     raise _failure(flow, message, history, np.abs(relaxed - old), watch)
 

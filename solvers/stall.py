@@ -14,6 +14,9 @@ only) and, when the loop gives up, says
   shapes); a mixing of too few steps cannot hold them all, and a relaxed iteration converges in
   them only where they turn back and forth (real part below 1) and the relaxation is small enough
   (`relaxation_bound`).
+
+`CycleGuard` tells a relaxed loop, while it runs, that it has settled into such a cycle, so that
+it can take up Anderson mixing instead of spending its remaining iterations there.
 """
 
 from __future__ import annotations
@@ -122,3 +125,23 @@ class StallWatch:
         re, im = d["eigenvalues"][0]
         largest = f"{re:.3g}" + (f"{im:+.3g}i" if im else "")
         return f"{d['cycle']}; {d['unstable_modes']} modes of the map repel the iteration (eigenvalue up to {largest})"
+
+
+class CycleGuard:
+    """Whether a loop has settled into a cycle: `StallWatch` found a period at each of the last
+    `after` iterations, and the loop's residual fell by less than `progress` over them. A cycle
+    that still contracts that slowly (0.8 in 20 iterations) needs about 200 iterations a decade:
+    a stall in all but name. A loop that converges, even while it oscillates, does not trip it."""
+
+    def __init__(self, after: int = 20, progress: float = 0.8):
+        self.after, self.progress = after, progress
+        self.residuals: list = []
+        self.found = 0  # consecutive iterations with a period
+
+    def update(self, watch: StallWatch, residual: float) -> int | None:
+        """Add this iteration's residual (after `watch.add`); the period when the loop is stuck."""
+        period = watch.period()
+        self.found = self.found + 1 if period else 0
+        self.residuals = (self.residuals + [residual])[-(self.after + 1) :]
+        stuck = len(self.residuals) > self.after and self.residuals[-1] > self.progress * self.residuals[0]
+        return period if self.found >= self.after and stuck else None

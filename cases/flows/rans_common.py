@@ -30,6 +30,7 @@ class RansSettings:
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (networks; a PDE model's stall in a cycle)
     anderson_shrink: float = 0.8  # the mixing's damping times this at each of its restarts (1: kept)
+    rescue: int = 20  # a relaxed solve that settles into a cycle mixes nu_t over this many iterations from there (0: never)
     newton_krylov: float = 0.0  # > 0: Newton-Krylov steps while the relative nu_t residual is below this (network closures)
     momentum_pseudo_time: bool = False  # each momentum solve one pseudo-time step of the loop's dt
     tables = ("mesh", "rans")  # the case file's tables that set fields
@@ -52,6 +53,7 @@ class RansSettings:
         return RansParameters(
             self.max_iterations, self.tolerance, self.relaxation, dt=self.dt, dt_growth=self.dt_growth, anderson=self.anderson,
             anderson_shrink=self.anderson_shrink, momentum_pseudo_time=self.momentum_pseudo_time, newton_krylov=self.newton_krylov,
+            rescue=self.rescue,
         )
 
     @classmethod

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
+from cases.errors import CaseError
 from meshes.fields import MeshFields
 from tests.cases.test_cli import assert_one_line_error, vcnn
 
@@ -104,3 +105,6 @@ def test_every_rans_flow_takes_anderson_from_the_command_line():
         assert args.flow.configure(**args.flow.values(args)).rans_parameters.anderson == 5
         args = parser().parse_args(["solve", flow, *required, "--out", "x"])
         assert args.flow.configure(**args.flow.values(args)).rans_parameters.anderson == 0
+        assert args.flow.configure(**args.flow.values(args)).rans_parameters.rescue == 20  # mixing taken up in a cycle
+        with pytest.raises(CaseError, match="rescue's Anderson depth must be 0 \\(never\\) or more, got -1"):
+            args.flow.configure(**args.flow.values(args), rescue=-1)

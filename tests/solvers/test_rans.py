@@ -7,7 +7,7 @@ pytest.importorskip("dolfinx")
 
 from meshes.periodic_domain import Resolution  # noqa: E402
 from meshes.shapes import channel  # noqa: E402
-from solvers.errors import ConvergenceError, SolverError  # noqa: E402
+from solvers.errors import ConvergenceError, RansFailure, SolverError  # noqa: E402
 from solvers.export import node_values, to_mesh_fields  # noqa: E402
 from solvers.navier_stokes import FlowParameters  # noqa: E402
 from solvers.rans import (  # noqa: E402
@@ -222,7 +222,6 @@ def test_the_loops_mixing_shrinks_its_damping_by_anderson_shrink_at_each_restart
     grows more than twice per step, so the mixing restarts every time; the history's damping
     falls by `anderson_shrink` each time down to the floor 0.1, or stays with 1."""
     from dolfinx import fem
-    from solvers.errors import RansFailure
 
     class Quadrupling:
         def __init__(self, flow):
@@ -240,6 +239,40 @@ def test_the_loops_mixing_shrinks_its_damping_by_anderson_shrink_at_each_restart
         assert [h["damping"] for h in failed.value.history] == pytest.approx(expected)
     with pytest.raises(SolverError, match="shrink must lie in"):
         RansParameters(anderson=5, anderson_shrink=0.0)
+
+
+class Overshooting:
+    """nu_t pushed 2.5 times as far past a mixing length's value as it lies before it, by at most
+    a fifth of that value: relaxed at 0.7, the fixed point repels (1 - 0.7 x 3.5 = -1.45) and the
+    loop settles into a cycle of period 2 around it."""
+
+    names = ("nu_t",)
+
+    @staticmethod
+    def mixing(fields):
+        return (0.41 * np.minimum(fields["wall_distance"], 0.1)) ** 2 * fields["strain_rate"]
+
+    def __call__(self, fields):
+        mixing = self.mixing(fields)
+        size = 0.2 * mixing + 1e-12
+        return {"nu_t": mixing + size * np.tanh(-2.5 * (fields["nu_t"] - mixing) / size)}
+
+
+def test_a_relaxed_loop_that_cycles_takes_up_anderson_mixing():
+    flow = coarse_flow()
+    with pytest.raises(RansFailure, match="stalled after 60 iterations .*: cycle of period 2"):
+        solve_rans(flow, NodeClosure(Overshooting()), RansParameters(max_iterations=60, rescue=0))
+    flow = coarse_flow()
+    solution = solve_rans(flow, NodeClosure(Overshooting()), RansParameters(max_iterations=60))
+    switched = [h for h in solution.history if "rescued" in h]
+    assert len(switched) == 1 and switched[0]["rescued"] == 2 and switched[0]["iteration"] < 30
+    assert len(solution.history) < 45
+    # converged to the closure's fixed point, nu_t = the mixing length's (the mixing once stood
+    # still at a residual of 10 % there, which the loop took for convergence)
+    fields = flow.mesh_fields()
+    assert fields["nu_t"] == pytest.approx(Overshooting.mixing(fields), rel=1e-4)
+    with pytest.raises(SolverError, match="rescue's Anderson depth must be 0 \\(never\\) or more, got -1"):
+        RansParameters(rescue=-1)
 
 
 def test_anderson_mixing_reaches_the_same_channel_solution(k_omega):

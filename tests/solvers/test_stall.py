@@ -1,11 +1,11 @@
 """The stall diagnosis: a cycle's period found from the iterates, none in a converging or wandering
-sequence, and the map of where the last changes live."""
+sequence, the map of where the last changes live, and the guard that tells a running loop it cycles."""
 
 import numpy as np
 import pytest
 from mpi4py import MPI
 
-from solvers.stall import StallWatch, find_cycle, relaxation_bound, secant_eigenvalues
+from solvers.stall import CycleGuard, StallWatch, find_cycle, relaxation_bound, secant_eigenvalues
 
 
 def orbit(period: int, steps: int, noise: float = 0.0, seed: int = 0) -> list:
@@ -40,6 +40,25 @@ def test_the_watch_reports_where_the_change_lives_and_the_cycle():
     change = watch.change_map()
     assert len(watch.iterates) == 9 and np.allclose(change, [0, 0, 2, 0])
     assert watch.diagnosis() == {"cycle": "cycle of period 2", "period": 2, "window": 9}
+
+
+def trips(contraction: float, steps: int = 60) -> list:
+    """The iterations at which a guard trips on x_k = (-contraction)^k x_0: an oscillation that
+    shrinks by `contraction` a step (1: a cycle of period 2 that never ends)."""
+    watch, guard, found = StallWatch(MPI.COMM_SELF, window=25), CycleGuard(after=20, progress=0.8), []
+    x0 = np.random.default_rng(0).normal(size=50)
+    for k in range(steps):
+        watch.add((-contraction) ** k * x0)
+        if guard.update(watch, contraction**k):
+            found.append(k)
+    return found
+
+
+def test_the_guard_trips_on_a_lasting_cycle_only():
+    """A period-2 cycle trips it once it has been seen for `after` iterations; an oscillation that
+    converges does not, though find_cycle sees a period in it, unless it shrinks by less than 0.8 in 20 steps."""
+    assert trips(1.0)[0] == 23  # a period from the 5th iterate (k = 4) on, 20 iterations in a row
+    assert trips(0.99)[0] == 23 and trips(0.98) == [] and trips(0.9) == []  # 0.99^20 = 0.82 > 0.8; 0.98^20 = 0.67
 
 
 def test_the_eigenvalues_of_a_linear_map_are_found_from_its_iterates():
