@@ -276,6 +276,20 @@ def test_a_relaxed_loop_that_cycles_takes_up_anderson_mixing():
         RansParameters(rescue=-1)
 
 
+def test_a_pde_models_cycling_loop_is_not_rescued():
+    """A closure with a state of its own (a PDE model: not `memoryless`) cycles in that state,
+    which mixing nu_t does not reach: its loop stays relaxed and stalls."""
+
+    class Stateful(NodeClosure):
+        memoryless = False
+
+    flow = coarse_flow()
+    with pytest.raises(RansFailure, match="stalled after 40 iterations .*: cycle of period 2") as failed:
+        solve_rans(flow, Stateful(Overshooting()), RansParameters(max_iterations=40))
+    assert not any("rescued" in h for h in failed.value.history)
+    assert {h["damping"] for h in failed.value.history} == {0.7}
+
+
 def test_anderson_mixing_reaches_the_same_channel_solution(k_omega):
     plain, _, _ = k_omega
     flow = coarse_flow()
