@@ -2,9 +2,9 @@
 
 Each iteration solves the momentum equations with nu + nu_t (Newton, `NavierStokes`), asks the
 closure for new turbulence fields, and relaxes nu_t towards the closure's value within limits
-(0 <= nu_t <= cap * nu), or, with `anderson`, Anderson-mixed (a network's relaxed loop that
-settles into a cycle takes up mixing over `rescue` iterations from there:
-`solvers.stall.CycleGuard`); a closure that also returns an
+(0 <= nu_t <= cap * nu), or, with `anderson`, Anderson-mixed (a relaxed loop that settles into
+a cycle, `solvers.stall.CycleGuard`, takes up mixing over `rescue` iterations from there for a
+network, and cuts its pseudo-time step to a third for a PDE model); a closure that also returns an
 extra stress (the `STRESS` components: a network's remainder of the Reynolds stress) has it
 relaxed or mixed with nu_t, as one vector, into the flow's frozen stress. The closure's own pseudo-time step
 grows from `dt` by `dt_growth` per iteration (continuation); with `momentum_pseudo_time` the
@@ -71,7 +71,7 @@ class RansParameters:
     momentum_pseudo_time: bool = False  # the momentum solve as one pseudo-time step of length dt
     newton_krylov: float = 0.0  # > 0: Newton-Krylov steps while the relative nu_t residual is below this
     krylov: int = 30  # GMRES directions per Newton-Krylov step at most
-    rescue: int = 20  # a network's relaxed loop that settles into a cycle takes up Anderson mixing over this many iterations (0: never)
+    rescue: int = 20  # a relaxed loop that settles into a cycle: a network's takes up Anderson mixing over this many iterations, a PDE model's a third of its pseudo-time step (0: neither)
 
     def __post_init__(self):
         if self.max_iterations < 1 or not (self.tolerance > 0):
@@ -411,9 +411,11 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
     mixing = AndersonMixing(comm, params.anderson, params.relaxation, shrink=params.anderson_shrink) if params.anderson else None
     newton = NewtonKrylov(comm, params.krylov) if params.newton_krylov else None
     watch = StallWatch(comm, window=25)
-    # A network's relaxed loop stuck in a cycle mixes from there on. Not a PDE model's: its k and
-    # omega cycle on their own, and mixing nu_t left the hill SST's residual at 2e-5 to 1e-4.
-    guard = CycleGuard() if params.rescue and memoryless and mixing is None and newton is None else None
+    # A network's relaxed loop stuck in a cycle mixes from there on. A PDE model's k and omega cycle
+    # on their own (mixing nu_t left the hill SST's residual at 2e-5 to 1e-4): its pseudo-time step
+    # is cut to a third instead (the hill SST then converged; docs/results.md).
+    guard = CycleGuard() if params.rescue and mixing is None and newton is None else None
+    dt_max = params.dt_max
 
     def project(x: np.ndarray) -> np.ndarray:  # nu_t within its limits; a stress as it is
         x = x.copy()
@@ -444,10 +446,15 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
         # the fixed-point residual |closure(nu_t) - nu_t| / |closure(nu_t)|, whatever the step taken
         residual = _relative_change(comm, new[:owned_nu_t], old[:owned_nu_t])
         period = guard.update(watch, residual) if guard is not None else None
-        if period:
+        if period and memoryless:
             log.warning("RANS %d: the relaxed loop cycles with period %d (nu_t residual %.2e): Anderson mixing over %d iterations from here",
                         iteration, period, residual, params.rescue)
             mixing, guard = AndersonMixing(comm, params.rescue, params.relaxation, shrink=params.anderson_shrink), None
+        elif period:
+            dt_max = min(flow.dt, getattr(closure, "dt_max", math.inf)) / 3.0
+            log.warning("RANS %d: the relaxed loop cycles with period %d (nu_t residual %.2e): the closure's pseudo-time step is cut to %.3g",
+                        iteration, period, residual, dt_max)
+            guard = CycleGuard()  # and cut again if it cycles still
         if newton is not None and residual < params.newton_krylov:  # Newton's model holds close to the fixed point only
             if not newton.steps:
                 log.info("RANS %d: Newton-Krylov steps while the nu_t residual stays below %g", iteration, params.newton_krylov)
@@ -480,7 +487,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
             "velocity_change": _relative_change(comm, flow.velocity.x.array[:owned_u], velocity) if newton_taken else _relative_change(comm, velocity, previous_u),
             "closure_residuals": {k: float(r) for k, r in getattr(closure, "residuals", {}).items()},
             "forcing": solution.forcing,
-            **({"rescued": period} if period else {}),  # the cycle's period, where the loop took up mixing
+            **({"rescued": period} if period else {}),  # the cycle's period, where the loop took up mixing or cut dt
             "capped": comm.allreduce(int(np.sum(relaxed >= params.nu_t_cap * flow.nu)), op=MPI.SUM),
             "momentum_s": toc - tic,
             "closure_s": tac - toc,
@@ -503,7 +510,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
                 flow, solution.pressure, turbulence, solution.forcing, solution.bulk_velocity, history,
                 time.perf_counter() - start,
             )
-        flow.dt = min(flow.dt * params.dt_growth, params.dt_max)
+        flow.dt = min(flow.dt * params.dt_growth, dt_max)
     last = history[-1]
     message = (
         f"RANS stalled after {params.max_iterations} iterations "

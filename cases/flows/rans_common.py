@@ -30,7 +30,7 @@ class RansSettings:
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (networks; a PDE model's stall in a cycle)
     anderson_shrink: float = 0.8  # the mixing's damping times this at each of its restarts (1: kept)
-    rescue: int = 20  # a network closure's relaxed solve that settles into a cycle mixes nu_t over this many iterations from there (0: never)
+    rescue: int = 20  # a relaxed solve that settles into a cycle: a network's mixes nu_t over this many iterations, a PDE model's cuts its pseudo-time step to a third (0: neither)
     newton_krylov: float = 0.0  # > 0: Newton-Krylov steps while the relative nu_t residual is below this (network closures)
     momentum_pseudo_time: bool = False  # each momentum solve one pseudo-time step of the loop's dt
     tables = ("mesh", "rans")  # the case file's tables that set fields

@@ -276,18 +276,40 @@ def test_a_relaxed_loop_that_cycles_takes_up_anderson_mixing():
         RansParameters(rescue=-1)
 
 
-def test_a_pde_models_cycling_loop_is_not_rescued():
-    """A closure with a state of its own (a PDE model: not `memoryless`) cycles in that state,
-    which mixing nu_t does not reach: its loop stays relaxed and stalls."""
+class Overstepping:
+    """A closure with a state of its own, stepped in pseudo-time as a PDE model is: nu_t moves
+    towards 1e-3 by dt 3 s tanh(e / s) for a distance e (s = 1e-4). At dt = 1 the step overshoots
+    (1 - 3 dt < -1) and settles into a cycle of period 2 at e = +-1.28 s; at dt = 1/3 it lands."""
 
-    class Stateful(NodeClosure):
-        memoryless = False
+    names = ("nu_t",)
+    target, size = 1e-3, 1e-4
 
+    def __init__(self, flow):
+        from dolfinx import fem
+
+        self.out = fem.Function(flow.nu_t.function_space)
+        self.out.x.array[:] = self.target + 3 * self.size
+
+    def update(self, flow):
+        e = self.out.x.array - self.target
+        self.out.x.array[:] = self.target + e - flow.dt * 3 * self.size * np.tanh(e / self.size)
+        return {"nu_t": self.out}
+
+
+def test_a_pde_models_cycling_loop_cuts_its_pseudo_time_step():
+    """Mixing nu_t cannot reach a cycle in a PDE model's own state: its loop cuts the model's
+    pseudo-time step to a third instead, and converges; without the rescue it stalls."""
+    steady = dict(dt=1.0, dt_growth=1.0, dt_max=1.0, max_iterations=60)
     flow = coarse_flow()
-    with pytest.raises(RansFailure, match="stalled after 40 iterations .*: cycle of period 2") as failed:
-        solve_rans(flow, Stateful(Overshooting()), RansParameters(max_iterations=40))
-    assert not any("rescued" in h for h in failed.value.history)
-    assert {h["damping"] for h in failed.value.history} == {0.7}
+    with pytest.raises(RansFailure, match="stalled after 60 iterations .*: cycle of period 2"):
+        solve_rans(flow, Overstepping(flow), RansParameters(**steady, rescue=0))
+    flow = coarse_flow()
+    solution = solve_rans(flow, Overstepping(flow), RansParameters(**steady))
+    switched = [h for h in solution.history if "rescued" in h]
+    assert len(switched) == 1 and switched[0]["rescued"] == 2 and switched[0]["dt"] == 1.0
+    after = [h for h in solution.history if h["iteration"] > switched[0]["iteration"]]
+    assert after and all(h["dt"] == pytest.approx(1 / 3) and h["damping"] == 0.7 for h in after)  # relaxed still
+    assert flow.nu_t.x.array == pytest.approx(Overstepping.target, rel=1e-5)
 
 
 def test_anderson_mixing_reaches_the_same_channel_solution(k_omega):
