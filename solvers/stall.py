@@ -16,7 +16,8 @@ only) and, when the loop gives up, says
   (`relaxation_bound`).
 
 `CycleGuard` tells a relaxed loop, while it runs, that it has settled into such a cycle, so that
-it can take up Anderson mixing instead of spending its remaining iterations there.
+it can act (`solvers.rans`: Anderson mixing for a network, a shorter pseudo-time step for a PDE
+model) instead of spending its remaining iterations there.
 """
 
 from __future__ import annotations
