@@ -7,7 +7,7 @@ frozen. The step is linearised in delta form, J dphi = -R(phi), with J = M / dt 
 diffusion, the destruction written implicitly) and the diffusivities, sources and destruction
 rates taken from the previous step: the matrices stay close to M-matrices, so the fields stay
 positive up to a floor that is applied after every step. Convection is SUPG-stabilised, with the
-element length along the flow (`streamline_rate`).
+element length along the flow (`streamline_rate`) and across it (`diffusion_rate`).
 
 The models are closures in the sense of `solvers.rans`: `update` returns `nu_t` (and `k`, and
 `omega` or `epsilon`) as P1 Functions.
@@ -102,7 +102,7 @@ class ScalarEquation:
     def define(self, velocity, diffusivity, reaction, source, dt) -> None:
         phi = self.phi
         v, dphi = ufl.TestFunction(self.space), ufl.TrialFunction(self.space)
-        streamline = self.stabilisation(velocity, diffusivity, reaction, dt) * ufl.dot(velocity, ufl.grad(v))
+        streamline = self.stabilisation(velocity, diffusivity, reaction) * ufl.dot(velocity, ufl.grad(v))
         strong = ufl.dot(velocity, ufl.grad(phi)) + reaction * phi - source  # P1: no second derivatives
         # Mass and destruction are lumped (vertex quadrature): with omega ~ 1 / y^2 at the wall, their
         # consistent forms make negative undershoots on the first cells.
@@ -119,12 +119,14 @@ class ScalarEquation:
         self._system = LinearSystem(fem.form(jacobian), self.mpc, self.bcs)
         self._delta = fem.Function(self.mpc.function_space)
 
-    def stabilisation(self, velocity, diffusivity, reaction, dt):
-        """SUPG's tau: the inverse of the root sum of squares of the rates of the pseudo-time step,
-        convection (over the cell's length along the flow), diffusion and reaction."""
-        h = ufl.CellDiameter(self.domain.mesh)
+    def stabilisation(self, velocity, diffusivity, reaction):
+        """SUPG's tau: the inverse of the root sum of squares of the steady rates, convection over the
+        cell's length along the flow and diffusion over its short side, and reaction. It holds no
+        pseudo-time rate, so the converged fields do not depend on the step that reached them: a
+        loop that cuts its step to leave a cycle lands where a larger step would have."""
         convection = streamline_rate(velocity, self.basis_gradients)
-        return ((2.0 / dt) ** 2 + convection**2 + 9.0 * (4.0 * diffusivity / h**2) ** 2 + reaction**2) ** -0.5
+        diffusion = diffusion_rate(diffusivity, self.basis_gradients)
+        return (convection**2 + 9.0 * diffusion**2 + reaction**2) ** -0.5
 
     def freeze(self) -> None:
         self.frozen.x.array[:] = self.phi.x.array[: len(self.frozen.x.array)]
@@ -177,6 +179,14 @@ def streamline_rate(velocity, basis_gradients):
     inconsistency (the P1 strong residual lacks the diffusion). On the 108 x 96 hill mesh that held
     the SST's k 7 to 10 % lower (docs/results.md)."""
     return sum(abs(ufl.dot(velocity, gradient)) for gradient in basis_gradients)
+
+
+def diffusion_rate(diffusivity, basis_gradients):
+    """G sum_a |grad N_a|^2: 4 G / h^2 on an equilateral cell, G (2 / a^2 + 2 / b^2) on a right-angled
+    one of legs a and b, so the short side sets it. The diameter, used before, set it by the long
+    side; on the hill's cells, long and thin at the walls, that left tau too large where diffusion
+    dominates (manufactured errors 25 to 37 % higher, docs/results.md)."""
+    return diffusivity * sum(ufl.dot(gradient, gradient) for gradient in basis_gradients)
 
 
 class NodalAverage:

@@ -46,15 +46,29 @@ def test_the_basis_gradients_measure_each_cell_along_any_direction():
 
 def test_supg_uses_the_cells_length_along_the_flow_not_its_diameter():
     """Flow along x over cells 0.25 long and 1.5 high: tau = h_x / (2 |u|) = 0.125 / |u| with no
-    diffusion, reaction or time step (the diameter, 1.52, would give 0.76 / |u|)."""
+    diffusion or reaction (the diameter, 1.52, would give 0.76 / |u|)."""
     domain = channel(1.0, 3.0, Resolution(4, 2, 1.0))
     mesh = domain.mesh
     space = fem.FunctionSpace(mesh, ("Lagrange", 1))
     equation = ScalarEquation(domain, space, np.array([], dtype=np.int32), "phi", 0.0)
     speed = 2.0
-    tau = equation.stabilisation(ufl.as_vector((speed, 0.0)), 0.0, 0.0, fem.Constant(mesh, 1e30))
+    tau = equation.stabilisation(ufl.as_vector((speed, 0.0)), 0.0, 0.0)
     mean = fem.assemble_scalar(fem.form(tau * ufl.dx)) / 3.0
     assert mean == pytest.approx(0.125 / speed, rel=1e-10)
+
+
+def test_supg_takes_diffusion_over_the_cells_short_side():
+    """No flow over the same cells (right-angled, legs a = 0.25 and b = 1.5): the diffusive rate is
+    G (2 / a^2 + 2 / b^2), so tau = 1 / (3 G (2 / a^2 + 2 / b^2)); the diameter's 4 G / h^2 would
+    make tau 19 times larger."""
+    domain = channel(1.0, 3.0, Resolution(4, 2, 1.0))
+    mesh = domain.mesh
+    space = fem.FunctionSpace(mesh, ("Lagrange", 1))
+    equation = ScalarEquation(domain, space, np.array([], dtype=np.int32), "phi", 0.0)
+    diffusivity = 0.01
+    tau = equation.stabilisation(ufl.as_vector((0.0, 0.0)), diffusivity, 0.0)
+    mean = fem.assemble_scalar(fem.form(tau * ufl.dx)) / 3.0
+    assert mean == pytest.approx(1.0 / (3.0 * diffusivity * (2 / 0.25**2 + 2 / 1.5**2)), rel=1e-10)
 
 
 def test_quadrilateral_cells_are_refused():
