@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from vcnn import checkpoint
 from vcnn.clouds import Shape
-from vcnn.data import Case, CloudBatches, built_ahead, check_targets
+from vcnn.data import Batch, Case, CloudBatches, built_ahead, check_targets
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.inference import plan_batches, predict_fields, relative_l2
@@ -55,6 +55,7 @@ class TrainingConfig:
     max_minutes: float | None = None  # stop after the epoch that takes the run past this time (resumes included)
     compile: bool = False  # torch.compile the training step's network: fused kernels, other rounding than eager
     sigmoid_tanh: bool = False  # a vector-cloud network's tanh embedding trained as sigmoids: faster, other rounding
+    loss: str = "absolute"  # or "per_case": each case's errors relative to its own targets, every case weighing alike
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.n_points < 0 or self.batches_per_epoch < 0:
@@ -69,6 +70,8 @@ class TrainingConfig:
             raise VcnnError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.compile and not any(shutil.which(cxx) for cxx in filter(None, (os.environ.get("CXX"), "g++", "clang++"))):
             raise VcnnError("compile = true needs a C++ compiler (g++ or clang++, or $CXX) on the PATH: install one or set compile = false")
+        if self.loss not in LOSSES:
+            raise VcnnError(f"unknown loss {self.loss!r}; choose from {list(LOSSES)}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise VcnnError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
 
@@ -84,6 +87,7 @@ class TrainingConfig:
 
 
 SCHEDULES = ("exponential", "cosine")
+LOSSES = ("absolute", "per_case")
 
 
 def lr_factor(config: TrainingConfig, steps_per_epoch: int):
@@ -149,6 +153,13 @@ def mean_error(errors: dict) -> float:
     return float(np.mean([v for case in errors.values() for v in case.values()]))
 
 
+def batch_loss(prediction: torch.Tensor, batch: Batch, output_std: torch.Tensor) -> torch.Tensor:
+    """The mean squared error in units of the network's output scale, or of the batch's per-case
+    scales where it carries them (`CloudBatches(per_case=True)`)."""
+    scale = output_std if batch.scales is None else batch.scales
+    return (((prediction - batch.targets) / scale) ** 2).mean()
+
+
 class Trainer:
     """Trains a model in place, one epoch of batches at a time: Adam with the configured learning-rate
     schedule (stepped per batch), validation with full clouds after every epoch, checkpoints
@@ -164,6 +175,9 @@ class Trainer:
                 f"training targets {dict(zip(training.targets, training.target_kinds))}"
             )
         check_targets(validation, training.targets, training.target_kinds)
+        if (config.loss == "per_case") != (training.scales is not None):
+            raise VcnnError("the per_case loss needs batches with per-case scales (CloudBatches(per_case=True); a whole-mesh "
+                            "network's batches have none)" if config.loss == "per_case" else "batches with per-case scales need the per_case loss")
         self.model, self.training, self.validation, self.config = model, training, validation, config
         self.out, self.progress = Path(out), progress
         self.rank, self.world = world_position()
@@ -207,9 +221,8 @@ class Trainer:
         log.info("resumed from %s at epoch %d", last, self.start_epoch)
 
     def step(self, batch) -> float:
-        """One optimizer step on a batch; its mean loss (squared error in units of the output scale)."""
-        prediction = self.net(*batch.inputs)
-        loss = (((prediction - batch.targets) / self.model.output_std) ** 2).mean()
+        """One optimizer step on a batch; its mean loss."""
+        loss = batch_loss(self.net(*batch.inputs), batch, self.model.output_std)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -19,7 +19,7 @@ from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.nn import CloudNetConfig, build_model
 from vcnn.nn.cloud_nets import VectorCloudNet
-from vcnn.train import TrainingConfig, lr_factor, relative_errors, train
+from vcnn.train import TrainingConfig, batch_loss, lr_factor, relative_errors, train
 
 SPEC = FeatureSpec(scalars=("strain_rate", "speed", "proximity", "upwind_proximity"))
 
@@ -289,3 +289,35 @@ def test_validation_keeps_each_case_s_clouds_and_gives_the_same_errors(monkeypat
     assert sorted(plans) == [0, 1]
     monkeypatch.setattr("vcnn.train.plan_batches", lambda *args, **kwargs: pytest.fail("the clouds were searched again"))
     assert relative_errors(model, cases, training.shape, training.spec, "cpu", plans) == kept
+
+
+def test_a_per_case_loss_weighs_every_case_alike():
+    """Two cases whose targets differ 100-fold in size and whose node counts differ: a prediction
+    wrong by its whole target costs each case the same share of an epoch's loss under the per_case
+    loss (every node once; uniform node weights, so the node-weighted RMS is the plain one), and
+    the large case nearly all of it under the absolute loss."""
+    cases = []
+    for name, scale, nodes, seed in (("small", 0.01, 120, 0), ("large", 1.0, 250, 1)):
+        case = synthetic_case(name, 0.3, seed)
+        keep = np.arange(nodes)
+        fields = case.fields
+        triangles = Delaunay(fields.points[keep]).simplices
+        data = {key: value[keep] for key, value in fields.point_data.items()}
+        data["concentration"] = scale * data["concentration"]
+        cases.append(Case(name, MeshFields(fields.points[keep], triangles, weights=np.ones(nodes), point_data=data, metadata=fields.metadata)))
+    shares = {}
+    for per_case in (True, False):
+        batches = CloudBatches(cases, Ellipse(), SPEC, ("concentration",), 64, 30, per_case=per_case)
+        totals = {}
+        for batch in batches.epoch(0):
+            size = "small" if batch.targets.abs().max() < 0.05 else "large"
+            loss = batch_loss(torch.zeros_like(batch.targets), batch, torch.ones(1)) * len(batch.targets)
+            totals[size] = totals.get(size, 0.0) + float(loss)
+        shares[per_case] = totals["small"] / (totals["small"] + totals["large"])
+    assert shares[True] == pytest.approx(0.5, rel=1e-5)
+    assert shares[False] < 1e-3
+    with pytest.raises(VcnnError, match="unknown loss 'relative'"):
+        TrainingConfig(loss="relative")
+    model, training, validation, config = setup(1)
+    with pytest.raises(VcnnError, match="the per_case loss needs batches with per-case scales"):
+        train(model, training, validation, dataclasses.replace(config, loss="per_case"), "unused", progress=False)
