@@ -35,10 +35,16 @@ class FlowParameters:
     bulk_velocity: float = 0.721039
     rtol: float = 1e-10
     max_iterations: int = 25
+    # Keep the Jacobian's LU factors across Newton steps and solves while each step cuts the
+    # residual by at least this factor (a chord step: two back-substitutions instead of an
+    # assembly and a factorisation); 0: factorise at every step.
+    keep_factors: float = 0.0
 
     def __post_init__(self):
         if not (self.nu > 0 and math.isfinite(self.nu)):
             raise SolverError(f"viscosity nu must be positive, got {self.nu}")
+        if not 0.0 <= self.keep_factors < 1.0:
+            raise SolverError(f"keep_factors must be in [0, 1), got {self.keep_factors}")
         if not math.isfinite(self.bulk_velocity):
             raise SolverError(f"bulk velocity must be finite, got {self.bulk_velocity}")
 
@@ -106,6 +112,8 @@ class NavierStokes:
         self._system = LinearSystem(
             fem.form(ufl.derivative(residual, self.state, ufl.TrialFunction(space))), self.mpc, self.bcs
         )
+        self._stale, self._factored_inverse_dt = True, None  # whether the LU factors must be renewed; the 1/dt they hold
+        self.factorisations = 0
         self.volume = _assemble(fem.form(fem.Constant(mesh, 1.0) * ufl.dx), mesh.comm)
         streamwise = lambda f: (f[0] * ex[0] + f[1] * ex[1]) / self.volume * ufl.dx  # noqa: E731
         self._bulk = fem.form(streamwise(self.state))
@@ -152,6 +160,10 @@ class NavierStokes:
             # Plane-Poiseuille estimate f = 12 nu U / h^2 for the mean channel height.
             self.forcing.value = 12.0 * self.params.nu * target / (self.volume / self.domain.length) ** 2
         system = self._system
+        keep = self.params.keep_factors
+        if self._inverse_dt.value != self._factored_inverse_dt:
+            self._stale = True
+        totals: list[float] = []
 
         def step():
             rhs = system.residual(self._residual)
@@ -159,9 +171,15 @@ class NavierStokes:
             mismatch = abs(self.bulk() - target)
             # The bulk-velocity mismatch is scaled to a residual: the residual of f itself.
             total = math.hypot(norm, mismatch * abs(self.forcing.value) * self.volume / max(abs(target), 1e-300))
+            if totals and not total <= keep * totals[-1]:
+                self._stale = True  # the kept factors no longer contract enough (or never kept)
+            totals.append(total)
 
             def apply():
-                system.assemble()
+                if self._stale or not keep:
+                    system.assemble()
+                    self._stale, self._factored_inverse_dt = False, float(self._inverse_dt.value)
+                    self.factorisations += 1
                 system.solve(rhs, self.correction)
                 load = system.residual(self._load)
                 system.solve(load, self.sensitivity)  # J s = dF/df  =>  du/df = -s

@@ -116,7 +116,7 @@ def solve(config: ChannelRansConfig, comm=None, msh_path: str | Path | None = No
     start = time.perf_counter()
     domain = channel(config.length, 2 * HALF_HEIGHT, config.resolution, comm, msh_path)
     timings = {"mesh": time.perf_counter() - start}
-    flow = MeanFlow(domain, FlowParameters(nu=nu, bulk_velocity=1.0, rtol=config.newton_rtol))
+    flow = MeanFlow(domain, FlowParameters(nu=nu, bulk_velocity=1.0, rtol=config.newton_rtol, keep_factors=config.newton_keep_factors))
     first = first_node_distance(flow) * dns["re_tau"]  # y+ with the DNS u_tau (half-height 1)
     if first > 1.0:
         log.warning("first node off the wall at y+ = %.2f (DNS u_tau) > 1: too coarse near the wall for a wall-resolved model", first)

@@ -105,7 +105,7 @@ def solve(config: HillsRansConfig, comm=None, msh_path: str | Path | None = None
     if config.rotate:
         domain = domain.turned(config.rotate)
     timings = {"mesh": time.perf_counter() - start}
-    params = FlowParameters(nu=1.0 / config.reynolds, bulk_velocity=config.bulk_velocity, rtol=config.newton_rtol)
+    params = FlowParameters(nu=1.0 / config.reynolds, bulk_velocity=config.bulk_velocity, rtol=config.newton_rtol, keep_factors=config.newton_keep_factors)
     flow = MeanFlow(domain, params)
     log.info("periodic hill %s, Re_H %g", config.hill.name, config.reynolds)
     solution = solve_case(config, flow, timings, make_closure, parameters)

@@ -28,6 +28,7 @@ class RansSettings:
     dt: float = 0.05
     dt_growth: float = 1.3
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
+    newton_keep_factors: float = 0.1  # the momentum's LU kept across steps while each cuts the residual this much (0: refactorised every step)
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (networks; a PDE model's stall in a cycle)
     anderson_shrink: float = 0.8  # the mixing's damping times this at each of its restarts (1: kept)
     rescue: int = 20  # a relaxed solve that settles into a cycle: a network's mixes nu_t over this many iterations, a PDE model's cuts its pseudo-time step to a third (0: neither)

@@ -337,6 +337,20 @@ def test_anderson_mixing_reaches_the_same_channel_solution(k_omega):
         RansParameters(anderson=-1)
 
 
+def test_kept_lu_factors_reach_the_same_channel_solution_with_fewer_factorisations(k_omega):
+    """The momentum's LU kept while each Newton step cuts the residual tenfold: the RANS loop's
+    own Newton tolerance, the plain solve's channel, a fraction of the factorisations."""
+    plain, _, _ = k_omega
+    flow = MeanFlow(channel(0.2, 2.0, Resolution(2, 80, 40.0)), FlowParameters(nu=NU, bulk_velocity=1.0, rtol=1e-3, keep_factors=0.1))
+    solution = solve_rans(flow, KOmega(flow, k0=1e-2, omega0=1.0))
+    assert friction_velocity(flow) == pytest.approx(friction_velocity(plain), rel=1e-5)
+    steps = sum(h["newton_iterations"] for h in solution.history)
+    print("factorisations", flow.solver.factorisations, "Newton steps", steps, "iterations", solution.iterations)
+    assert flow.solver.factorisations < 0.3 * steps
+    with pytest.raises(SolverError, match="keep_factors must be in"):
+        FlowParameters(keep_factors=1.0)
+
+
 def test_a_momentum_pseudo_time_step_reaches_the_same_channel_solution(k_omega):
     plain, _, _ = k_omega
     flow = coarse_flow()
