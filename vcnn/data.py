@@ -80,7 +80,7 @@ class Batch:
     targets: torch.Tensor  # (B, width): flat, in the layout of `CloudNetConfig.layout`; (N, width)
     node_weights: torch.Tensor  # (B,) for integral-weighted losses and errors; (N,)
     edges: torch.Tensor | None = None  # (2, E) mesh edges among the members (MeshGraph.edges), if asked for; the case's edges
-    scales: torch.Tensor | None = None  # (B, width): each cloud's error scale (`CloudBatches` per_case); None: the network's output scale
+    scales: torch.Tensor | None = None  # (B, width): each cloud's error scale (`CloudBatches.weigh_cases`); None: the network's output scale
 
     @property
     def inputs(self) -> tuple[torch.Tensor, ...]:
@@ -108,7 +108,6 @@ class CloudBatches:
         mesh_graph: bool = False,
         batches_per_epoch: int = 0,
         keep_clouds: bool = True,
-        per_case: bool = False,
     ):
         if not cases:
             raise VcnnError("no cases to serve")
@@ -122,7 +121,11 @@ class CloudBatches:
         self.batches_per_epoch = batches_per_epoch  # 0: every node once an epoch
         self.keep_clouds = keep_clouds
         self.kept: dict[int, KeptClouds | None] = {}  # id(case) -> its clouds, searched at its first batch
-        self.scales = case_scales(cases, self.targets, self.target_kinds) if per_case else None
+        self.scales: dict[int, np.ndarray] | None = None  # id(case) -> its error scales, once `weigh_cases` is called
+
+    def weigh_cases(self) -> None:
+        """From now on each batch carries its case's error scales (`case_scales`): the per_case loss."""
+        self.scales = case_scales(self.cases, self.targets, self.target_kinds)
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -176,6 +179,9 @@ class GraphBatches(CloudBatches):
     def __init__(self, cases: list[Case], shape: Shape, spec: FeatureSpec, targets: tuple[str, ...], dtype: torch.dtype = torch.float32):
         super().__init__(cases, shape, spec, targets, batch_size=1, n_points=None, dtype=dtype)
         self.built: dict[int, Batch] = {}
+
+    def weigh_cases(self) -> None:
+        raise VcnnError("the per_case loss weighs the clouds of many cases in a batch; a whole-mesh network's batch is one whole case: use the absolute loss")
 
     def __len__(self) -> int:
         return len(self.cases)

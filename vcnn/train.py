@@ -155,7 +155,7 @@ def mean_error(errors: dict) -> float:
 
 def batch_loss(prediction: torch.Tensor, batch: Batch, output_std: torch.Tensor) -> torch.Tensor:
     """The mean squared error in units of the network's output scale, or of the batch's per-case
-    scales where it carries them (`CloudBatches(per_case=True)`)."""
+    scales where it carries them (`CloudBatches.weigh_cases`)."""
     scale = output_std if batch.scales is None else batch.scales
     return (((prediction - batch.targets) / scale) ** 2).mean()
 
@@ -175,9 +175,8 @@ class Trainer:
                 f"training targets {dict(zip(training.targets, training.target_kinds))}"
             )
         check_targets(validation, training.targets, training.target_kinds)
-        if (config.loss == "per_case") != (training.scales is not None):
-            raise VcnnError("the per_case loss needs batches with per-case scales (CloudBatches(per_case=True); a whole-mesh "
-                            "network's batches have none)" if config.loss == "per_case" else "batches with per-case scales need the per_case loss")
+        if config.loss == "per_case":
+            training.weigh_cases()
         self.model, self.training, self.validation, self.config = model, training, validation, config
         self.out, self.progress = Path(out), progress
         self.rank, self.world = world_position()

@@ -298,7 +298,7 @@ def train_network(study: PhllStudy, out: Path, progress: bool = True) -> dict:
     started = time.perf_counter()
     torch.use_deterministic_algorithms(True, warn_only=True)
     config = study.training
-    batches = CloudBatches(ensure_samples(study, study.train), shape_from(study.cloud), study.features, tuple(study.outputs), config.batch_size, config.n_points or None, batches_per_epoch=config.batches_per_epoch, per_case=config.loss == "per_case")
+    batches = CloudBatches(ensure_samples(study, study.train), shape_from(study.cloud), study.features, tuple(study.outputs), config.batch_size, config.n_points or None, batches_per_epoch=config.batches_per_epoch)
     torch.manual_seed(config.seed)
     model = build_model(study.model_config())
     model.set_normalization(feature_statistics(batches, seed=config.seed))

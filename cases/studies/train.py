@@ -99,7 +99,6 @@ def _network(study: Study):
             config.n_points or None,
             mesh_graph=model_config.graph == "mesh",
             batches_per_epoch=config.batches_per_epoch,
-            per_case=config.loss == "per_case",
         )
     torch.manual_seed(config.seed)
     model = build_model(model_config)

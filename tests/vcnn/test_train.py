@@ -14,7 +14,7 @@ from scipy.spatial import Delaunay
 from meshes.fields import MeshFields
 from vcnn import checkpoint
 from vcnn.clouds import Ellipse, KNearest
-from vcnn.data import Case, CloudBatches, built_ahead, feature_statistics
+from vcnn.data import Case, CloudBatches, GraphBatches, built_ahead, feature_statistics
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.nn import CloudNetConfig, build_model
@@ -291,7 +291,7 @@ def test_validation_keeps_each_case_s_clouds_and_gives_the_same_errors(monkeypat
     assert relative_errors(model, cases, training.shape, training.spec, "cpu", plans) == kept
 
 
-def test_a_per_case_loss_weighs_every_case_alike():
+def test_a_per_case_loss_weighs_every_case_alike(tmp_path):
     """Two cases whose targets differ 100-fold in size and whose node counts differ: a prediction
     wrong by its whole target costs each case the same share of an epoch's loss under the per_case
     loss (every node once; uniform node weights, so the node-weighted RMS is the plain one), and
@@ -307,7 +307,9 @@ def test_a_per_case_loss_weighs_every_case_alike():
         cases.append(Case(name, MeshFields(fields.points[keep], triangles, weights=np.ones(nodes), point_data=data, metadata=fields.metadata)))
     shares = {}
     for per_case in (True, False):
-        batches = CloudBatches(cases, Ellipse(), SPEC, ("concentration",), 64, 30, per_case=per_case)
+        batches = CloudBatches(cases, Ellipse(), SPEC, ("concentration",), 64, 30)
+        if per_case:
+            batches.weigh_cases()
         totals = {}
         for batch in batches.epoch(0):
             size = "small" if batch.targets.abs().max() < 0.05 else "large"
@@ -319,5 +321,7 @@ def test_a_per_case_loss_weighs_every_case_alike():
     with pytest.raises(VcnnError, match="unknown loss 'relative'"):
         TrainingConfig(loss="relative")
     model, training, validation, config = setup(1)
-    with pytest.raises(VcnnError, match="the per_case loss needs batches with per-case scales"):
-        train(model, training, validation, dataclasses.replace(config, loss="per_case"), "unused", progress=False)
+    train(model, training, validation, dataclasses.replace(config, loss="per_case"), tmp_path, progress=False)
+    assert training.scales is not None  # the trainer asked the batches for them
+    with pytest.raises(VcnnError, match="a whole-mesh network's batch is one whole case"):
+        GraphBatches(cases, KNearest(10), SPEC, ("concentration",)).weigh_cases()
