@@ -342,11 +342,18 @@ def test_kept_lu_factors_reach_the_same_channel_solution_with_fewer_factorisatio
     own Newton tolerance, the plain solve's channel, a fraction of the factorisations."""
     plain, _, _ = k_omega
     flow = MeanFlow(channel(0.2, 2.0, Resolution(2, 80, 40.0)), FlowParameters(nu=NU, bulk_velocity=1.0, rtol=1e-3, keep_factors=0.1))
+    system = flow.solver._system
+    solves = []
+    solve = system.solve
+    system.solve = lambda rhs, out: solves.append(out) or solve(rhs, out)
     solution = solve_rans(flow, KOmega(flow, k0=1e-2, omega0=1.0))
     assert friction_velocity(flow) == pytest.approx(friction_velocity(plain), rel=1e-5)
     steps = sum(h["newton_iterations"] for h in solution.history)
     print("factorisations", flow.solver.factorisations, "Newton steps", steps, "iterations", solution.iterations)
     assert flow.solver.factorisations < 0.3 * steps
+    # the load dF/df is constant: its sensitivity is solved once per factorisation, not per step
+    assert len(solves) == steps + flow.solver.factorisations
+    assert sum(out is flow.solver.sensitivity for out in solves) == flow.solver.factorisations
     with pytest.raises(SolverError, match="keep_factors must be in"):
         FlowParameters(keep_factors=1.0)
 
