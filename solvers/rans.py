@@ -334,7 +334,8 @@ class AndersonMixing:
     31 and 42 restarts at b = 0.7; at b = 0.3 throughout both converged, but seed 0 at 0.625 (an
     eigenvalue of -6.2) stalled where 0.7 converged; with the shrink all three converge.
     A solve that never restarts keeps b throughout. A mixed step shorter than `stuck` times the
-    relaxed one is dropped for the relaxed step, and the past steps with it: a healthy step is
+    relaxed one, each measured where the caller's projection puts it (nu_t clipped at 0), is
+    dropped for the relaxed step, and the past steps with it: a healthy step is
     about a Newton step, at least |f| / |J - I|, and one that vanishes beside the residual means
     that the mixing has stopped where the map has not (the loop, which stops on small steps, would
     take it for convergence: a cycle's iterates, with saturated nodes, did this in 2 steps).
@@ -348,9 +349,11 @@ class AndersonMixing:
         self.norm = np.inf
         self.restarts = 0
 
-    def step(self, x: np.ndarray, g: np.ndarray, owned: int) -> np.ndarray:
+    def step(self, x: np.ndarray, g: np.ndarray, owned: int, project=lambda x: x) -> np.ndarray:
+        """The next iterate from x and its image g; `project` is what the caller will do to it
+        (nu_t clipped to its limits): the step is judged by where it lands."""
         f = g - x
-        norm = np.sqrt(self.comm.allreduce(f[:owned] @ f[:owned], op=MPI.SUM))
+        norm = self._norm(f, owned)
         if norm > self.restart * self.norm:
             growth = f"{norm / self.norm:.1f} times" if self.norm > 0 else "from 0"
             if self.norm > 0:  # a growth from exactly 0 (a hand-over's first step) says nothing of the map
@@ -368,15 +371,20 @@ class AndersonMixing:
         rhs = self.comm.allreduce(dF[:, :owned] @ f[:owned], op=MPI.SUM)
         gamma = np.linalg.lstsq(gram, rhs, rcond=1e-12)[0]
         mixed = relaxed - (dX + self.damping * dF).T @ gamma
-        move = np.sqrt(self.comm.allreduce((mixed - x)[:owned] @ (mixed - x)[:owned], op=MPI.SUM))
-        if move < self.stuck * self.damping * norm:
+        move, relaxed_move = (self._norm(project(y) - x, owned) for y in (mixed, relaxed))
+        if move < self.stuck * relaxed_move:
             # The combination cancels the step: the mixing stands still where the map does not
-            # (saturated nodes, a cycle's iterates), and the loop would take it for convergence.
-            log.info("Anderson mixing restarted: its step (%.2e) vanished beside the residual (%.2e)", move, norm)
+            # (saturated nodes, a cycle's iterates, a step clipped back to where it started: a
+            # frozen nu_t handed over from SST's stood so at a residual of 0.1), and the loop
+            # would take it for convergence.
+            log.info("Anderson mixing restarted: its step (%.2e) vanished beside the relaxed one (%.2e)", move, relaxed_move)
             self.x, self.f = [x.copy()], [f]
             self.restarts += 1
             return relaxed
         return mixed
+
+    def _norm(self, v: np.ndarray, owned: int) -> float:
+        return float(np.sqrt(self.comm.allreduce(v[:owned] @ v[:owned], op=MPI.SUM)))
 
 
 @dataclasses.dataclass
@@ -471,7 +479,7 @@ def solve_rans(flow: MeanFlow, closure: Closure, params: RansParameters = RansPa
                 flow.solver.restore(loop_map.base)
         newton_taken = step is not None
         if step is None:
-            step = project(old + params.relaxation * (new - old) if mixing is None else mixing.step(old, new, len(old)))
+            step = project(old + params.relaxation * (new - old) if mixing is None else mixing.step(old, new, len(old), project))
         _set(states, step, owned_nu_t)
         relaxed, old, new = step[:owned_nu_t], old[:owned_nu_t], new[:owned_nu_t]
         record = {
