@@ -97,7 +97,9 @@ def test_mpirun_two_ranks_agrees_with_serial(serial_run, tmp_path):
     assert meta[1]["reattachment"] == pytest.approx(meta[0]["reattachment"], rel=1e-8)
 
 
-def test_every_rans_flow_takes_anderson_from_the_command_line():
+def test_every_rans_flow_takes_anderson_from_the_command_line(reference_dir):
+    """(The channel's configuration checks that its DNS profile is there: skipped without the
+    reference data, as the other tests that read it are.)"""
     from cases.cli import parser
 
     for flow, required in (("hills-rans", ["--alpha", "1"]), ("channel-rans", ["--re-tau", "180"])):
