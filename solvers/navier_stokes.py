@@ -116,7 +116,6 @@ class NavierStokes:
         )
         self._stale, self._factored_inverse_dt = True, None  # whether the LU factors must be renewed; the 1/dt they hold
         self.factorisations = 0
-        self._sensitivity_factors = -1  # the factorisation `sensitivity` was solved with
         self.volume = _assemble(fem.form(fem.Constant(mesh, 1.0) * ufl.dx), mesh.comm)
         streamwise = lambda f: (f[0] * ex[0] + f[1] * ex[1]) / self.volume * ufl.dx  # noqa: E731
         self._bulk = fem.form(streamwise(self.state))
@@ -183,12 +182,10 @@ class NavierStokes:
                     system.assemble()
                     self._stale, self._factored_inverse_dt = False, float(self._inverse_dt.value)
                     self.factorisations += 1
-                system.solve(rhs, self.correction)
-                if self._sensitivity_factors != self.factorisations:
                     load = system.residual(self._load)
-                    system.solve(load, self.sensitivity)  # J s = dF/df  =>  du/df = -s
+                    system.solve(load, self.sensitivity)  # J s = dF/df  =>  du/df = -s: with these factors
                     load.destroy()
-                    self._sensitivity_factors = self.factorisations
+                system.solve(rhs, self.correction)
                 ds = -self.bulk(self.sensitivity)
                 if ds == 0.0:
                     raise SolverError("the body force does not change the bulk velocity")
