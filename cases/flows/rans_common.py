@@ -27,6 +27,7 @@ class RansSettings:
     relaxation: float = 0.7
     dt: float = 0.05
     dt_growth: float = 1.3
+    dt_max: float = 1e6  # the pseudo-time step grows no further (with momentum_pseudo_time, 1 took SST from rest to convergence on hills where it diverged)
     newton_rtol: float = 1e-3  # momentum Newton per Picard iteration: residual reduction asked for
     newton_keep_factors: float = 0.1  # the momentum's LU kept across steps while each cuts the residual this much (0: refactorised every step)
     anderson: int = 0  # > 0: Anderson acceleration of nu_t over that many iterations (networks; a PDE model's stall in a cycle)
@@ -52,7 +53,7 @@ class RansSettings:
         from solvers.rans import RansParameters
 
         return RansParameters(
-            self.max_iterations, self.tolerance, self.relaxation, dt=self.dt, dt_growth=self.dt_growth, anderson=self.anderson,
+            self.max_iterations, self.tolerance, self.relaxation, dt=self.dt, dt_growth=self.dt_growth, dt_max=self.dt_max, anderson=self.anderson,
             anderson_shrink=self.anderson_shrink, momentum_pseudo_time=self.momentum_pseudo_time, newton_krylov=self.newton_krylov,
             rescue=self.rescue,
         )

@@ -73,3 +73,27 @@ def test_anderson_mixing_is_for_the_solve_and_not_its_start():
     start = phll_rans.start_config(config)
     assert (start.model, start.geometry, start.anderson, start.rans_parameters.anderson) == ("k-omega", "alpha_10_6000_3036", 0, 0)
     assert phll_rans.configure(geometry="alpha_10").anderson == 0  # the case file's: off
+
+
+def test_a_solve_from_rest_takes_the_case_files_pseudo_time_cap(tmp_path):
+    """`dt_max` in `[rans]` caps the pseudo-time step. With `momentum_pseudo_time` and a cap of 1,
+    SST from rest converged on the 96-across meshes of alpha_05_10071_2024, alpha_05_4071_3036 and
+    alpha_15_7929_2024, where the plain loop from rest diverged (docs/results.md); here the cap's
+    way from the case file into the loop, on a coarse mesh."""
+    from cases.flows import phll_rans
+
+    text = (phll_rans.DEFAULTS.read_text().replace('start_model = "k-omega"', 'start_model = "rest"')
+            .replace("dt_growth = 1.3", "dt_growth = 1.3\ndt_max = 1.0\nmomentum_pseudo_time = true"))
+    (tmp_path / "rest.toml").write_text(text)
+    out = tmp_path / "run"
+    result = vcnn("solve", "phll-rans", "--geometry", "alpha_10_6000_2024", "--config", tmp_path / "rest.toml",
+                  "--resolution", "24x24", "--wall-ratio", "20", "--no-figures", "--out", out, "-q")
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((out / "meta.json").read_text())["metadata"]
+    steps = [record["dt"] for record in meta["statistics"]["history"]]
+    assert meta["config"]["dt_max"] == 1.0 and meta["config"]["start_model"] == "" and "continued_from" not in meta["statistics"]
+    assert max(steps) == 1.0 and steps[0] == 0.05  # grown from the file's dt and held at the cap
+    assert phll_rans.configure(geometry="alpha_10").rans_parameters.dt_max == 1e6  # the shipped file: uncapped
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("dt_max = 1.0", "dt_max = 0.01"))
+    assert_one_line_error(vcnn("solve", "phll-rans", "--geometry", "alpha_10", "--config", bad, "--out", tmp_path / "no"), "dt_max >= dt")
