@@ -49,6 +49,9 @@ DEFAULTS = Path(__file__).parents[1] / "phll_rans.toml"
 CONTINUED_DT = 1.0
 CONTINUED_DT_MAX = 3.0
 REST = "rest"  # start_model: no start model, as ""
+REST_HINT = ("from rest: the k-omega start (--start-model k-omega, the case file's) or momentum pseudo-time steps "
+             "(momentum_pseudo_time = true and dt_max = 1 in [rans] of a --config file) converged where the steady loop diverged from rest")
+"""What a solve from rest that diverged is told (docs/results.md: SST from rest in pseudo-time)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,8 +117,17 @@ def solve(config: PhllRansConfig, comm=None, msh_path=None, make_closure=None, p
     settings are given (collective)."""
     import dataclasses
 
+    from solvers.errors import RansFailure
+
     hill = config.hill
-    if make_closure is not None or parameters is not None or not config.start_model or config.start_model == config.model:
+    if not config.start_model and make_closure is None and parameters is None:
+        try:
+            return hills_rans.solve(config, comm, msh_path)
+        except RansFailure as err:
+            if not err.diagnosis and not config.momentum_pseudo_time:  # a divergence, not a stall: say what converged instead
+                err.args = (f"{err.args[0]} ({REST_HINT})",)
+            raise
+    if make_closure is not None or parameters is not None or config.start_model == config.model:
         return hills_rans.solve(config, comm, msh_path, make_closure, parameters)
     first_config = start_config(config)
     log.info("%s: first %s on %s", hill.name, config.start_model, first_config.geometry)

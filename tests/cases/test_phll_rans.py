@@ -97,3 +97,27 @@ def test_a_solve_from_rest_takes_the_case_files_pseudo_time_cap(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace("dt_max = 1.0", "dt_max = 0.01"))
     assert_one_line_error(vcnn("solve", "phll-rans", "--geometry", "alpha_10", "--config", bad, "--out", tmp_path / "no"), "dt_max >= dt")
+
+
+def test_a_divergence_from_rest_names_the_starts_that_converge(monkeypatch):
+    """From rest the steady loop diverged on the low and the short hills; the error then says what
+    converged there (a start model, or capped pseudo-time steps). A stall, or a solve already in
+    pseudo-time, keeps its own message."""
+    from cases.flows import hills_rans, phll_rans
+    from solvers.errors import RansFailure
+
+    failure = {}
+
+    def fails(*args, **kwargs):
+        raise RansFailure("RANS diverged at iteration 11: navier-stokes: Newton diverged", [], [], diagnosis=failure.get("diagnosis"))
+
+    monkeypatch.setattr(hills_rans, "solve", fails)
+    with pytest.raises(RansFailure, match="--start-model k-omega") as raised:
+        phll_rans.solve(phll_rans.configure(geometry="alpha_05_10071_2024", start_model="rest"))
+    assert str(raised.value).startswith("RANS diverged at iteration 11") and "dt_max = 1" in str(raised.value)
+    for config, diagnosis in ((phll_rans.configure(geometry="alpha_05_10071_2024", start_model="rest"), {"period": 2}),
+                              (phll_rans.configure(geometry="alpha_05_10071_2024", start_model="rest", momentum_pseudo_time=True), None)):
+        failure["diagnosis"] = diagnosis
+        with pytest.raises(RansFailure) as raised:
+            phll_rans.solve(config)
+        assert phll_rans.REST_HINT not in str(raised.value)
