@@ -208,6 +208,11 @@ def test_the_inference_embedding_is_the_trained_one(dtype, tolerance, monkeypatc
         inferred = model(vectors, scalars, weights)
     assert calls == [1]
     assert (inferred - trained).abs().max() <= tolerance * trained.abs().max()
+    # a call cut into pieces of vcnn.nn.cloud_nets.PIECE bytes' worth of members: here 2 clouds of 40
+    monkeypatch.setattr(vcnn.nn.cloud_nets, "PIECE", 2 * 40 * torch.finfo(dtype).bits // 8)
+    with torch.no_grad():
+        pieces = model(vectors, scalars, weights)
+    assert calls == [1, 1, 1, 1] and torch.allclose(pieces, inferred, rtol=0, atol=1e-15 if dtype == torch.float64 else 1e-6)
 
 
 def test_the_sigmoid_form_trains_the_same_network():
