@@ -114,7 +114,8 @@ def start_config(config: PhllRansConfig) -> PhllRansConfig:
 
 def solve(config: PhllRansConfig, comm=None, msh_path=None, make_closure=None, parameters=None):
     """`hills_rans.solve`, started from the `start_config` solution unless a closure or Picard
-    settings are given (collective)."""
+    settings are given, or there is no start model: then from rest, and a divergence's message
+    names the starts that converged (`REST_HINT`) (collective)."""
     import dataclasses
 
     from solvers.errors import RansFailure
