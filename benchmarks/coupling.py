@@ -32,7 +32,14 @@ from pathlib import Path
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "stalling-closure"
 SETTINGS = ("--resolution", "64x64", "--no-figures", "-q")
 FINER = "128x128"  # the 2-rank check again on this mesh
-COUPLING = ("--anderson", "20", "--tolerance", "1e-8", "--max-iterations", "150")
+TOLERANCE = 1e-8
+
+
+def coupling_options(tolerance: float = TOLERANCE) -> tuple:
+    return ("--anderson", "20", "--tolerance", f"{tolerance:g}", "--max-iterations", "150")
+
+
+COUPLING = coupling_options()
 VARIANTS = {**{precision: ("--precision", precision) for precision in ("mixed", "float32", "float64")},
             "newton_krylov": ("--newton-krylov", "1e-5")}  # mixed precision, Newton-Krylov below a nu_t residual of 1e-5
 
@@ -146,7 +153,7 @@ def one_tolerance(tmp: Path, measured, alpha: float, pde_model: dict, mixed: dic
     tolerance against the k-omega solve above."""
     case_file = Path(__file__).resolve().parents[1] / "cases" / "hills_rans.toml"
     loose = tomllib.loads(case_file.read_text())["rans"]["tolerance"]
-    tight = float(COUPLING[COUPLING.index("--tolerance") + 1])
+    tight = TOLERANCE
     config = tmp / "hills_rans_tight.toml"
     config.write_text(re.sub(r"(?m)^tolerance = .*$", f"tolerance = {tight}", case_file.read_text()))
     pde = tmp / "one_tolerance_pde_model"
@@ -154,9 +161,8 @@ def one_tolerance(tmp: Path, measured, alpha: float, pde_model: dict, mixed: dic
     statistics = json.loads((pde / "meta.json").read_text())["metadata"]["statistics"]
     tight_pde = {**record, "tolerance": tight, "iterations": statistics["rans_iterations"], "rans_s": statistics["timings_s"]["rans"]}
     out = tmp / "one_tolerance_couple"
-    options = [*COUPLING[: COUPLING.index("--tolerance")], "--tolerance", str(loose), *COUPLING[COUPLING.index("--tolerance") + 2:]]
     cmd = [sys.executable, "-m", "cases.cli", "couple", "--model", str(FIXTURE / "best.pt"), "--alpha", str(alpha), "--reference", str(tmp / "couple_pde_model"),
-           *VARIANTS["mixed"], *options, *SETTINGS, "--out", str(out)]
+           *VARIANTS["mixed"], *coupling_options(loose), *SETTINGS, "--out", str(out)]
     try:
         loose_coupled = measured(cmd)
     except SystemExit as failed:

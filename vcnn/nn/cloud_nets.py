@@ -91,7 +91,7 @@ class VectorCloudNet(CloudNet):
         weighted = weights[..., None] * q  # (B, n, k dim): cheaper than weighting the wider S
         s = sigmoid_embedding(self.embed, scalars, self.scalar_mean, self.scalar_std)
         # ((w Q)^T S)^T, not S^T (w Q): the gradient of S comes back contiguous, and without gradients
-        # the product ran 7 times faster in float32, 1.6 in float64 (AMD EPYC; docs/results.md)
+        # the product ran 7 times faster in float32, 1.5 to 1.6 in float64 (AMD EPYC; docs/results.md)
         return 2 * (weighted.transpose(1, 2) @ s).transpose(1, 2) - weighted.sum(1, keepdim=True)
 
 
