@@ -407,13 +407,6 @@ class KEpsilon(_TurbulenceModel):
         self.equations = [k_eq, eps_eq]
         self._nu_t_expression = fem.Expression(nu_t, self.space.element.interpolation_points())
 
-    def start_from(self, values: dict) -> None:
-        """Start the equations whose field `values` names (node arrays, every rank) from those
-        values: e.g. a converged solution of a nearby problem mapped onto this mesh."""
-        for eq in self.equations:
-            if eq.phi.name in values:
-                eq.start_from(np.asarray(values[eq.phi.name], dtype=float))
-
     def _set_wall_values(self, equation: ScalarEquation) -> None:
         if equation.phi is self.epsilon:
             k1 = self._neighbours.values(self.k.x.array)
