@@ -157,7 +157,7 @@ def benchmark_sst(case_dir) -> MeshFields:
     data = {"velocity": bench["U"], "nu_t": bench["nut"], "k": bench["k"], "omega": bench["omega"], "wall_distance": bench["walldist"]}
     metadata = {
         **bench.metadata, "nu": 1.0 / config["reynolds"], "config": config, "statistics": {"forcing": 0.0},
-        "validation": {"reattachment": first_row_reattachment(bench, bench["U"])},
+        "validation": {k: v for k, v in first_row_bubble(bench, bench["U"]).items() if k in ("separation", "reattachment", "recirculation_end")},
     }
     return MeshFields(bench.points, bench.cells, bench.cell_type, bench.weights, data, metadata)
 
@@ -217,13 +217,19 @@ def les_reattachment(case_dir) -> float | None:
 
 
 def first_row_reattachment(centres: MeshFields, velocity) -> float | None:
-    """x/H of the reattachment of a velocity at the benchmark's cell centres (numbered x-fastest):
-    sign changes of u_x along the first row, half a cell off the lower wall (no wall shear is stored)."""
+    """x/H of the reattachment of a velocity at the benchmark's cell centres (`first_row_bubble`)."""
+    return first_row_bubble(centres, velocity)["reattachment"]
+
+
+def first_row_bubble(centres: MeshFields, velocity) -> dict:
+    """Separation, reattachment and the end of the recirculation (`hills_rans.bubbles`) of a velocity
+    at the benchmark's cell centres (numbered x-fastest): sign changes of u_x along the first row,
+    half a cell off the lower wall (no wall shear is stored)."""
     from cases.flows.hills_rans import wall_crossings
 
     x = centres.points[:, 0]
     nx = int(np.flatnonzero(np.diff(x) < 0)[0]) + 1
-    return wall_crossings(x[:nx], np.asarray(velocity)[:nx, 0], centres.metadata["periods"][0][0])["reattachment"]
+    return wall_crossings(x[:nx], np.asarray(velocity)[:nx, 0], centres.metadata["periods"][0][0])
 
 
 def frozen_closure(sst: MeshFields, nu_t: np.ndarray, blend: int = 0, stress: np.ndarray | None = None):
