@@ -155,9 +155,10 @@ def benchmark_sst(case_dir) -> MeshFields:
         raise CaseError(str(err)) from None
     config = dataclasses.asdict(phll_rans.configure(geometry=case_dir.name))
     data = {"velocity": bench["U"], "nu_t": bench["nut"], "k": bench["k"], "omega": bench["omega"], "wall_distance": bench["walldist"]}
+    bubble = first_row_bubble(bench, bench["U"])
     metadata = {
         **bench.metadata, "nu": 1.0 / config["reynolds"], "config": config, "statistics": {"forcing": 0.0},
-        "validation": {k: v for k, v in first_row_bubble(bench, bench["U"]).items() if k in ("separation", "reattachment", "recirculation_end")},
+        "validation": {what: bubble[what] for what in ("separation", "reattachment", "recirculation_end")},
     }
     return MeshFields(bench.points, bench.cells, bench.cell_type, bench.weights, data, metadata)
 
