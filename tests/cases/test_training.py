@@ -187,6 +187,25 @@ def test_data_parallel_training_under_torchrun(trained, tmp_path):
     assert json.loads((tmp_path / "ddp" / "training.json").read_text())["processes"] == 2
 
 
+def test_a_data_parallel_process_that_succeeded_ends_without_the_interpreter_shutdown(monkeypatch, capsys):
+    """In the shutdown gloo's worker threads can abort the process (cases.cli._leave_process_group):
+    a process of a torchrun group leaves by os._exit with its code, its output flushed first."""
+    import logging
+    import os
+
+    import torch
+
+    from cases.cli import main
+
+    exits = []
+    monkeypatch.setattr(logging, "shutdown", lambda: None)  # would close the handlers of the tests that follow
+    monkeypatch.setattr(os, "_exit", lambda code: exits.append((code, capsys.readouterr().out)))
+    assert main(["models"]) == 0 and exits == []  # no process group: the usual return
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    main(["models"])
+    assert [code for code, _ in exits] == [0] and "hills-transport" in exits[0][1]
+
+
 def test_unknown_feature_fails_with_one_line_before_any_solve(tmp_path):
     result = vcnn("train", write_study(tmp_path, scalars='["strain_rate", "vorticity"]'), "--out", tmp_path / "run", "-q")
     assert result.returncode == 2
