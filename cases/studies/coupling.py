@@ -194,11 +194,16 @@ def prepare(checkpoint: Path, alpha: float, device: str = "cpu", resolution: str
     solution read from `reference`, or without one the PDE model's own configuration (the case
     file's settings, as `vcnn solve hills-rans` takes them), for `couple_into` to solve first."""
     from cases.flows import hills_rans
+    from vcnn.closure import FLOAT32_TOLERANCE
 
     network, state = load_closure(checkpoint, device, precision, smoothing, patience)
     nx, ny = hills_rans.cells(resolution or state.get("resolution"))
     model = FAMILIES[state["family"]].model
     config = hills_rans.configure(case_file, alpha=alpha, model=model, nx=nx, ny=ny, rotate=rotate, **settings)
+    if precision == "float32" and config.tolerance < FLOAT32_TOLERANCE:
+        raise CaseError(f"a network in float32 throughout cannot converge to a tolerance of {config.tolerance:g}: its rounding leaves the "
+                        f"nu_t residual a floor near 5e-8; give a tolerance of {FLOAT32_TOLERANCE:g} or more, or --precision mixed "
+                        "(float64 once the flow settles, the default) or float64")
     if reference is None:
         return config, network, hills_rans.configure(case_file, alpha=alpha, model=model, nx=nx, ny=ny)
     return config, network, read_reference(Path(reference), alpha)

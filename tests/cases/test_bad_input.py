@@ -372,8 +372,12 @@ def test_couple_on_a_benchmark_hill_refuses_a_checkpoint_of_another_family_or_ta
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("args, match", [(["--smoothing", "-0.1"], "smoothing must be a width"), (["--patience", "-1"], "patience")])
-def test_couple_refuses_a_negative_smoothing_or_patience_before_any_solve(tmp_path, capsys, args, match):
+@pytest.mark.parametrize("args, match", [
+    (["--smoothing", "-0.1"], "smoothing must be a width"),
+    (["--patience", "-1"], "patience"),
+    (["--precision", "float32", "--tolerance", "1e-8"], "float32 throughout cannot converge to a tolerance of 1e-08"),  # its floor: it stalled
+])
+def test_couple_refuses_bad_closure_settings_before_any_solve(tmp_path, capsys, args, match):
     good = save_network(tmp_path / "closure.pt", family="hills-rans", target="nu_t_ratio")
     refused(capsys, ["couple", "--model", good, "--alpha", "1", *args, "--out", tmp_path / "out"], match)
     assert not (tmp_path / "out").exists()
