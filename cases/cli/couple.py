@@ -27,7 +27,7 @@ def add_parsers(sub) -> None:
     couple.add_argument("--newton-krylov", type=float, metavar="R",
                         help="Newton-Krylov steps while the relative nu_t residual is below R (default from the case file: 0, off)")
     couple.add_argument("--device", default="cpu", help="where the network runs: cpu or cuda (default cpu; under mpirun, cuda is each rank's own GPU, rank mod their number)")
-    couple.add_argument("--precision", choices=["mixed", "float32", "float64"], default="mixed",
+    couple.add_argument("--precision", choices=["mixed", "float32", "float64"],
                         help="the network's floating-point type in the loop; mixed: float32 until the flow settles, then float64 (default)")
     couple.add_argument("--smoothing", type=float, metavar="W",
                         help="round the clip of the network's output at 0 over W until the flow settles, then clip hard (0: hard throughout; default 0.05)")
@@ -53,7 +53,7 @@ def run(args) -> int:
     if args.geometry is not None:
         return run_phll(args)
     config, network, reference = prepare(
-        args.model, args.alpha, args.device, args.resolution, args.config, args.reference, args.rotate, args.precision, args.smoothing, args.patience,
+        args.model, args.alpha, args.device, args.resolution, args.config, args.reference, args.rotate, args.precision or "mixed", args.smoothing, args.patience,
         tolerance=args.tolerance, relaxation=args.relaxation, max_iterations=args.max_iterations, anderson=args.anderson,
         anderson_shrink=args.anderson_shrink, newton_krylov=args.newton_krylov,
     )
@@ -67,8 +67,11 @@ def run(args) -> int:
 def run_phll(args) -> int:
     from cases.studies.phll_coupling import PhllCoupling, couple_command
 
-    if args.anderson_shrink is not None:
-        raise CaseError("--anderson-shrink applies to closures coupled by --alpha; with --geometry the mixing shrinks by the default 0.8")
+    given = [flag for flag, value in (("--blend", args.blend or None), ("--anderson-shrink", args.anderson_shrink), ("--precision", args.precision),
+                                      ("--smoothing", args.smoothing), ("--patience", args.patience), ("--config", args.config)) if value is not None]
+    if given:
+        raise CaseError(f"{', '.join(given)}: for closures coupled by --alpha; with --geometry the network replaces SST from the first "
+                        "iteration in float64 with a hard clip at 0, and the mixing shrinks by the default 0.8")
     settings = {"anderson": args.anderson, "tolerance": args.tolerance, "relaxation": args.relaxation, "max_iterations": args.max_iterations,
                 "newton_krylov": args.newton_krylov}
     options = PhllCoupling.of({k: v for k, v in settings.items() if v is not None})

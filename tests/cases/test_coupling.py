@@ -208,7 +208,7 @@ def test_bad_input_is_refused_before_any_work(study_run, tmp_path):
         (("--model", checkpoint, "--alpha", "1.0", "--reference", reference), "is at alpha = 1.125, not 1"),
         (("--model", checkpoint, "--alpha", "1.125", "--blend", "-1"), "--blend must be 0 or more"),
         (("--model", checkpoint, "--alpha", "1.125", "--anderson-shrink", "1.5"), "shrink must lie in (0, 1]"),
-        (("--model", checkpoint, "--geometry", "alpha_05_10071_4048", "--anderson-shrink", "0.5"), "--anderson-shrink applies to"),
+        (("--model", checkpoint, "--geometry", "alpha_05_10071_4048", "--anderson-shrink", "0.5"), "--anderson-shrink: for closures coupled by --alpha"),
     ]
     for args, match in cases:
         assert_one_line_error(vcnn("couple", *args, "--out", target), match)
