@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with interruptible():
             code = args.run(args)
-        _leave_process_group(code)
+        _end_torchrun_process(code)
         return code
     except KeyboardInterrupt as err:
         stop = stopped(err)
@@ -55,16 +55,14 @@ def project_error(err: Exception) -> bool:
     return any(module in sys.modules and isinstance(err, getattr(sys.modules[module], name)) for module, name in ERRORS.items())
 
 
-def _leave_process_group(code: int) -> None:
-    """End a torchrun process here, with `code`, after a run that succeeded, without the
-    interpreter's shutdown. Gloo's worker threads drop the last collective's tensors a moment after
-    it completes; when that moment falls in the shutdown, the thread that wants the GIL to drop them
-    is ended by a forced unwind, which aborts the process (SIGABRT, "terminate called without an
-    active exception"). `destroy_process_group` does not stop those threads while DDP still holds
-    the group. Beside a one-core load, 3 of 23 two-process runs of DDP aborted so, 5 of 20 with
-    the group destroyed first, none of 60 leaving by `os._exit` (docs/results.md). Every output is
-    written and closed by now; the logs and standard streams are flushed. Not after a failure:
-    the other ranks may still be in a collective."""
+def _end_torchrun_process(code: int) -> None:
+    """End a process of a torchrun group here, with `code`, after its command succeeded, without
+    the interpreter's shutdown: gloo's worker threads drop the last collective's tensors a moment
+    after it completes, and when that moment falls in the shutdown, the thread that asks for the
+    GIL is ended by a forced unwind that aborts the process (SIGABRT). `destroy_process_group` does
+    not stop those threads while DDP holds the group (docs/results.md, "A data-parallel test that
+    aborted now and then"). Every output is written and closed by now. Not after a failure: the
+    other ranks may still be in a collective."""
     torch = sys.modules.get("torch")
     if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
         logging.shutdown()

@@ -188,7 +188,7 @@ def test_data_parallel_training_under_torchrun(trained, tmp_path):
 
 
 def test_a_data_parallel_process_that_succeeded_ends_without_the_interpreter_shutdown(monkeypatch, capsys):
-    """In the shutdown gloo's worker threads can abort the process (cases.cli._leave_process_group):
+    """In the shutdown gloo's worker threads can abort the process (cases.cli._end_torchrun_process):
     a process of a torchrun group leaves by os._exit with its code, its output flushed first."""
     import logging
     import os
