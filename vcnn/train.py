@@ -114,8 +114,14 @@ def init_distributed(config: TrainingConfig) -> tuple[int, int]:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         # rank 0 may first solve a dataset while the others wait at a barrier: a long timeout
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=6))
+        torch.distributed.init_process_group(process_group_backend(device), timeout=datetime.timedelta(hours=6))
     return world_position()
+
+
+def process_group_backend(device: torch.device) -> str:
+    """gloo on the CPU; on GPUs NCCL for the gradients, paired with gloo for what stays on the CPU
+    (the epoch's loss sums, rank 0's validation errors): NCCL alone reduces no CPU tensor."""
+    return "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
 
 
 def world_position() -> tuple[int, int]:
@@ -220,7 +226,8 @@ class Trainer:
         log.info("resumed from %s at epoch %d", last, self.start_epoch)
 
     def step(self, batch) -> float:
-        """One optimizer step on a batch; its mean loss."""
+        """One optimizer step on a batch (moved to the trainer's device); its mean loss."""
+        batch = batch.to(self.device)
         loss = batch_loss(self.net(*batch.inputs), batch, self.model.output_std)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -236,7 +243,6 @@ class Trainer:
         batches = built_ahead(self.training.epoch(epoch, self.config.seed, self.rank, self.world))
         bar = tqdm(batches, total=len(self.training), desc=f"epoch {epoch}", disable=not (self.progress and self.lead), leave=False)
         for batch in bar:
-            batch = batch.to(self.device)
             sums += torch.tensor([self.step(batch) * len(batch.targets), len(batch.targets)], dtype=torch.float64)
             bar.set_postfix(loss=f"{sums[0] / sums[1]:.3e}")
         if self.world > 1:
