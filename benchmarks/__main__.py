@@ -12,7 +12,9 @@ closure's table for 10^5 to 10^7 nodes on 1 to 1024 ranks) and BENCH_OUT/trainin
 paper split's training step: batches built in turn, ahead, from kept clouds, with the sigmoid form
 of the embedding, eager and compiled) and
 BENCH_OUT/forward_rate.json (the vector-cloud network's forward pass against a matrix product on
-the same cores, float32 and float64).
+the same cores, float32 and float64; on a GPU too, where torch sees one) and
+BENCH_OUT/closure_calls.json (one call of the fixed closure network on the state its coupled solve
+starts from, features and network apart, on the CPU and on a GPU where there is one).
 Goals: transport solve under 2 minutes and 4 GB at alpha = 1; cost exponents about 1 (vector
 cloud), 2 (graph kernel on the cloud graph) and 1 (pairwise networks on the mesh graph); hills
 RANS at alpha = 1 under 10 minutes and 8 GB; the coupled solve at most as long as the PDE-model
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.closure_calls import closure_calls
 from benchmarks.cloud_scaling import scaling
 from benchmarks.coupling import coupling
 from benchmarks.forward_rate import forward_rate
@@ -176,9 +179,20 @@ def main() -> None:
         write(args.out / "rans.json", rans(tmp, measured, agreement))
         write(args.out / "coupling.json", coupling(tmp, measured))
         write(args.out / "scale.json", scale(tmp))
-    write(args.out / "forward_rate.json", {dtype: forward_rate(dtype=dtype) for dtype in ("float32", "float64")})
+    write(args.out / "forward_rate.json", forward_rates())
+    write(args.out / "closure_calls.json", closure_calls())
     write(args.out / "cloud_scaling.json", scaling())
     write(args.out / "graph_scaling.json", graph_scaling())
+
+
+def forward_rates() -> dict:
+    """float32 and float64 on the CPU, and on the GPU where torch sees one ("cuda")."""
+    import torch
+
+    rates = {dtype: forward_rate(dtype=dtype) for dtype in ("float32", "float64")}
+    if torch.cuda.is_available():
+        rates["cuda"] = {dtype: forward_rate(dtype=dtype, device="cuda") for dtype in ("float32", "float64")}
+    return rates
 
 
 def write(target: Path, results: dict) -> None:

@@ -30,7 +30,9 @@ PAPER_BATCHES, PAPER_VALIDATION_NODES = 1023, 16059
 """A paper-split epoch: its batches and its validation case's nodes (alpha = 0.5)."""
 
 
-def training(case: Path, out: Path, batches: int = 60, warm: int = 5, rounds: int = 3) -> dict:
+def training(case: Path, out: Path, batches: int = 60, warm: int = 5, rounds: int = 3, device: str = "cpu", ways=tuple(WAYS)) -> dict:
+    """`device`: where the network trains ("cuda" on a GPU: each step's loss.item() waits for it);
+    `ways`: those of `WAYS` to time (the batches built in turn always, as the ratios' base)."""
     import torch
 
     from cases.study import load_study
@@ -46,15 +48,16 @@ def training(case: Path, out: Path, batches: int = 60, warm: int = 5, rounds: in
     started = time.perf_counter()
     case.index.keep(case.fields.points, study.shape(), case.fields[study.features.velocity_field])
     keep = time.perf_counter() - started
-    result = {"case": case.name, "batches_timed": batches, "rounds": rounds, "threads": torch.get_num_threads(),
+    ways = {name: WAYS[name] for name in WAYS if name in ways or name == "in_turn"}
+    result = {"case": case.name, "device": device, "batches_timed": batches, "rounds": rounds, "threads": torch.get_num_threads(),
               "keep_s": keep, "keep_paper_s": keep * PAPER_BATCHES * config.batch_size / case.fields.num_nodes}
     for _ in range(rounds):
-        for name, (ahead, compiled, sigmoid, kept) in WAYS.items():
+        for name, (ahead, compiled, sigmoid, kept) in ways.items():
             data = batches_of[kept]
             torch.manual_seed(config.seed)
             model = build_model(study.model_config())
             model.set_normalization(feature_statistics(data, seed=config.seed))
-            trainer = Trainer(model, data, [], dataclasses.replace(config, compile=compiled, sigmoid_tanh=sigmoid, device="cpu"), out / name, progress=False)
+            trainer = Trainer(model, data, [], dataclasses.replace(config, compile=compiled, sigmoid_tanh=sigmoid, device=device), out / name, progress=False)
             source = epochs(data, config.seed, warm + batches)
             for i, batch in enumerate(built_ahead(source) if ahead else source):
                 if i == warm:  # after the compilation, if any
@@ -63,11 +66,11 @@ def training(case: Path, out: Path, batches: int = 60, warm: int = 5, rounds: in
             seconds = 1e3 * (time.perf_counter() - started) / batches
             result[f"{name}_ms_per_batch"] = min(seconds, result.get(f"{name}_ms_per_batch", seconds))
     started = time.perf_counter()
-    relative_errors(model, data.cases, data.shape, data.spec, torch.device("cpu"))
+    relative_errors(model, data.cases, data.shape, data.spec, torch.device(device))
     result["validation_s"] = time.perf_counter() - started
     result["validation_nodes"] = data.cases[0].fields.num_nodes
     validation = result["validation_s"] * PAPER_VALIDATION_NODES / result["validation_nodes"]
-    for name in WAYS:
+    for name in ways:
         result[f"{name}_paper_epoch_s"] = PAPER_BATCHES * result[f"{name}_ms_per_batch"] / 1e3 + validation
         result[f"{name}_ratio_to_in_turn"] = result[f"{name}_paper_epoch_s"] / result["in_turn_paper_epoch_s"]
     print(json.dumps(result), flush=True)
@@ -80,7 +83,19 @@ def epochs(data, seed: int, count: int):
     return itertools.islice(itertools.chain.from_iterable(data.epoch(number, seed) for number in itertools.count()), count)
 
 
-if __name__ == "__main__":  # `python -m benchmarks.training CASE OUT`: in a process of its own (torch.compile's state)
-    import sys
+def main() -> None:
+    """`python -m benchmarks.training CASE OUT`: in a process of its own (torch.compile's state)."""
+    import argparse
 
-    training(Path(sys.argv[1]), Path(sys.argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case", type=Path, help="a solved hills-transport case (`vcnn solve hills-transport --out CASE`)")
+    parser.add_argument("out", type=Path, help="a folder for the trainers' checkpoints")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ways", nargs="+", choices=tuple(WAYS), default=tuple(WAYS), help="the ways to time (in_turn always)")
+    args = parser.parse_args()
+    training(args.case, args.out, rounds=args.rounds, device=args.device, ways=args.ways)
+
+
+if __name__ == "__main__":
+    main()

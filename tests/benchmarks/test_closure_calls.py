@@ -1,0 +1,23 @@
+"""The benchmarks' device-aware parts on the CPU: the closure call and the forward rate."""
+
+import pytest
+
+from benchmarks.closure_calls import closure_calls
+from benchmarks.coupling import FIXTURE
+from benchmarks.forward_rate import forward_rate
+
+
+@pytest.mark.skipif(not (FIXTURE / "best.pt").is_file(), reason=f"no {FIXTURE}")
+def test_closure_calls_time_each_precision_against_the_cpu_s_float64():
+    result = closure_calls(calls=1)
+    cpu = result["devices"]["cpu"]
+    assert result["nodes"] == 4225 and set(cpu) == {"float32", "float64"}
+    assert cpu["float64"]["nu_t_vs_cpu_float64"] == 0.0
+    assert 0 < cpu["float32"]["nu_t_vs_cpu_float64"] < 1e-5
+    assert all(0 < r["features_s"] and 0 < r["network_s"] and r["features_s"] + r["network_s"] <= r["call_s"] for r in cpu.values())
+
+
+def test_forward_rate_counts_the_network_s_flops_against_a_matrix_product():
+    result = forward_rate(members=20, clouds=(8,), rounds=1)
+    assert result["device"] == "cpu" and result["gemm_size"] == 1024 and result["parameters"] == 39553
+    assert result["gemm_gflops"] > 0 and 0 < result["forward"]["8"]["share_of_gemm"]
