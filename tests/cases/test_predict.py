@@ -92,8 +92,8 @@ def registry(world, monkeypatch):
 FOREIGN_MAP = ["--map", "velocity=U", "--map", "strain_rate=S", "--map", "wall_distance=d", "--map", "concentration=C"]
 
 
-def turned_period() -> str:
-    return ",".join(f"{c!r}" for c in TURN @ [LENGTH, 0.0])
+def turned_period(length: float = LENGTH) -> str:
+    return ",".join(repr(float(c)) for c in TURN @ [length, 0.0])  # float: NumPy 2 writes np.float64(...)
 
 
 def predicted(capsys, argv) -> tuple[dict, MeshFields]:
@@ -146,7 +146,7 @@ BAD = {
     "wrong kind": ({}, ["--map", "velocity=U", "--map", "strain_rate=U", "--map", "wall_distance=d"], "'strain_rate' must be a scalar"),
     "non-finite": ({"S": np.full(91, np.nan)}, FOREIGN_MAP, "'strain_rate' holds NaN"),
     "out-of-plane vector": ({"U": np.ones((91, 3))}, FOREIGN_MAP, "'U' (--map velocity=U) cannot be read: a 3-component vector with a nonzero third"),
-    "half period": ({}, [*FOREIGN_MAP, "--period", ",".join(f"{c!r}" for c in TURN @ [LENGTH / 2, 0.0])], "a shorter period than the domain"),
+    "half period": ({}, [*FOREIGN_MAP, "--period", turned_period(LENGTH / 2)], "a shorter period than the domain"),
     "period of another dimension": ({}, [*FOREIGN_MAP, "--period", "1,2,3"], "must be finite and have 2 components"),
 }
 
@@ -198,3 +198,12 @@ def test_models_lists_the_registry_and_names_resolve_everywhere(world, capsys):
     assert listed["tiny"]["reads"] == {"velocity": "vector", "strain_rate": "scalar", "wall_distance": "scalar"}
     assert main(["check-invariance", "--model", "tiny", "--fields", str(world.case), "--trials", "1"]) == 0
     assert resolve("tiny") == world.models / "tiny.pt" and resolve("runs/x/best.pt").name == "best.pt"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU visible to torch")
+def test_the_gpu_predicts_what_the_cpu_does(world, tmp_path, capsys):
+    for model, target in (("tiny", "concentration"), ("tiny-closure", "nu_t")):
+        outputs = [predicted(capsys, ["predict", "--model", model, "--fields", world.case, "--nu", "1e-3", "--device", device, "--out", tmp_path / f"{model}-{i}"])[1]
+                   for i, device in enumerate(("cpu", "cuda"))]
+        cpu, gpu = (fields[f"predicted_{target}"] for fields in outputs)
+        assert np.ptp(cpu) > 0 and np.abs(gpu - cpu).max() <= 1e-12 * np.abs(cpu).max()
