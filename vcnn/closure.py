@@ -37,6 +37,7 @@ import torch
 
 from meshes.fields import MeshFields
 from vcnn.checkpoint import load_trained
+from vcnn.devices import check_device
 from vcnn.clouds import Ball, NodeIndex
 from vcnn.errors import VcnnError
 from vcnn.inference import Batch, plan_batches, predict_fields
@@ -159,7 +160,7 @@ class NeuralClosure:
         self.rounded = self.smoothing > 0 and self.patience == 0  # the clip rounded now (until the flow settles)
         self._watching = self.smoothing > 0  # for a stagnation (once: after it, the clip stays hard)
         dtype = PRECISIONS.get(dtype, dtype)
-        trained = load_trained(checkpoint, map_location=device)
+        trained = load_trained(checkpoint, map_location=check_device(device))
         self.model, self.state = trained.model, trained.state  # state: family, cloud, features, split, ...
         targets = trained.targets
         if not (targets[0] in INVERSES and targets[1:] in ([], [STRESS], [BASIS])):

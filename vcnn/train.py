@@ -31,6 +31,7 @@ from tqdm import tqdm
 from vcnn import checkpoint
 from vcnn.clouds import Shape
 from vcnn.data import Batch, Case, CloudBatches, built_ahead, check_targets
+from vcnn.devices import check_device
 from vcnn.errors import VcnnError
 from vcnn.features import FeatureSpec
 from vcnn.inference import plan_batches, predict_fields, relative_l2
@@ -74,6 +75,8 @@ class TrainingConfig:
             raise VcnnError(f"unknown loss {self.loss!r}; choose from {list(LOSSES)}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise VcnnError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        if self.device != "auto":
+            check_device(self.device)
 
     def resolved_device(self) -> torch.device:
         """The device of this process (under torchrun on GPUs: the local rank's GPU)."""

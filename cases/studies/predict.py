@@ -158,9 +158,11 @@ def predict(
 
     from cases.rundir import check_output, staged_output
     from vcnn.closure import INVERSES
+    from vcnn.devices import check_device
     from vcnn.errors import VcnnError
     from vcnn.inference import predict_fields, relative_l2
 
+    check_device(device)
     request = prepare(model, fields_path, mapping, periods, nu)
     check_output(out, overwrite)
     tic = time.perf_counter()

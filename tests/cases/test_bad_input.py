@@ -382,3 +382,13 @@ def test_couple_refuses_bad_closure_settings_before_any_solve(tmp_path, capsys, 
     good = save_network(tmp_path / "closure.pt", family="hills-rans", target="nu_t_ratio")
     refused(capsys, ["couple", "--model", good, "--alpha", "1", *args, "--out", tmp_path / "out"], match)
     assert not (tmp_path / "out").exists()
+
+
+# --- devices --------------------------------------------------------------------------------------
+def test_a_device_torch_cannot_use_is_one_line_before_any_work(world, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    refused(capsys, ["predict", "--model", world.good, "--fields", world.case, "--device", "gpu", "--out", tmp_path / "p"], "unknown device 'gpu'")
+    refused(capsys, ["predict", "--model", world.good, "--fields", world.case, "--device", "cuda", "--out", tmp_path / "p"], "sees no GPU here")
+    closure = save_network(tmp_path / "closure.pt", family="hills-rans", target="nu_t_ratio")
+    refused(capsys, ["couple", "--model", closure, "--alpha", "1", "--device", "cuda", "--out", tmp_path / "c"], "sees no GPU here")
+    assert not (tmp_path / "p").exists() and not (tmp_path / "c").exists()
