@@ -5,11 +5,11 @@ recorded, not raised), against the k-omega solve of the same case with the case 
 solved just before (`vcnn solve hills-rans`, passed as `--reference`; with the coupling's settings,
 tolerance 1e-8 and Anderson mixing, k-omega itself stalls there): the ratio of their RANS wall
 times (goal: at most 1), the shares of the coupled solve spent in the momentum solves, cloud
-building and features, the network and the exchange of node arrays. Four runs: the network in
-"mixed" precision (`vcnn couple`'s default: float32 until the flow settles, then float64), in
-float32 (stopped at 1e-7, `vcnn.closure.FLOAT32_TOLERANCE`: it cannot reach 1e-8) and in float64,
-the converged velocities of the first two against float64's (goal: within 1e-4); and in mixed
-precision with Newton-Krylov steps below a nu_t residual of 1e-5 (issue 22), its wall time over
+building and features, the network and the exchange of node arrays. Four runs (five where torch
+sees a GPU): the network in "mixed" precision (`vcnn couple`'s default: float32 until the flow
+settles, then float64), in float32 (stopped at 1e-7, `vcnn.closure.FLOAT32_TOLERANCE`: it cannot
+reach 1e-8) and in float64, and mixed on the GPU (`mixed_cuda`), the converged velocities of the
+others against float64's (goal: within 1e-4); and in mixed precision with Newton-Krylov steps below a nu_t residual of 1e-5 (issue 22), its wall time over
 Anderson mixing's alone and its velocity against float64's. And the ratio with
 both solves stopped at one tolerance (`one_tolerance`). And the Anderson
 depth (issue 22) where both depths converge, alpha = 0.625: depth 20 (the shipped setting)
@@ -43,6 +43,13 @@ def coupling_options(tolerance: float = TOLERANCE) -> tuple:
 COUPLING = coupling_options()
 VARIANTS = {**{precision: ("--precision", precision) for precision in ("mixed", "float32", "float64")},
             "newton_krylov": ("--newton-krylov", "1e-5")}  # mixed precision, Newton-Krylov below a nu_t residual of 1e-5
+
+
+def variants() -> dict:
+    """`VARIANTS`, and where torch sees a GPU the default (mixed precision) with the network there."""
+    import torch
+
+    return {**VARIANTS, **({"mixed_cuda": ("--device", "cuda")} if torch.cuda.is_available() else {})}
 
 
 def coupling(tmp: Path, measured, alpha: float = 1.125) -> dict:
@@ -119,7 +126,7 @@ def precisions(tmp: Path, measured, alpha: float) -> dict:
     result = {"pde_model": {**record, "iterations": statistics["rans_iterations"], "rans_s": statistics["timings_s"]["rans"]}}
     print(json.dumps(result["pde_model"]), flush=True)
     runs = {}
-    for variant, options in VARIANTS.items():
+    for variant, options in variants().items():
         out = tmp / f"couple_{variant}"
         tolerance = FLOAT32_TOLERANCE if variant == "float32" else TOLERANCE
         cmd = [sys.executable, "-m", "cases.cli", "couple", "--model", str(FIXTURE / "best.pt"), "--alpha", str(alpha), "--reference", str(pde),
@@ -144,7 +151,7 @@ def precisions(tmp: Path, measured, alpha: float) -> dict:
         result["two_ranks"] = two_ranks(tmp, measured, alpha, pde, runs["float64"])
         result["two_ranks_finer"] = two_ranks_finer(tmp, measured, alpha)
         double = MeshFields.read(tmp / "couple_float64")
-        for variant in (v for v in VARIANTS if v != "float64" and "cost" in runs[v]):
+        for variant in (v for v in runs if v != "float64" and "cost" in runs[v]):
             velocity = MeshFields.read(tmp / f"couple_{variant}")["velocity"]
             result[f"{variant}_vs_float64_velocity_rel_diff"] = relative_l2(double, {"velocity": velocity})["velocity"]
     return result

@@ -1,4 +1,4 @@
-"""The benchmarks' device-aware parts on the CPU: the closure call and the forward rate."""
+"""The benchmarks' device-aware parts on the CPU: the closure call, the forward rate, the coupling variants."""
 
 import pytest
 
@@ -21,3 +21,14 @@ def test_forward_rate_counts_the_network_s_flops_against_a_matrix_product():
     result = forward_rate(members=20, clouds=(8,), rounds=1)
     assert result["device"] == "cpu" and result["gemm_size"] == 1024 and result["parameters"] == 39553
     assert result["gemm_gflops"] > 0 and 0 < result["forward"]["8"]["share_of_gemm"]
+
+
+def test_the_coupling_benchmark_adds_the_gpu_variant_where_torch_sees_a_gpu(monkeypatch):
+    import torch
+
+    from benchmarks.coupling import VARIANTS, variants
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert variants() == VARIANTS
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert variants() == {**VARIANTS, "mixed_cuda": ("--device", "cuda")}
