@@ -22,7 +22,7 @@ _API = {
     "save": "vcnn.checkpoint", "load": "vcnn.checkpoint", "load_trained": "vcnn.checkpoint", "Trained": "vcnn.checkpoint",
     "predict_fields": "vcnn.inference", "relative_l2": "vcnn.inference",
     "check_field_model": "vcnn.symmetry", "check_cloud_model": "vcnn.symmetry", "moved": "vcnn.symmetry", "planar_rotation": "vcnn.symmetry",
-    "NeuralClosure": "vcnn.closure", "closure_targets": "vcnn.closure",
+    "NeuralClosure": "vcnn.closure", "closure_targets": "vcnn.closure", "check_device": "vcnn.devices",
     # whole meshes as torch-geometric graphs
     "to_pyg": "vcnn.graphs",
 }

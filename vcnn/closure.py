@@ -37,8 +37,8 @@ import torch
 
 from meshes.fields import MeshFields
 from vcnn.checkpoint import load_trained
-from vcnn.devices import check_device
 from vcnn.clouds import Ball, NodeIndex
+from vcnn.devices import check_device
 from vcnn.errors import VcnnError
 from vcnn.inference import Batch, plan_batches, predict_fields
 
