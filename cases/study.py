@@ -187,6 +187,16 @@ class ReportOptions:
         return options
 
 
+def coupling_device(name: str) -> str:
+    """A study's [coupling] device, checked before any work (`vcnn.devices.check_device`)."""
+    from vcnn.devices import check_device
+
+    try:
+        return check_device(name)
+    except VcnnError as err:
+        raise CaseError(f"[coupling] {err}") from None
+
+
 def first_of(value: float | None, defaults) -> float:
     """`value`, or the first of `defaults` when it is None (a [report] or [coupling] choice left out)."""
     return defaults[0] if value is None else value
@@ -206,10 +216,12 @@ class CouplingOptions:
     newton_krylov: float = 0.0  # Newton-Krylov steps while the relative nu_t residual is below this (0: never)
     smoothing: float = SMOOTHING  # the network's clip at 0 rounded over this width until the solve settles (0: never)
     patience: int = PATIENCE  # round only after this many iterations without a tenfold fall of the velocity change (0: from the start)
+    device: str = "cpu"  # where the network runs in the coupled solves: cpu, cuda (under mpirun each rank its own GPU) or cuda:N
 
     @classmethod
     def of(cls, study: Study) -> "CouplingOptions":
         options = _table(cls, "coupling", study.coupling)
+        coupling_device(options.device)
         if (options.blend < 0 or options.anderson < 0 or options.newton_krylov < 0 or options.invariance_trials < 1
                 or not options.tolerance > 0 or options.max_iterations < 1 or not options.smoothing >= 0
                 or options.patience < 0):

@@ -73,8 +73,8 @@ def run_phll(args) -> int:
         raise CaseError(f"{', '.join(given)}: for closures coupled by --alpha; with --geometry the network replaces SST from the first "
                         "iteration in float64 with a hard clip at 0, and the mixing shrinks by the default 0.8")
     settings = {"anderson": args.anderson, "tolerance": args.tolerance, "relaxation": args.relaxation, "max_iterations": args.max_iterations,
-                "newton_krylov": args.newton_krylov}
+                "newton_krylov": args.newton_krylov, "device": args.device}
     options = PhllCoupling.of({k: v for k, v in settings.items() if v is not None})
     couple_command(args.model, args.geometry, args.out, options, sst_run=args.reference, resolution=args.resolution,
-                   rotate=args.rotate, device=args.device, overwrite=args.overwrite, quiet=args.quiet, force=args.force)
+                   rotate=args.rotate, overwrite=args.overwrite, quiet=args.quiet, force=args.force)
     return 0

@@ -123,7 +123,7 @@ def couple(checkpoint: Path, reference: Path, alpha: float, out: Path, options: 
     if not (out / "meta.json").is_file():
         log.info("coupled solve at alpha %g%s", alpha, f", turned by {rotate:g} degrees" if rotate else "")
         settings = {"tolerance": options.tolerance, "max_iterations": options.max_iterations, "anderson": options.anderson,
-                    "newton_krylov": options.newton_krylov, "smoothing": options.smoothing, "patience": options.patience}
+                    "newton_krylov": options.newton_krylov, "smoothing": options.smoothing, "patience": options.patience, "device": options.device}
         job = {"checkpoint": str(checkpoint), "alpha": alpha, "reference": str(reference), "out": str(out), "blend": options.blend, "rotate": rotate, **settings}
         error = start({"couple": job})
         if error is not None and not (out / "meta.json").is_file():

@@ -326,7 +326,7 @@ def run_phll_study(study: PhllStudy, out: Path, progress: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     training = train_network(study, out / "network", progress)
     solve_sst(study, study.validate + study.test, progress)
-    network = load_phll_closure(out / "network" / "best.pt")
+    network = load_phll_closure(out / "network" / "best.pt", options.device)
     rows = [coupled_row(study, network, name, "validation", out, options) for name in study.validate]
     if options.rotate_deg and study.validate:
         rows.append(coupled_row(study, network, study.validate[0], "validation", out, options, options.rotate_deg))

@@ -32,13 +32,17 @@ class PhllCoupling:
     newton_krylov: float = 0.0  # Newton-Krylov steps while the relative nu_t residual is below this (0: never)
     stress_in_loop: bool = False  # a network with a remaining stress read in the loop, not once (stalls: docs/results.md)
     rotate_deg: float = 30.0  # one validation case again, the whole problem turned (0: skip)
+    device: str = "cpu"  # where the network runs: cpu, cuda (under mpirun each rank its own GPU) or cuda:N
 
     @classmethod
     def of(cls, table: dict) -> "PhllCoupling":
+        from cases.study import coupling_device
+
         try:
             options = cls(**table)
         except TypeError as err:
             raise CaseError(f"[coupling]: {err}") from None
+        coupling_device(options.device)
         if options.anderson < 0 or options.newton_krylov < 0 or not options.tolerance > 0 or options.max_iterations < 1 or not 0 < options.relaxation <= 1:
             raise CaseError("[coupling]: anderson >= 0, newton_krylov >= 0, tolerance > 0, max_iterations >= 1 and relaxation in (0, 1] are needed")
         return options
@@ -138,8 +142,7 @@ def couple_geometry(network, sst, out: Path, options: PhllCoupling, rotate: floa
 
 
 def couple_command(checkpoint: Path, geometry: str, out: Path, options: PhllCoupling, *, sst_run: Path | None = None,
-                   resolution: str | None = None, rotate: float = 0.0, device: str = "cpu", overwrite: bool = False, quiet: bool = False,
-                   force: bool = False):
+                   resolution: str | None = None, rotate: float = 0.0, overwrite: bool = False, quiet: bool = False, force: bool = False):
     """`vcnn couple --geometry NAME`: our SST solution of the hill (solved first into OUT/sst, or
     read from `sst_run`), then the coupled solve from it into OUT. Everything is checked first
     (the memory of the mesh unless `force`)."""
@@ -153,7 +156,7 @@ def couple_command(checkpoint: Path, geometry: str, out: Path, options: PhllCoup
     from meshes.errors import MeshError
     from meshes.fields import MeshFields
 
-    network = load_phll_closure(checkpoint, device)
+    network = load_phll_closure(checkpoint, options.device)
     nx, ny = cells(resolution)
     config = phll_rans.configure(geometry=geometry, nx=nx, ny=ny)
     check_solve(phll_rans, config, force)

@@ -355,6 +355,7 @@ def test_out_on_an_existing_file_is_refused_before_the_work(world, tmp_path, cap
         (["--geometry", "alpha_10_9000_3036", "--alpha", "1.0"], "not both"),
         (["--geometry", "alpha_10_9000_3036", "--max-iterations", "0"], "max_iterations >= 1"),
         (["--geometry", "alpha_10_9000_3036", "--precision", "float32", "--smoothing", "0"], "--precision, --smoothing: for closures coupled by --alpha"),
+        (["--geometry", "alpha_10_9000_3036", "--device", "gpu"], "[coupling] unknown device 'gpu'"),
     ],
 )
 def test_couple_on_a_benchmark_hill_refuses_bad_input_before_any_solve(world, tmp_path, capsys, args, match):

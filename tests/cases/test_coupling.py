@@ -255,3 +255,17 @@ def test_ranks_take_their_share_of_the_cores_under_mpirun():
         assert result.returncode == 0, result.stderr[-3000:]
         rows = json.loads(result.stdout.strip().splitlines()[-1])
         assert [after for _, after in rows] == ([before for before, _ in rows] if expected is None else [expected] * ranks), (ranks, omp, rows)
+
+
+def test_the_coupling_device_reaches_each_coupled_solve_and_a_bad_one_is_one_line(tmp_path, monkeypatch):
+    from cases.studies import closure
+    from cases.study import CouplingOptions
+
+    jobs = []
+    monkeypatch.setattr(closure, "start", lambda job: jobs.append(job) or "stopped here")
+    result = closure.couple(tmp_path / "best.pt", tmp_path / "ref", 1.125, tmp_path / "out", CouplingOptions(device="cuda:1"))
+    assert result["status"] == "failed" and jobs[0]["couple"]["device"] == "cuda:1"
+    study = tmp_path / "closure.toml"
+    study.write_text(STUDY.format(data=tmp_path / "data").replace("anderson = 3", 'anderson = 3\ndevice = "gpu"'))
+    assert_one_line_error(vcnn("run", study, "--out", tmp_path / "run"), "[coupling] unknown device 'gpu'")
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
