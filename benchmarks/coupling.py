@@ -9,9 +9,10 @@ building and features, the network and the exchange of node arrays. Four runs (f
 sees a GPU): the network in "mixed" precision (`vcnn couple`'s default: float32 until the flow
 settles, then float64), in float32 (stopped at 1e-7, `vcnn.closure.FLOAT32_TOLERANCE`: it cannot
 reach 1e-8) and in float64, and mixed on the GPU (`mixed_cuda`), the converged velocities of the
-others against float64's (goal: within 1e-4); and in mixed precision with Newton-Krylov steps below a nu_t residual of 1e-5 (issue 22), its wall time over
-Anderson mixing's alone and its velocity against float64's. And the ratio with
-both solves stopped at one tolerance (`one_tolerance`). And the Anderson
+others against float64's (goal: within 1e-4); and in mixed precision with Newton-Krylov steps
+below a nu_t residual of 1e-5 (issue 22), its wall time over Anderson mixing's alone and its
+velocity against float64's. And the ratio with both solves stopped at one tolerance
+(`one_tolerance`). And the Anderson
 depth (issue 22) where both depths converge, alpha = 0.625: depth 20 (the shipped setting)
 against depth 5, iterations, wall time and the difference of the converged velocities. And issue
 22's solver (the rounded clip, the shrinking Anderson damping) against the iteration it replaced,

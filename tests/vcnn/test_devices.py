@@ -31,6 +31,7 @@ def test_a_gpu_torch_does_not_see_is_refused(monkeypatch):
 def test_the_closure_and_the_training_refuse_a_missing_gpu_before_any_work(tmp_path, monkeypatch):
     path = checkpoint(tmp_path / "c.pt")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # "auto" asks this (a GPU machine too)
     with pytest.raises(VcnnError, match="sees no GPU"):  # not "a damaged checkpoint", as torch's load said
         NeuralClosure(path, device="cuda")
     with pytest.raises(VcnnError, match="sees no GPU"):
