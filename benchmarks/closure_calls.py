@@ -3,9 +3,10 @@ CPU the network and its features are most of the coupled solve's cost).
 
 `NeuralClosure` with the fixed network of ../shared/fixtures/stalling-closure on the k-omega
 solution it starts from at alpha = 1.125 (64 x 64, 4,225 nodes), its clouds kept after a first
-call as in the loop: the median seconds of a call, split into the features (computed in numpy on
-the CPU whatever the device) and the network with its transfers, in float32 and float64; and nu_t
-against the CPU's float64 (relative L2)."""
+call as in the loop: the median seconds of a call, split into the features (computed with torch
+on the network's device) and the network with its transfers, in float32 and float64; and nu_t
+against the CPU's float64 (relative L2). On a GPU the split is loose: its work runs asynchronously,
+and what the features leave queued is waited for in the network's part."""
 
 from __future__ import annotations
 

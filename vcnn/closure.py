@@ -244,7 +244,7 @@ class NeuralClosure:
         if not same:
             self._batches, self._queries = None, None if nodes is None else np.array(nodes)
         if self._batches is None and not self.shape.follows_flow:
-            self._batches = plan_batches(self.model, fields.points, index, self.shape, batch_size=self.batch_size, queries=nodes)
+            self._batches = plan_batches(self.model, fields.points, index, self.shape, batch_size=self.batch_size, queries=nodes, device=self.device)
         self.timings["clouds"] += time.perf_counter() - start
         change = self.velocity_change(fields, nodes, total)
         self._watch(change)

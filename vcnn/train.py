@@ -152,7 +152,7 @@ def relative_errors(model: CloudNet, cases: list[Case], shape: Shape, spec: Feat
         batches = None
         if plans is not None:
             if k not in plans:
-                plans[k] = plan_batches(model, case.fields.points, case.index, shape, case.fields[spec.velocity_field])
+                plans[k] = plan_batches(model, case.fields.points, case.index, shape, case.fields[spec.velocity_field], device=device)
             batches = plans[k]
         errors[case.name] = relative_l2(case.fields, predict_fields(model, case.fields, shape, spec, case.periods, device=device, batches=batches))
     return errors

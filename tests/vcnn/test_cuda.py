@@ -14,9 +14,9 @@ from tests.vcnn.test_symmetry import TOL, model_for, random_field
 from tests.vcnn.test_train import setup
 from vcnn import checkpoint as checkpoints
 from vcnn.closure import SETTLED, NeuralClosure
-from vcnn.clouds import Ellipse
-from vcnn.features import FeatureSpec
-from vcnn.inference import predict_fields
+from vcnn.clouds import Ball, Ellipse, NodeIndex
+from vcnn.features import DERIVED_SCALARS, VECTORS, FeatureSpec, PointArrays, padded_features
+from vcnn.inference import plan_batches, predict_fields
 from vcnn.nn import CloudNetConfig
 from vcnn.nn.cloud_nets import VectorCloudNet
 from vcnn.symmetry import check_field_model
@@ -50,6 +50,21 @@ def test_a_training_step_takes_a_batch_from_the_cpu(tmp_path):
     trainer = Trainer(model, training, validation, dataclasses.replace(config, device="cuda"), tmp_path, progress=False)
     batch = next(iter(training.epoch(0, 0)))
     assert batch.targets.device.type == "cpu" and np.isfinite(trainer.step(batch))
+
+
+
+def test_features_are_computed_on_the_gpu_as_numpy_computes_them():
+    fields = flow()
+    spec = FeatureSpec(vectors=VECTORS, scalars=("strain_rate", "wall_distance") + DERIVED_SCALARS)
+    model = VectorCloudNet(CloudNetConfig(n_scalars=len(spec.scalars), n_vectors=3, embedding=(8,), fitting=(8,)))
+    batch = plan_batches(model, fields.points, NodeIndex(fields.points, np.array([[3.0, 0.0]])), Ball(0.4))[0]
+    nodes, clouds = batch.on(torch.device("cuda"))
+    arrays = PointArrays(fields, spec, "cuda")
+    got = padded_features(arrays, clouds, arrays["velocity"][nodes], spec, torch.float64)
+    expected = padded_features(fields, batch.clouds, fields["velocity"][batch.nodes], spec)
+    for a, b in zip(got, expected):
+        assert a.device.type == "cuda"
+        np.testing.assert_allclose(a.cpu().numpy(), b, rtol=1e-14, atol=1e-14 * np.abs(b).max())
 
 
 def test_the_closure_on_the_gpu_gives_the_cpu_values(tmp_path):

@@ -45,6 +45,8 @@ def test_batches_hold_every_node_once_sorted_by_cloud_size():
         assert np.all(np.diff(batch.clouds.sizes) >= 0)  # within a search, sorted: little padding
     limited = plan_batches(model, fields.points, index, Ball(0.4), max_elements=16 * 40)
     assert all(len(b.nodes) * model.elements_per_cloud(int(b.clouds.sizes.max())) <= 16 * 40 or len(b.nodes) == 1 for b in limited)
+    on_a_gpu = plan_batches(model, fields.points, index, Ball(0.4), batch_size=150, device="cuda")  # planned, not run, there
+    assert [len(b.nodes) for b in on_a_gpu] == [150] * (fields.num_nodes // 150) + [fields.num_nodes % 150] * (fields.num_nodes % 150 > 0)
 
 
 def test_kept_clouds_give_the_fresh_predictions_bit_for_bit(tmp_path):
@@ -56,7 +58,10 @@ def test_kept_clouds_give_the_fresh_predictions_bit_for_bit(tmp_path):
     fields.point_data["velocity"] = 1.7 * fields["velocity"] + 0.1  # another flow, the same mesh
     second = closure(fields)["nu_t"]
     assert closure._batches is kept  # searched once
+    copies = [batch.copies[torch.device("cpu")] for batch in kept]  # the clouds as tensors, copied once
     assert np.array_equal(second, fresh(closure, fields))
+    closure(fields)
+    assert all(batch.copies[torch.device("cpu")] is copy for batch, copy in zip(kept, copies))
     assert not np.allclose(first, second) and second.max() > 0
 
 

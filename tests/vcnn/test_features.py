@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
+import torch
 from scipy.spatial import Delaunay
 
 from meshes.fields import MeshFields
 from vcnn.clouds import Ellipse, build_clouds
 from vcnn.clouds import slots
-from vcnn.features import DERIVED_SCALARS, VECTORS, FeatureError, FeatureSpec, cloud_features, padded_features
+from vcnn.features import DERIVED_SCALARS, VECTORS, FeatureError, FeatureSpec, PointArrays, cloud_features, padded_features
 
 
 @pytest.fixture
@@ -50,6 +51,27 @@ def test_padded_features_are_the_flat_ones_in_place_and_zero_beyond(fields):
     for a, b in zip(single, (vectors, scalars, weights)):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, b.astype(np.float32))
+
+
+
+def test_features_from_tensors_are_the_numpy_ones(fields):
+    """The torch form, which inference runs on the network's device (here the CPU): every feature
+    within a few roundings of numpy's (torch's exp and sqrt are not numpy's), zero in padding, of
+    the torch type asked for."""
+    spec = FeatureSpec(vectors=VECTORS, scalars=("strain_rate", "wall_distance") + DERIVED_SCALARS)
+    clouds = features_of(fields, spec)[0].padded()
+    expected = padded_features(fields, clouds, fields["velocity"], spec)
+    arrays = PointArrays(fields, spec, "cpu")
+    there = type(clouds)(*(torch.as_tensor(a) for a in (clouds.members, clouds.relative, clouds.padding)))
+    for dtype, tolerance in ((torch.float64, 1e-14), (torch.float32, 1e-6)):
+        got = padded_features(arrays, there, arrays["velocity"], spec, dtype)
+        for a, b in zip(got, expected):
+            assert isinstance(a, torch.Tensor) and a.dtype == dtype and a.shape == b.shape
+            np.testing.assert_allclose(a.numpy(), b, rtol=tolerance, atol=tolerance * np.abs(b).max())
+            assert not a[there.padding].any()
+    fields["wall_distance"] = np.where(np.arange(300) == 5, np.inf, 1.0)
+    with pytest.raises(FeatureError, match="infinite"):
+        PointArrays(fields, spec, "cpu")
 
 
 def test_proximities_are_bounded_and_peak_at_the_query(fields):
