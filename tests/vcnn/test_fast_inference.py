@@ -194,14 +194,14 @@ def test_the_inference_embedding_is_the_trained_one(dtype, tolerance, monkeypatc
     """Without gradients the vector-cloud network's tanh embedding runs as sigmoids with the
     normalization folded into its weights (`sigmoid_embedding`): the same outputs to rounding, and
     the training path (gradients on) untouched."""
-    from vcnn.nn.layers import sigmoid_embedding
+    from vcnn.nn.layers import sigmoid_embedding, sigmoid_weights
 
     torch.manual_seed(0)
     model = build_model(CloudNetConfig(n_scalars=5, embedding=(8, 16, 12), fitting=(16,))).to(dtype)
     model.scalar_mean.copy_(torch.randn(5)), model.scalar_std.copy_(torch.rand(5) + 0.5)
     vectors, scalars, weights = torch.randn(6, 40, 2, 2, dtype=dtype), 3 * torch.randn(6, 40, 5, dtype=dtype), torch.full((6, 40), 1 / 40, dtype=dtype)
     plain = model.embed(model.normalized_scalars(scalars))
-    fast = 2 * sigmoid_embedding(model.embed, scalars, model.scalar_mean, model.scalar_std) - 1
+    fast = 2 * sigmoid_embedding(sigmoid_weights(model.embed, model.scalar_mean, model.scalar_std), scalars) - 1
     assert fast.shape == plain.shape and torch.allclose(fast, plain, rtol=0, atol=tolerance)
     import vcnn.nn.cloud_nets
 
@@ -213,12 +213,15 @@ def test_the_inference_embedding_is_the_trained_one(dtype, tolerance, monkeypatc
         inferred = model(vectors, scalars, weights)
     assert calls == [1]
     assert (inferred - trained).abs().max() <= tolerance * trained.abs().max()
-    # a call cut into pieces of vcnn.nn.cloud_nets.PIECE bytes' worth of members: here 2 clouds of 40
+    # a call cut into pieces of vcnn.nn.cloud_nets.PIECE bytes' worth of members: here 2 clouds of 40,
+    # the weights folded once for all three
+    folds = []
+    monkeypatch.setattr(vcnn.nn.cloud_nets, "sigmoid_weights", lambda *a: folds.append(1) or sigmoid_weights(*a))
     monkeypatch.setattr(vcnn.nn.cloud_nets, "PIECE", 2 * 40 * torch.finfo(dtype).bits // 8)
     with torch.no_grad():
         pieces = model(vectors, scalars, weights)
-    assert calls == [1, 1, 1, 1] and torch.allclose(pieces, inferred, rtol=0, atol=1e-15 if dtype == torch.float64 else 1e-6)
-
+    assert calls == [1, 1, 1, 1] and folds == [1]
+    assert torch.allclose(pieces, inferred, rtol=0, atol=1e-15 if dtype == torch.float64 else 1e-6)
 
 def test_the_sigmoid_form_trains_the_same_network():
     """`sigmoid_training` (`[training] sigmoid_tanh`): the tanh embedding trained as sigmoids gives the

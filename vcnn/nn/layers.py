@@ -18,21 +18,31 @@ def mlp(widths: tuple[int, ...], activation: str, last_activation: bool) -> nn.S
     return nn.Sequential(*layers)
 
 
-def sigmoid_embedding(layers: nn.Sequential, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """S with 2 S - 1 = `layers` (an `mlp` of tanh layers, the last one too) on (x - mean) / std,
-    for inference: the same function, faster on CPU, where the vector-cloud network spends most of
-    its time in the embedding's tanh (torch's tanh costs six times its sigmoid here: 1.26 against
-    0.20 ns an element, float32, AVX-512). tanh(z) = 2 sigmoid(2 z) - 1, and the affine maps (the
-    normalization, 2 S - 1 between layers) are folded into the weights, so that each layer is one
-    matrix product and one sigmoid in place; the caller folds the last 2 S - 1 into what it does
-    next. Equal to `layers` to rounding; no gradients."""
+def sigmoid_weights(layers: nn.Sequential, mean: torch.Tensor, std: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The (bias, weight^T) of each layer of `sigmoid_embedding` for `layers` (an `mlp` of tanh
+    layers, the last one too) on inputs normalized as (x - mean) / std. tanh(z) = 2 sigmoid(2 z) - 1,
+    and the affine maps (the normalization, 2 S - 1 between layers) are folded into the weights, so
+    that each layer is one matrix product and one sigmoid. Folded once a forward pass, not once a
+    piece: a dozen small tensor operations a layer, as long as a piece's matrix products."""
     linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
     weight, bias = linears[0].weight / std, linears[0].bias - linears[0].weight @ (mean / std)
-    s = x.reshape(-1, x.shape[-1])
+    folded = []
     for i, layer in enumerate(linears):
         if i:  # the input is S, tanh = 2 S - 1: W (2 S - 1) + b = (2 W) S + (b - W 1)
             weight, bias = 2 * layer.weight, layer.bias - layer.weight.sum(1)
-        s = torch.addmm(2 * bias, s, (2 * weight).t()).sigmoid_()  # sigmoid(2 z)
+        folded.append((2 * bias, (2 * weight).t()))  # sigmoid(2 z)
+    return folded
+
+
+def sigmoid_embedding(folded: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
+    """S with 2 S - 1 = the tanh layers that `sigmoid_weights` folded, on x: the same function, faster
+    on CPU, where the vector-cloud network spends most of its time in the embedding's tanh (torch's
+    tanh costs six times its sigmoid here: 1.26 against 0.20 ns an element, float32, AVX-512). Each
+    layer is one matrix product and one sigmoid in place; the caller folds the last 2 S - 1 into
+    what it does next. Equal to the tanh layers to rounding."""
+    s = x.reshape(-1, x.shape[-1])
+    for bias, weight in folded:
+        s = torch.addmm(bias, s, weight).sigmoid_()
     return s.reshape(*x.shape[:-1], -1)
 
 
