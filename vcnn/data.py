@@ -4,6 +4,9 @@ Each batch takes a shuffled block of query nodes of one case and samples a fixed
 members from each of their clouds (fresh samples every epoch). A case's clouds are searched once,
 at its first batch, with its KD-tree, and kept as 4-byte indices (`vcnn.clouds.KeptClouds`),
 unless they would take more than a quarter of the free memory: then each batch searches its own.
+The members are drawn on the CPU (numpy's generator: the same batches on every machine); their
+features are computed there in numpy, or, for a training on a GPU (`CloudBatches.build_on`), in
+torch on the GPU, where numpy's took most of a batch's time.
 Whole-mesh networks train on whole cases instead (`GraphBatches`: one batch a case, built once).
 """
 
@@ -20,9 +23,9 @@ import torch
 
 from meshes.errors import MeshError
 from meshes.fields import MeshFields
-from vcnn.clouds import KeptClouds, MeshGraph, NodeIndex, Shape
+from vcnn.clouds import KeptClouds, MeshGraph, NodeIndex, PaddedClouds, Shape
 from vcnn.errors import VcnnError
-from vcnn.features import FeatureSpec, cloud_features, flat, padded_features
+from vcnn.features import FeatureSpec, PointArrays, cloud_features, flat, padded_features
 
 
 @dataclasses.dataclass
@@ -122,6 +125,13 @@ class CloudBatches:
         self.keep_clouds = keep_clouds
         self.kept: dict[int, KeptClouds | None] = {}  # id(case) -> its clouds, searched at its first batch
         self.scales: dict[int, np.ndarray] | None = None  # id(case) -> its error scales, once `weigh_cases` is called
+        self.device = torch.device("cpu")  # where the features are computed (`build_on`)
+        self.on_device: dict[int, PointArrays] = {}  # id(case) -> its point arrays there
+
+    def build_on(self, device: torch.device) -> None:
+        """Batches built on `device` from now on: on a GPU the features are computed there in torch
+        (within a few roundings of numpy's, which the CPU keeps, bit for bit as before)."""
+        self.device, self.on_device = torch.device(device), {}
 
     def weigh_cases(self) -> None:
         """From now on each batch carries its case's error scales (`case_scales`): the per_case loss."""
@@ -163,12 +173,21 @@ class CloudBatches:
             clouds = case.index.clouds(fields.points[nodes], self.shape, velocity[nodes])
             if self.n_points is not None:
                 clouds = clouds.sample(self.n_points, rng)
-        vectors, scalars, weights = padded_features(fields, clouds.padded(), velocity[nodes], self.spec)
+        dense = clouds.padded()
+        if self.device.type == "cpu":
+            vectors, scalars, weights = padded_features(fields, dense, velocity[nodes], self.spec)
+        else:
+            if id(case) not in self.on_device:
+                self.on_device[id(case)] = PointArrays(fields, self.spec, self.device)
+            arrays = self.on_device[id(case)]
+            there = PaddedClouds(*(torch.as_tensor(a, device=self.device) for a in (dense.members, dense.relative, dense.padding)))
+            query = arrays[self.spec.velocity_field][torch.as_tensor(nodes, device=self.device)]
+            vectors, scalars, weights = padded_features(arrays, there, query, self.spec, torch.float64)
         targets = flat_targets(fields, nodes, self.targets, self.target_kinds)
         arrays = (vectors, scalars, weights, targets, fields.weights[nodes])
         edges = torch.as_tensor(case.graph.edges(clouds)) if self.mesh_graph else None
         scales = None if self.scales is None else torch.as_tensor(self.scales[id(case)], dtype=self.dtype).expand(len(nodes), -1)
-        return Batch(*(torch.as_tensor(a, dtype=self.dtype) for a in arrays), edges, scales)
+        return Batch(*(torch.as_tensor(a, dtype=self.dtype, device=self.device) for a in arrays), edges, scales)
 
 
 class GraphBatches(CloudBatches):
@@ -254,6 +273,7 @@ def feature_statistics(batches: CloudBatches, max_batches: int = 20, seed: int =
     for i, batch in enumerate(batches.epoch(0, seed)):
         if i == max_batches:
             break
+        batch = batch.to("cpu")  # built on a training's GPU, if `build_on` was called
         w = batch.weights.double().reshape(-1, 1)  # clouds (B, n) or a whole mesh's edges (E,)
         s = batch.scalars.double().reshape(len(w), -1)
         scalar_sum = scalar_sum + (w * s).sum(dim=0)

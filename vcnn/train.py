@@ -193,6 +193,7 @@ class Trainer:
         if self.lead:
             self.out.mkdir(parents=True, exist_ok=True)
         self.device = config.resolved_device()
+        training.build_on(self.device)
         model.to(self.device)
         model.sigmoid_training = config.sigmoid_tanh
         self.net = model if self.world == 1 else torch.nn.parallel.DistributedDataParallel(model)

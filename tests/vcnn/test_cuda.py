@@ -13,6 +13,7 @@ from tests.vcnn.test_fast_inference import FLOAT32
 from tests.vcnn.test_symmetry import TOL, model_for, random_field
 from tests.vcnn.test_train import setup
 from vcnn import checkpoint as checkpoints
+from vcnn.data import feature_statistics
 from vcnn.closure import SETTLED, NeuralClosure
 from vcnn.clouds import Ball, Ellipse, NodeIndex
 from vcnn.features import DERIVED_SCALARS, VECTORS, FeatureSpec, PointArrays, padded_features
@@ -45,9 +46,29 @@ def test_training_on_the_gpu_takes_the_cpu_steps_and_saves_cpu_weights(tmp_path)
     assert all(p.device.type == "cpu" for p in restored.parameters())
 
 
+
+def test_training_batches_are_built_on_the_gpu_as_on_the_cpu(tmp_path):
+    """The trainer builds its batches on its device: the same members, drawn on the CPU, and the
+    features computed on the GPU within float32's rounding of numpy's."""
+    model, training, validation, config = setup(1)
+    cpu = next(iter(training.epoch(0, 0)))
+    Trainer(model, training, validation, dataclasses.replace(config, device="cuda"), tmp_path, progress=False)
+    assert training.device.type == "cuda"
+    gpu = next(iter(training.epoch(0, 0)))
+    for a, b in zip(dataclasses.astuple(gpu), dataclasses.astuple(cpu)):
+        if b is not None:
+            assert a.device.type == "cuda" and a.dtype == b.dtype and a.shape == b.shape
+            torch.testing.assert_close(a.cpu(), b, rtol=1e-6, atol=1e-6 * float(b.abs().max()))
+    on_gpu = feature_statistics(training)  # from batches built there
+    training.build_on(torch.device("cpu"))
+    for key, value in feature_statistics(training).items():
+        np.testing.assert_allclose(on_gpu[key], value, rtol=1e-5)
+
+
 def test_a_training_step_takes_a_batch_from_the_cpu(tmp_path):
     model, training, validation, config = setup(1)
     trainer = Trainer(model, training, validation, dataclasses.replace(config, device="cuda"), tmp_path, progress=False)
+    training.build_on(torch.device("cpu"))
     batch = next(iter(training.epoch(0, 0)))
     assert batch.targets.device.type == "cpu" and np.isfinite(trainer.step(batch))
 
@@ -128,8 +149,8 @@ def test_an_inference_batch_goes_whole_to_the_gpu(monkeypatch):
     batch, members = 64, 357  # 22,848 members: 3 pieces in float32
     inputs = (torch.randn(batch, members, 2, 2), torch.randn(batch, members, 7), torch.full((batch, members), 1.0 / members))
     calls = []
-    moments = VectorCloudNet.moments
-    monkeypatch.setattr(VectorCloudNet, "moments", lambda self, *a: calls.append(a[0].shape[0]) or moments(self, *a))
+    piece = VectorCloudNet._sigmoid_moments
+    monkeypatch.setattr(VectorCloudNet, "_sigmoid_moments", staticmethod(lambda *a: calls.append(a[-1].shape[0]) or piece(*a)))
     with torch.inference_mode():
         on_cpu = model(*inputs)
         pieces = len(calls)
