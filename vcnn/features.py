@@ -165,9 +165,8 @@ def padded_features(fields: MeshFields | PointArrays, clouds: PaddedClouds, quer
         query_velocity = np.asarray(query_velocity, dtype=float)
     xp = _namespace(clouds.relative)
     vectors, scalars = member_features(fields, clouds.members, clouds.relative, query_velocity[:, None], spec)
-    q, n = clouds.members.shape
     dense_vectors = xp.stack(vectors, 2)
-    dense_scalars = xp.stack(scalars, 2) if scalars else xp.zeros((q, n, 0), dtype=dense_vectors.dtype)
+    dense_scalars = xp.stack(scalars, 2) if scalars else dense_vectors[:, :, 0, :0]  # (q, n, 0), on the vectors' device
     dense_vectors[clouds.padding], dense_scalars[clouds.padding] = 0, 0
     weights = xp.where(clouds.padding, 0.0, fields.weights[clouds.members])
     totals = xp.cumsum(weights, 1)[:, -1:]  # summed in order, as `np.bincount` sums the flat ones

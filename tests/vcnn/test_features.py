@@ -69,6 +69,9 @@ def test_features_from_tensors_are_the_numpy_ones(fields):
             assert isinstance(a, torch.Tensor) and a.dtype == dtype and a.shape == b.shape
             np.testing.assert_allclose(a.numpy(), b, rtol=tolerance, atol=tolerance * np.abs(b).max())
             assert not a[there.padding].any()
+    bare = FeatureSpec(scalars=())  # no scalars: an empty (Q, n, 0) block on the device
+    scalars = padded_features(PointArrays(fields, bare, "cpu"), there, arrays["velocity"], bare, torch.float32)[1]
+    assert scalars.shape == expected[1].shape[:2] + (0,) and scalars.dtype == torch.float32
     fields["wall_distance"] = np.where(np.arange(300) == 5, np.inf, 1.0)
     with pytest.raises(FeatureError, match="infinite"):
         PointArrays(fields, spec, "cpu")
