@@ -13,9 +13,9 @@ from tests.vcnn.test_fast_inference import FLOAT32
 from tests.vcnn.test_symmetry import TOL, model_for, random_field
 from tests.vcnn.test_train import setup
 from vcnn import checkpoint as checkpoints
-from vcnn.data import feature_statistics
 from vcnn.closure import SETTLED, NeuralClosure
 from vcnn.clouds import Ball, Ellipse, NodeIndex
+from vcnn.data import feature_statistics
 from vcnn.features import DERIVED_SCALARS, VECTORS, FeatureSpec, PointArrays, padded_features
 from vcnn.inference import plan_batches, predict_fields
 from vcnn.nn import CloudNetConfig
@@ -46,7 +46,6 @@ def test_training_on_the_gpu_takes_the_cpu_steps_and_saves_cpu_weights(tmp_path)
     assert all(p.device.type == "cpu" for p in restored.parameters())
 
 
-
 def test_training_batches_are_built_on_the_gpu_as_on_the_cpu(tmp_path):
     """The trainer builds its batches on its device: the same members, drawn on the CPU, and the
     features computed on the GPU within float32's rounding of numpy's."""
@@ -71,7 +70,6 @@ def test_a_training_step_takes_a_batch_from_the_cpu(tmp_path):
     training.build_on(torch.device("cpu"))
     batch = next(iter(training.epoch(0, 0)))
     assert batch.targets.device.type == "cpu" and np.isfinite(trainer.step(batch))
-
 
 
 def test_features_are_computed_on_the_gpu_as_numpy_computes_them():

@@ -223,6 +223,7 @@ def test_the_inference_embedding_is_the_trained_one(dtype, tolerance, monkeypatc
     assert calls == [1, 1, 1, 1] and folds == [1]
     assert torch.allclose(pieces, inferred, rtol=0, atol=1e-15 if dtype == torch.float64 else 1e-6)
 
+
 def test_the_sigmoid_form_trains_the_same_network():
     """`sigmoid_training` (`[training] sigmoid_tanh`): the tanh embedding trained as sigmoids gives the
     plain layers' outputs and gradients to rounding (float64), and the plain path stays the default."""
