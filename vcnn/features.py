@@ -91,10 +91,10 @@ class CloudFeatures:
 class PointArrays:
     """The point arrays a `FeatureSpec` reads and the node weights, as tensors on one device, for
     `padded_features` in place of the `MeshFields` they come from: uploaded once a call, read by
-    every batch of it."""
+    every batch of it. From fields that the caller has checked (`FeatureSpec.check_fields`: a
+    prediction checks them once a call, a training once)."""
 
     def __init__(self, fields: MeshFields, spec: FeatureSpec, device: str | torch.device):
-        spec.check_fields(fields)
         self.arrays = {name: torch.as_tensor(fields[name], device=device) for name in spec.inputs()}
         self.weights = torch.as_tensor(fields.weights, device=device)
 
