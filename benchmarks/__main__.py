@@ -14,7 +14,8 @@ of the embedding, eager and compiled) and
 BENCH_OUT/forward_rate.json (the vector-cloud network's forward pass against a matrix product on
 the same cores, float32 and float64; on a GPU too, where torch sees one) and
 BENCH_OUT/closure_calls.json (one call of the fixed closure network on the state its coupled solve
-starts from, features and network apart, on the CPU and on a GPU where there is one).
+starts from, features and network apart, on the CPU and on a GPU where there is one; on the CPU
+also the floor of its network: the embedding's matrix products and sigmoids alone).
 Goals: transport solve under 2 minutes and 4 GB at alpha = 1; cost exponents about 1 (vector
 cloud), 2 (graph kernel on the cloud graph) and 1 (pairwise networks on the mesh graph); hills
 RANS at alpha = 1 under 10 minutes and 8 GB; the coupled solve at most as long as the PDE-model

@@ -17,6 +17,23 @@ def test_closure_calls_time_each_precision_against_the_cpu_s_float64():
     assert all(0 < r["features_s"] and 0 < r["network_s"] and r["features_s"] + r["network_s"] <= r["call_s"] for r in cpu.values())
 
 
+@pytest.mark.skipif(not (FIXTURE / "best.pt").is_file(), reason=f"no {FIXTURE}")
+def test_the_embedding_floor_runs_every_padded_member_of_a_call():
+    import torch
+
+    from benchmarks.closure_calls import embedding_floor
+    from meshes.fields import MeshFields
+    from vcnn.closure import NeuralClosure
+
+    fields = MeshFields.read(FIXTURE / "reference" / "alpha_1.1250")
+    closure = NeuralClosure(FIXTURE / "best.pt")
+    members = closure.index(fields).clouds(fields.points, closure.shape).offsets[-1]  # without padding
+    for dtype in (torch.float32, torch.float64):
+        floor = embedding_floor(closure, fields, dtype, repeats=1)
+        assert members <= floor["members"] <= 1.1 * members
+        assert 0 < floor["products_s"] and 0 < floor["sigmoids_s"] and floor["floor_s"] == floor["products_s"] + floor["sigmoids_s"]
+
+
 def test_forward_rate_counts_the_network_s_flops_against_a_matrix_product():
     result = forward_rate(members=20, clouds=(8,), rounds=1)
     assert result["device"] == "cpu" and result["gemm_size"] == 1024 and result["parameters"] == 39553
