@@ -329,11 +329,11 @@ def propagation_test(case: str, sst_run, out, phll29=PHLL29, names=CANDIDATES, r
     """Every candidate target of `case` frozen in our solver and scored against the LES, beside our
     SST (the run directory `sst_run` of `vcnn solve phll-rans --geometry CASE`): writes
     OUT/propagation.json, OUT/propagation.md and OUT/<candidate>/ (fields), returns the table."""
-    from cases.studies.score import score_shared_case
+    from cases.studies.score import score_shared_case, shared_case_dir
 
     if case not in VALIDATION:
         raise CaseError(f"the propagation test runs on the validation cases {', '.join(VALIDATION)}, not {case!r}")
-    out, case_dir = Path(out), Path(phll29) / case
+    out, case_dir = Path(out), shared_case_dir(phll29, case)
     sst, les = _sst_and_les(case, sst_run, case_dir)
     targets = candidate_targets(sst, les, names, regularisation)
     stresses = remaining_stresses(sst, les, targets)

@@ -103,7 +103,18 @@ def score_solution(solution: MeshFields, case: str, out_dir, phll29_dir=None, so
         return score_test_case(solution, case, out_dir, source, velocity)
     if phll29_dir is None:
         raise CaseError(f"{case!r} is not a test case; scoring it needs the PHLL29 directory")
-    return score_shared_case(solution, Path(phll29_dir) / case, out_dir, source, velocity, against)
+    return score_shared_case(solution, shared_case_dir(phll29_dir, case), out_dir, source, velocity, against)
+
+
+def shared_case_dir(phll29_dir, case: str) -> Path:
+    """PHLL29_DIR/<case>; CaseError naming what is missing: the directory (a relative default read
+    from elsewhere than the project root), or this hill among the shared cases (no LES of it)."""
+    phll29_dir = Path(phll29_dir)
+    if not phll29_dir.is_dir():
+        raise CaseError(f"the benchmark's shared cases are not at {phll29_dir} (run from the project root, beside ../shared, or give --phll29)")
+    if not (phll29_dir / case).is_dir():
+        raise CaseError(f"{case} is neither a test case nor one of the {sum(p.is_dir() for p in phll29_dir.iterdir())} shared cases in {phll29_dir}: there is no LES of that hill to score against")
+    return phll29_dir / case
 
 
 def run_case(solution: MeshFields) -> str:
@@ -120,8 +131,9 @@ def run_case(solution: MeshFields) -> str:
 
 
 def score_runs(run_dirs, out_dir=None, phll29_dir=None, velocity: str = "velocity", against: str = LES_VELOCITY) -> dict[str, dict]:
-    """Score each solved run directory (all read and named before any scoring): {run: {case, score}};
-    the CSV files and the log go to `out_dir`, or to each run's own directory."""
+    """Score each solved run directory (all read, named and their references found before any
+    scoring): {run: {case, score}}; the CSV files and the log go to `out_dir`, or to each run's own
+    directory."""
     runs = {}
     for run_dir in run_dirs:
         try:
@@ -129,6 +141,9 @@ def score_runs(run_dirs, out_dir=None, phll29_dir=None, velocity: str = "velocit
         except MeshError as err:
             raise CaseError(f"{run_dir}: {err}") from None
         runs[str(run_dir)] = (solution, run_case(solution))
+    for _, case in runs.values():
+        if case not in benchmark_test_cases() and phll29_dir is not None:
+            shared_case_dir(phll29_dir, case)  # every reference found before any score is written
     return {
         run: {"case": case, "score": score_solution(solution, case, out_dir or run, phll29_dir, run, velocity, against)}
         for run, (solution, case) in runs.items()

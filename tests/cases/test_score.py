@@ -111,3 +111,22 @@ def test_import_and_score_from_the_command_line(tmp_path, reference_dir):
     # Against the benchmark's own SST instead of the LES: the same field scores 0.
     result = vcnn("score", "closure-challenge", tmp_path / "run", "--phll29", case.parent, "--against", "U", "--out", tmp_path / "s")
     assert result.returncode == 0 and "| alpha_10_9000_3036 | 0.0000 |" in result.stdout, result.stderr
+
+
+def test_a_run_without_les_or_a_missing_phll29_is_one_line_before_any_score(tmp_path, reference_dir):
+    from tests.cases.test_cli import assert_one_line_error, vcnn
+
+    phll29 = reference_dir / "closure_challenge" / "PHLL29"
+    for name, alpha in (("shared", 1.0), ("no_les", 1.125)):  # alpha_10_9000_3036 is shared; 1.125's hill is not
+        run = uniform_flow([1.0, 0.0])
+        run.point_data["velocity"] = run.point_data.pop("U")
+        run.metadata.update(case="hills-rans", config={"alpha": alpha})
+        run.write(tmp_path / name)
+    result = vcnn("score", "closure-challenge", tmp_path / "shared", tmp_path / "no_les", "--phll29", phll29)
+    assert_one_line_error(result, "alpha_1125_9482_3036 is neither a test case nor one of the 23 shared cases")
+    assert not (tmp_path / "shared" / LOG_NAME).exists()  # the first run was not scored either
+    assert_one_line_error(vcnn("score", "closure-challenge", tmp_path / "shared", "--phll29", tmp_path / "nowhere"),
+                          "the benchmark's shared cases are not at")
+    assert_one_line_error(vcnn("propagate", "--case", "alpha_05_10071_2024", "--sst", "benchmark", "--out", tmp_path / "p", "--phll29", tmp_path / "nowhere"),
+                          "give --phll29")
+    assert not (tmp_path / "p").exists()
