@@ -73,10 +73,12 @@ def embedding_floor(closure, fields, dtype, repeats: int = 5) -> dict:
     import torch
 
     from vcnn.inference import plan_batches
-    from vcnn.nn.cloud_nets import PIECE
+    from vcnn.nn.cloud_nets import PIECE, VectorCloudNet
     from vcnn.nn.layers import sigmoid_weights
 
     model = closure.model
+    if not (isinstance(model, VectorCloudNet) and model.config.activation == "tanh"):
+        return {"skipped": "the floor is that of a tanh vector-cloud network's embedding (its sigmoid form)"}
     batches = plan_batches(model, fields.points, closure.index(fields), closure.shape, batch_size=closure.batch_size)
     members = sum(batch.clouds.members.size for batch in batches)
     with torch.inference_mode():

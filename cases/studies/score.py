@@ -101,14 +101,14 @@ def score_solution(solution: MeshFields, case: str, out_dir, phll29_dir=None, so
         if against != LES_VELOCITY:
             raise CaseError(f"{case} is a test case: it is scored against the LES only")
         return score_test_case(solution, case, out_dir, source, velocity)
-    if phll29_dir is None:
-        raise CaseError(f"{case!r} is not a test case; scoring it needs the PHLL29 directory")
     return score_shared_case(solution, shared_case_dir(phll29_dir, case), out_dir, source, velocity, against)
 
 
 def shared_case_dir(phll29_dir, case: str) -> Path:
     """PHLL29_DIR/<case>; CaseError naming what is missing: the directory (a relative default read
     from elsewhere than the project root), or this hill among the shared cases (no LES of it)."""
+    if phll29_dir is None:
+        raise CaseError(f"{case!r} is not a test case; scoring it needs the PHLL29 directory")
     phll29_dir = Path(phll29_dir)
     if not phll29_dir.is_dir():
         raise CaseError(f"the benchmark's shared cases are not at {phll29_dir} (run from the project root, beside ../shared, or give --phll29)")
@@ -142,7 +142,7 @@ def score_runs(run_dirs, out_dir=None, phll29_dir=None, velocity: str = "velocit
             raise CaseError(f"{run_dir}: {err}") from None
         runs[str(run_dir)] = (solution, run_case(solution))
     for _, case in runs.values():
-        if case not in benchmark_test_cases() and phll29_dir is not None:
+        if case not in benchmark_test_cases():
             shared_case_dir(phll29_dir, case)  # every reference found before any score is written
     return {
         run: {"case": case, "score": score_solution(solution, case, out_dir or run, phll29_dir, run, velocity, against)}

@@ -1,5 +1,7 @@
 """The benchmarks' device-aware parts on the CPU: the closure call, the forward rate, the coupling variants."""
 
+import types
+
 import pytest
 
 from benchmarks.closure_calls import closure_calls
@@ -24,6 +26,7 @@ def test_the_embedding_floor_runs_every_padded_member_of_a_call():
     from benchmarks.closure_calls import embedding_floor
     from meshes.fields import MeshFields
     from vcnn.closure import NeuralClosure
+    from vcnn.nn import CloudNetConfig, build_model
 
     fields = MeshFields.read(FIXTURE / "reference" / "alpha_1.1250")
     closure = NeuralClosure(FIXTURE / "best.pt")
@@ -32,6 +35,8 @@ def test_the_embedding_floor_runs_every_padded_member_of_a_call():
         floor = embedding_floor(closure, fields, dtype, repeats=1)
         assert members <= floor["members"] <= 1.1 * members
         assert 0 < floor["products_s"] and 0 < floor["sigmoids_s"] and floor["floor_s"] == floor["products_s"] + floor["sigmoids_s"]
+    other = types.SimpleNamespace(model=build_model(CloudNetConfig(kind="local_mlp")))  # no sigmoid form to time
+    assert "skipped" in embedding_floor(other, fields, torch.float32)
 
 
 def test_forward_rate_counts_the_network_s_flops_against_a_matrix_product():
