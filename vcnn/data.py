@@ -23,9 +23,9 @@ import torch
 
 from meshes.errors import MeshError
 from meshes.fields import MeshFields
-from vcnn.clouds import KeptClouds, MeshGraph, NodeIndex, PaddedClouds, Shape
+from vcnn.clouds import KeptClouds, MeshGraph, NodeIndex, Shape
 from vcnn.errors import VcnnError
-from vcnn.features import FeatureSpec, PointArrays, cloud_features, flat, padded_features
+from vcnn.features import FeatureSpec, PointArrays, cloud_features, clouds_on, flat, padded_features
 
 
 @dataclasses.dataclass
@@ -180,9 +180,8 @@ class CloudBatches:
             if id(case) not in self.on_device:
                 self.on_device[id(case)] = PointArrays(fields, self.spec, self.device)
             arrays = self.on_device[id(case)]
-            there = PaddedClouds(*(torch.as_tensor(a, device=self.device) for a in (dense.members, dense.relative, dense.padding)))
             query = arrays[self.spec.velocity_field][torch.as_tensor(nodes, device=self.device)]
-            vectors, scalars, weights = padded_features(arrays, there, query, self.spec, torch.float64)
+            vectors, scalars, weights = padded_features(arrays, clouds_on(dense, self.device), query, self.spec, torch.float64)
         targets = flat_targets(fields, nodes, self.targets, self.target_kinds)
         arrays = (vectors, scalars, weights, targets, fields.weights[nodes])
         edges = torch.as_tensor(case.graph.edges(clouds)) if self.mesh_graph else None

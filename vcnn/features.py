@@ -102,6 +102,11 @@ class PointArrays:
         return self.arrays[name]
 
 
+def clouds_on(clouds: PaddedClouds, device: str | torch.device) -> PaddedClouds:
+    """Dense clouds as tensors on `device`, for `padded_features` with a `PointArrays` there."""
+    return PaddedClouds(*(torch.as_tensor(a, device=device) for a in (clouds.members, clouds.relative, clouds.padding)))
+
+
 def _namespace(a):
     """numpy for numpy arrays, torch for tensors: the few functions below exist in both."""
     return np if isinstance(a, np.ndarray) else torch

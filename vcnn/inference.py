@@ -22,7 +22,7 @@ import torch
 from meshes.fields import MeshFields
 from vcnn.clouds import Clouds, MeshGraph, NodeIndex, PaddedClouds, Shape
 from vcnn.errors import VcnnError
-from vcnn.features import FeatureSpec, PointArrays, cloud_features, flat, padded_features
+from vcnn.features import FeatureSpec, PointArrays, cloud_features, clouds_on, flat, padded_features
 
 GROUP = 256
 """Clouds per network call at most on the CPU: few enough that sorted sizes differ little within a
@@ -42,9 +42,7 @@ class Batch:
     def on(self, device: torch.device) -> tuple[torch.Tensor, PaddedClouds]:
         """The nodes and the dense clouds as tensors on `device`, copied there once."""
         if device not in self.copies:
-            clouds = self.clouds
-            self.copies[device] = (torch.as_tensor(self.nodes, device=device),
-                                   PaddedClouds(*(torch.as_tensor(a, device=device) for a in (clouds.members, clouds.relative, clouds.padding))))
+            self.copies[device] = (torch.as_tensor(self.nodes, device=device), clouds_on(self.clouds, device))
         return self.copies[device]
 
 
